@@ -1,0 +1,8 @@
+"""hf-unlearn: make a trained Hugging Face model forget part of its training data (∇τ, arXiv 2403.14339)."""
+
+from .arguments import UnlearningArguments
+from .trainer import UnlearningTrainer
+
+__version__ = "0.1.0"
+
+__all__ = ["UnlearningArguments", "UnlearningTrainer", "__version__"]

@@ -1,0 +1,158 @@
+"""`UnlearningArguments`: `TrainingArguments` plus the ∇τ knobs and the rules that derive them from data sizes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+ALPHA_SCHEDULES = ("linear", "constant")
+MODALITIES = ("auto", "text", "image")
+
+
+@dataclass
+class UnlearningArguments(TrainingArguments):
+    r"""Configuration for [`UnlearningTrainer`]: every `TrainingArguments` field, plus the following.
+
+    Parameters that control the method:
+        method (`str`, defaults to `"nabla_tau"`): registered method name (`nabla_tau`, `finetune`,
+            `gradient_ascent`, `grad_diff`, `npo`, `random_labels`).
+        alpha (`float` or `None`): starting weight α₀ of the forget term. `None` = automatic: 0.5 for text;
+            for images min(5/3 × forget fraction, `alpha_max`), the paper's rule.
+        alpha_schedule (`str`, defaults to `"linear"`): `"linear"` decays α to 0 over the run; `"constant"` keeps α₀.
+        tau_refresh_epochs (`int`, defaults to 5): recompute τ (mean held-out loss) every this many forget-epochs.
+        tau_max_samples (`int` or `None`): estimate τ on a seeded subsample of the validation set of this size.
+        retain_weight (`float`, defaults to 1.0): λ of the retain term for `grad_diff` and `npo`.
+        npo_beta (`float`, defaults to 0.1): β of NPO.
+
+    Parameters that control the run length:
+        forget_epochs (`int` or `None`): passes over the forget set; each pass is one Trainer epoch and the retain
+            stream continues across them. `None` = automatic: ⌊retain batches / (2 × forget batches)⌋ (about half a
+            pass over the retain set, at least 1), times the method's length multiplier (2 for `finetune`).
+            `num_train_epochs` is an alias: set one of them (setting both to different values is an error).
+            `max_steps > 0` overrides both, as in `TrainingArguments`.
+
+    Parameters that control data and the step:
+        task (`str` or `None`): per-sample loss (`single_label`, `multi_label`, `causal_lm`,
+            `image_classification`); `None` infers it from the model and labels.
+        modality (`str`, defaults to `"auto"`): `text` or `image` selects the α₀ rule; `auto` reads the model.
+        fuse_forget_retain (`bool` or `None`): one forward pass over the forget+retain batch padded together
+            (`None` = when the collator can do it; `False` = two passes).
+
+    > Defaults that differ from `TrainingArguments`: `learning_rate=3e-4` (the paper's text recipe);
+    > `lr_scheduler_type="linear"` decays to `lr_min_ratio` (0.1) × the learning rate instead of 0; the run length
+    > is derived from the data sizes (`forget_epochs`) instead of `num_train_epochs=3`; `save_strategy="no"`
+    > (unlearning runs are short; checkpoints of partly unlearned weights are opt-in); `logging_steps=10`.
+    """
+
+    method: str = field(default="nabla_tau", metadata={"help": "Unlearning method (registry name)."})
+    alpha: float | None = field(
+        default=None,
+        metadata={"help": "Start weight α₀ in [0, 1]; None = automatic (text 0.5, images 5/3×forget fraction)."},
+    )
+    alpha_max: float = field(default=0.9, metadata={"help": "Cap of the automatic image α₀ rule."})
+    alpha_schedule: str = field(
+        default="linear", metadata={"help": "α schedule: 'linear' (α₀ → 0 over the run) or 'constant'."}
+    )
+    tau_refresh_epochs: int = field(
+        default=5, metadata={"help": "Recompute τ on the validation set every N forget-epochs (paper: 5)."}
+    )
+    tau_max_samples: int | None = field(
+        default=None, metadata={"help": "Estimate τ on a seeded subsample of at most N validation rows (None = all)."}
+    )
+    forget_epochs: int | None = field(
+        default=None,
+        metadata={"help": "Passes over the forget set. None = ⌊retain batches / (2 × forget batches)⌋."},
+    )
+    num_train_epochs: float | None = field(
+        default=None, metadata={"help": "Alias of forget_epochs for Trainer users; leave unset or equal to it."}
+    )
+    retain_weight: float = field(default=1.0, metadata={"help": "λ of the retain term in grad_diff and npo."})
+    npo_beta: float = field(default=0.1, metadata={"help": "β of NPO (inverse temperature)."})
+    task: str | None = field(
+        default=None,
+        metadata={"help": "single_label | multi_label | causal_lm | image_classification (None = infer)."},
+    )
+    modality: str = field(default="auto", metadata={"help": "auto | text | image: picks the automatic α₀ rule."})
+    fuse_forget_retain: bool | None = field(
+        default=None, metadata={"help": "One forward pass over forget+retain (None = when possible)."}
+    )
+    lr_min_ratio: float = field(
+        default=0.1, metadata={"help": "Linear LR schedule decays to this fraction of the LR (paper: 0.1)."}
+    )
+    learning_rate: float = field(default=3e-4, metadata={"help": "AdamW learning rate (paper, text: 3e-4)."})
+    save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy: 'no', 'steps' or 'epoch'."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
+
+    def __post_init__(self):
+        self._num_train_epochs_given = self.num_train_epochs is not None
+        if self.num_train_epochs is not None:
+            epochs = float(self.num_train_epochs)
+            if epochs <= 0 or epochs != int(epochs):
+                raise ValueError(
+                    f"num_train_epochs={self.num_train_epochs} must be a positive whole number of forget-epochs; "
+                    "prefer forget_epochs, or leave both unset for the automatic length."
+                )
+            if self.forget_epochs is not None and int(epochs) != self.forget_epochs:
+                raise ValueError(
+                    f"num_train_epochs={self.num_train_epochs} contradicts forget_epochs={self.forget_epochs}; "
+                    "they mean the same thing here (one epoch = one pass over the forget set): set only one."
+                )
+            self.forget_epochs = int(epochs)
+        else:
+            self.num_train_epochs = float(self.forget_epochs or 1)
+        self._validate()
+        super().__post_init__()
+
+    def _validate(self) -> None:
+        from .methods import get_method
+
+        get_method(self.method)
+        if self.alpha is not None and not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha={self.alpha} is outside [0, 1]; use a value in [0, 1] or None for automatic.")
+        if not 0.0 < self.alpha_max <= 1.0:
+            raise ValueError(f"alpha_max={self.alpha_max} must be in (0, 1].")
+        if self.alpha_schedule not in ALPHA_SCHEDULES:
+            raise ValueError(f"alpha_schedule={self.alpha_schedule!r}; choose one of {', '.join(ALPHA_SCHEDULES)}.")
+        if self.tau_refresh_epochs < 1:
+            raise ValueError(
+                f"tau_refresh_epochs={self.tau_refresh_epochs} must be ≥ 1 (τ is refreshed every N forget-epochs; "
+                "use a large N to refresh rarely)."
+            )
+        if self.tau_max_samples is not None and self.tau_max_samples < 1:
+            raise ValueError(f"tau_max_samples={self.tau_max_samples} must be ≥ 1 or None (all validation rows).")
+        if self.forget_epochs is not None and self.forget_epochs < 1:
+            raise ValueError(f"forget_epochs={self.forget_epochs} must be ≥ 1, or None for the automatic length.")
+        if self.modality not in MODALITIES:
+            raise ValueError(f"modality={self.modality!r}; choose one of {', '.join(MODALITIES)}.")
+        if self.npo_beta <= 0:
+            raise ValueError(f"npo_beta={self.npo_beta} must be > 0.")
+        if self.retain_weight < 0:
+            raise ValueError(f"retain_weight={self.retain_weight} must be ≥ 0.")
+        if not 0.0 <= self.lr_min_ratio <= 1.0:
+            raise ValueError(f"lr_min_ratio={self.lr_min_ratio} must be in [0, 1].")
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be ≥ 1.")
+
+
+def automatic_alpha(modality: str, forget_fraction: float, alpha_max: float = 0.9) -> float:
+    """The paper's α₀: 0.5 for text; 5/3 × forget fraction for images, capped at ``alpha_max``."""
+    if modality == "image":
+        return min(5.0 / 3.0 * forget_fraction, alpha_max)
+    return 0.5
+
+
+def automatic_forget_epochs(n_forget: int, n_retain: int, batch_size: int, multiplier: float = 1.0) -> int:
+    """⌊retain batches / (2 × forget batches)⌋ (at least 1), times the method's length multiplier."""
+    forget_batches = math.ceil(n_forget / batch_size)
+    retain_batches = math.ceil(n_retain / batch_size)
+    return max(1, int(round(max(1, retain_batches // (2 * forget_batches)) * multiplier)))
+
+
+def alpha_at(step: int, total_steps: int, alpha0: float, schedule: str) -> float:
+    """α after ``step`` optimizer steps of ``total_steps``: linear decay to 0, or constant."""
+    if schedule == "constant" or total_steps <= 0:
+        return alpha0
+    return alpha0 * max(0.0, 1.0 - step / total_steps)

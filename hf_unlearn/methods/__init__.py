@@ -1,0 +1,8 @@
+"""Unlearning methods: a registry of pure objectives over per-sample losses (no Trainer, no datasets)."""
+
+from . import finetune, grad_diff, gradient_ascent, nabla_tau, npo, random_labels  # noqa: F401  (registration)
+from .base import METHODS, Method, ObjectiveInputs, get_method, register
+from .nabla_tau import nabla_tau_loss
+from .npo import npo_loss
+
+__all__ = ["METHODS", "Method", "ObjectiveInputs", "get_method", "register", "nabla_tau_loss", "npo_loss"]

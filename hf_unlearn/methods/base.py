@@ -1,0 +1,85 @@
+"""The method registry: a method is a pure objective plus a description of what it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class ObjectiveInputs:
+    """Everything an objective may read: per-sample losses and scalars, never a model or a dataset.
+
+    ``forget_losses`` / ``retain_losses`` are 1-D tensors (``None`` when the method does not use that half);
+    ``ref_forget_losses`` are the frozen reference model's per-sample forget losses (methods with
+    ``needs_reference``); ``hparams`` holds the method's own hyperparameters by name.
+    """
+
+    forget_losses: torch.Tensor | None
+    retain_losses: torch.Tensor | None
+    tau: torch.Tensor | float | None = None
+    alpha: float = 0.0
+    ref_forget_losses: torch.Tensor | None = None
+    hparams: dict[str, float] = field(default_factory=dict)
+
+
+Objective = Callable[[ObjectiveInputs], torch.Tensor]
+Relabel = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered unlearning method.
+
+    Attributes:
+        name: registry key (``UnlearningArguments.method``).
+        objective: pure function ``ObjectiveInputs -> scalar loss``.
+        uses_forget / uses_retain: which half of each paired batch the objective reads (the other half is not
+            run through the model).
+        needs_tau: τ (held-out loss) is computed and refreshed for it.
+        needs_alpha: the α schedule applies to it.
+        needs_reference: a frozen copy of the original model is built (and only then).
+        relabel: replaces the forget labels before the forward pass (random-label methods); classification only.
+        length_multiplier: run length relative to the automatic number of forget-epochs.
+        hparams: names of the ``UnlearningArguments`` fields the objective reads.
+    """
+
+    name: str
+    objective: Objective
+    uses_forget: bool = True
+    uses_retain: bool = True
+    needs_tau: bool = False
+    needs_alpha: bool = False
+    needs_reference: bool = False
+    relabel: Relabel | None = None
+    length_multiplier: float = 1.0
+    hparams: tuple[str, ...] = ()
+    description: str = ""
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    """Add a method to the registry (a new method is one small module that calls this)."""
+    if method.name in METHODS:
+        raise ValueError(f"A method named {method.name!r} is already registered.")
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    """Look a method up by name; ``ValueError`` lists the valid names."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown unlearning method {name!r}. Valid methods: {', '.join(sorted(METHODS))}."
+        ) from None
+
+
+def mean(losses: torch.Tensor) -> torch.Tensor:
+    """Mean in float32 (objectives are computed in fp32 under mixed precision)."""
+    return losses.float().mean()

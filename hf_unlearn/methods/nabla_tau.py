@@ -1,0 +1,38 @@
+"""∇τ (Trippa et al. 2024, arXiv 2403.14339): adaptive gradient ascent that stops at the held-out loss τ.
+
+    loss = α · ReLU(τ − mean L_forget)² + (1 − α) · mean L_retain
+
+The ReLU switches the ascent off once the forget loss reaches τ (the mean loss on data the model never saw):
+pushing further would make the forget set *more* surprising than unseen data, which a membership attack detects
+as well as memorisation. The square makes the push proportional to how far below τ the forget loss sits.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Method, ObjectiveInputs, mean, register
+
+
+def nabla_tau_loss(
+    forget_losses: torch.Tensor, retain_losses: torch.Tensor, tau: torch.Tensor | float, alpha: float
+) -> torch.Tensor:
+    """The ∇τ objective from per-sample losses, τ and α (all arithmetic in fp32)."""
+    tau = torch.as_tensor(tau, dtype=torch.float32, device=forget_losses.device)
+    ascent = torch.relu(tau - mean(forget_losses)) ** 2
+    return alpha * ascent + (1.0 - alpha) * mean(retain_losses)
+
+
+def _objective(x: ObjectiveInputs) -> torch.Tensor:
+    return nabla_tau_loss(x.forget_losses, x.retain_losses, x.tau, x.alpha)
+
+
+NABLA_TAU = register(
+    Method(
+        name="nabla_tau",
+        objective=_objective,
+        needs_tau=True,
+        needs_alpha=True,
+        description="α·ReLU(τ − mean L_forget)² + (1−α)·mean L_retain, τ = held-out loss, α decaying.",
+    )
+)

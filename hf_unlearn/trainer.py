@@ -1,0 +1,376 @@
+"""`UnlearningTrainer`: a `transformers.Trainer` whose every step pairs a forget batch with a retain batch."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+from collections import defaultdict
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import DataCollatorForSeq2Seq, Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType, get_last_checkpoint
+
+from .arguments import UnlearningArguments, alpha_at, automatic_alpha, automatic_forget_epochs
+from .data.pairing import ForgetRetainCollator
+from .data.sampling import ForgetRetainPairs, ForgetRetainSampler
+from .losses import PerSampleLoss, get_loss_fn, infer_task, logits_of
+from .methods import ObjectiveInputs, get_method
+
+logger = logging.getLogger(__name__)
+
+STATE_NAME = "unlearning_state.json"
+METRIC_KEYS = ("alpha", "tau", "forget_loss", "retain_loss", "forget_gap")
+
+
+class UnlearningTrainer(Trainer):
+    """Unlearn ``forget_dataset`` from ``model`` while keeping ``retain_dataset``, with the ∇τ method by default.
+
+    Every optimizer step sees one forget batch and one retain batch (``per_device_train_batch_size`` each, per
+    device). One Trainer epoch is one pass over the forget set; the retain stream continues across epochs.
+    τ (the mean per-sample loss on ``validation_dataset``, held-out data the model never trained on) is computed
+    before the first step and every ``args.tau_refresh_epochs`` forget-epochs.
+    """
+
+    _tag_names = ["hf-unlearn", "machine-unlearning"]
+
+    def __init__(
+        self,
+        model=None,
+        args: UnlearningArguments | None = None,
+        forget_dataset=None,
+        retain_dataset=None,
+        validation_dataset=None,
+        eval_dataset=None,
+        data_collator=None,
+        processing_class=None,
+        compute_metrics=None,
+        callbacks=None,
+        loss_fn: PerSampleLoss | None = None,
+        ref_model=None,
+        **kwargs,
+    ):
+        if args is None:
+            args = UnlearningArguments(output_dir="unlearning_output")
+        if not isinstance(args, UnlearningArguments):
+            raise ValueError(
+                f"args is a {type(args).__name__}; UnlearningTrainer needs UnlearningArguments (it extends "
+                "TrainingArguments with method, alpha, tau_refresh_epochs, ...)."
+            )
+        self.method = get_method(args.method)
+        _check_datasets(forget_dataset, retain_dataset, self.method)
+        if validation_dataset is None and self.method.needs_tau:
+            if eval_dataset is None:
+                raise ValueError(
+                    "No validation_dataset: τ is the mean loss on held-out data the model never trained on (a "
+                    "validation split). Pass validation_dataset=... . The retain set cannot serve: the model "
+                    "trained on it, so its loss is too low and the forget loss would never be pushed up."
+                )
+            logger.warning("No validation_dataset given: τ is computed on eval_dataset, which must be held-out data.")
+            validation_dataset = eval_dataset
+        self.task = args.task or (None if loss_fn else infer_task(model))
+        self.loss_fn = loss_fn or get_loss_fn(self.task)
+        if self.method.relabel is not None and self.task == "causal_lm":
+            raise ValueError(f"method={args.method!r} relabels classes; it does not apply to causal LMs.")
+        if data_collator is None and self.task == "causal_lm" and processing_class is not None:
+            data_collator = DataCollatorForSeq2Seq(processing_class, label_pad_token_id=-100, padding=True)
+        super().__init__(
+            model=model,
+            args=args,
+            train_dataset=None,
+            eval_dataset=eval_dataset,
+            data_collator=data_collator,
+            processing_class=processing_class,
+            compute_metrics=compute_metrics,
+            callbacks=callbacks,
+            **kwargs,
+        )
+        self.forget_dataset, self.retain_dataset = forget_dataset, retain_dataset
+        self.validation_dataset = validation_dataset
+        self.train_dataset = forget_dataset
+        self.loss_is_scaled_for_ga = False
+        self.pair_collator = ForgetRetainCollator(self.data_collator, fused=args.fuse_forget_retain)
+        self._resolve_schedule()
+        self.ref_model = self._build_reference(ref_model) if self.method.needs_reference else None
+        self.tau: float | None = None
+        self.tau_step = -1
+        self.tau_history: list[dict[str, float]] = []
+        self._metrics: dict[str, list[float]] = defaultdict(list)
+        self._relabel_generator = torch.Generator().manual_seed(args.seed)
+        if hasattr(self.model, "add_model_tags"):
+            self.model.add_model_tags(self._tag_names + [args.method])
+
+    # ----------------------------------------------------------------- run length, α₀ and the LR schedule
+    def _resolve_schedule(self) -> None:
+        args = self.args
+        self.samples_per_step = args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
+        n_f, n_r = len(self.forget_dataset), len(self.retain_dataset)
+        self.forget_fraction = n_f / (n_f + n_r)
+        modality = args.modality
+        if modality == "auto":
+            modality = "image" if self.task == "image_classification" else "text"
+        self.alpha0 = args.alpha if args.alpha is not None else automatic_alpha(modality, self.forget_fraction,
+                                                                                 args.alpha_max)
+        if args.forget_epochs is None and args.max_steps <= 0:
+            batch = args.per_device_train_batch_size * args.world_size
+            args.forget_epochs = automatic_forget_epochs(n_f, n_r, batch, self.method.length_multiplier)
+        if args.forget_epochs is not None:
+            args.num_train_epochs = float(args.forget_epochs)
+        self.steps_per_forget_epoch = math.ceil(n_f / self.samples_per_step)
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """Linear decay to ``lr_min_ratio`` × LR (the paper's 0.1×) after warmup; other types as in Trainer."""
+        ratio = self.args.lr_min_ratio
+        linear = SchedulerType(self.args.lr_scheduler_type) == SchedulerType.LINEAR
+        if self.lr_scheduler is None and linear and ratio > 0:
+            warmup = self.args.get_warmup_steps(num_training_steps)
+
+            def factor(step: int) -> float:
+                if step < warmup:
+                    return (step + 1) / (warmup + 1)
+                progress = (step - warmup) / max(1, num_training_steps - warmup)
+                return max(ratio, 1.0 - (1.0 - ratio) * progress)
+
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, factor)
+            self._created_lr_scheduler = True
+            return self.lr_scheduler
+        return super().create_scheduler(num_training_steps, optimizer)
+
+    def current_alpha(self) -> float:
+        """α at the current optimizer step (the same for every micro-batch of an accumulation step)."""
+        total = self.state.max_steps or 1
+        return alpha_at(self.state.global_step, total, self.alpha0, self.args.alpha_schedule)
+
+    # ----------------------------------------------------------------------------------- data loading
+    def get_train_dataloader(self) -> DataLoader:
+        """Batches of ``(forget, retain)`` pairs, fused into one padded batch when possible."""
+        forget, retain = (self._strip(d, name) for d, name in ((self.forget_dataset, "forget"),
+                                                              (self.retain_dataset, "retain")))
+        self.sampler = ForgetRetainSampler(len(forget), len(retain), self.samples_per_step,
+                                           seed=self.args.data_seed if self.args.data_seed is not None
+                                           else self.args.seed)
+        loader = DataLoader(
+            ForgetRetainPairs(forget, retain),
+            batch_size=self._train_batch_size,
+            sampler=self.sampler,
+            collate_fn=self.pair_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory,
+            drop_last=False,
+        )
+        return self.accelerator.prepare(loader)
+
+    def _strip(self, dataset, description: str):
+        import datasets
+
+        if isinstance(dataset, datasets.Dataset):
+            return self._remove_unused_columns(dataset, description=description)
+        return dataset
+
+    # ------------------------------------------------------------------------------------------- τ
+    def compute_tau(self) -> float:
+        """Mean per-sample loss on the validation set (eval mode, no gradients, averaged over all processes)."""
+        dataset = self.validation_dataset
+        limit = self.args.tau_max_samples
+        if limit is not None and len(dataset) > limit:
+            generator = torch.Generator().manual_seed(self.args.seed)
+            dataset = _subset(dataset, torch.randperm(len(dataset), generator=generator)[:limit].tolist())
+        loader = self.get_eval_dataloader(dataset)
+        model = self.model_wrapped if self.model_wrapped is not None else self.model
+        was_training = model.training
+        model.eval()
+        total = torch.zeros((), dtype=torch.float64, device=self.args.device)
+        count = 0
+        with torch.no_grad():
+            for batch in loader:
+                losses = self._per_sample(model, self._prepare_inputs(batch))[0]
+                losses = self.accelerator.gather_for_metrics(losses.detach().float())
+                total += losses.double().sum()
+                count += losses.numel()
+        model.train(was_training)
+        if count == 0:
+            raise ValueError("The validation set is empty: τ needs held-out samples.")
+        return float(total / count)
+
+    def _maybe_refresh_tau(self) -> None:
+        step = self.state.global_step
+        every = self.args.tau_refresh_epochs * self.steps_per_forget_epoch
+        if self.tau is None or (step != self.tau_step and step > 0 and step % every == 0):
+            self.tau = self.compute_tau()
+            self.tau_step = step
+            self.tau_history.append({"step": step, "tau": self.tau})
+
+    # ---------------------------------------------------------------------------------- the step
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.method.needs_tau:
+            self._maybe_refresh_tau()
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The method's objective over one paired batch (a plain batch, e.g. in `evaluate`, gets mean loss)."""
+        if "num_forget" not in inputs and "forget" not in inputs:
+            losses, logits = self._per_sample(model, inputs)
+            return (losses.mean(), {"logits": logits}) if return_outputs else losses.mean()
+        forget_losses, retain_losses, forget_inputs, logits = self._paired_losses(model, inputs)
+        ref_losses = None
+        if self.method.needs_reference:
+            with torch.no_grad():
+                ref_losses = self._per_sample(self.ref_model, forget_inputs)[0]
+        alpha = self.current_alpha() if self.method.needs_alpha else 0.0
+        hparams = {name: getattr(self.args, name) for name in self.method.hparams}
+        loss = self.method.objective(
+            ObjectiveInputs(forget_losses, retain_losses, tau=self.tau, alpha=alpha,
+                            ref_forget_losses=ref_losses, hparams=hparams)
+        )
+        self._record(alpha, forget_losses, retain_losses)
+        return (loss, {"logits": logits}) if return_outputs else loss
+
+    def _per_sample(self, model, inputs) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        logits = logits_of(model(**inputs))
+        return self.loss_fn(logits, labels), logits
+
+    def _paired_losses(self, model, inputs):
+        """Per-sample forget and retain losses: one forward pass over a fused batch, or one per half."""
+        method = self.method
+        if "num_forget" in inputs:
+            inputs = dict(inputs)
+            n = int(inputs.pop("num_forget"))
+            forget_in, retain_in = _rows(inputs, 0, n), _rows(inputs, n, None)
+            if method.relabel is not None:
+                inputs["labels"] = inputs["labels"].clone()
+                inputs["labels"][:n] = self._relabel(inputs["labels"][:n])
+            if not method.uses_retain:
+                inputs = _rows(inputs, 0, n)
+            elif not method.uses_forget:
+                inputs = _rows(inputs, n, None)
+            losses, logits = self._per_sample(model, inputs)
+            offset = n if method.uses_forget else 0
+            forget = losses[:n] if method.uses_forget else None
+            retain = losses[offset:] if method.uses_retain else None
+            return forget, retain, forget_in, logits
+        forget_in, retain_in = inputs["forget"], inputs["retain"]
+        forget = retain = logits = None
+        if method.uses_forget:
+            batch = dict(forget_in)
+            if method.relabel is not None:
+                batch["labels"] = self._relabel(batch["labels"])
+            forget, logits = self._per_sample(model, batch)
+        if method.uses_retain:
+            retain, logits = self._per_sample(model, retain_in)
+        return forget, retain, forget_in, logits
+
+    def _relabel(self, labels: torch.Tensor) -> torch.Tensor:
+        num_classes = getattr(self.accelerator.unwrap_model(self.model).config, "num_labels", 0)
+        return self.method.relabel(labels, num_classes, self._relabel_generator)
+
+    def _record(self, alpha: float, forget_losses, retain_losses) -> None:
+        if not self.model.training:
+            return
+        if self.method.needs_alpha:
+            self._metrics["alpha"].append(alpha)
+        if self.tau is not None:
+            self._metrics["tau"].append(self.tau)
+        if forget_losses is not None:
+            forget_mean = forget_losses.detach().float().mean().item()
+            self._metrics["forget_loss"].append(forget_mean)
+            if self.tau is not None:
+                self._metrics["forget_gap"].append(self.tau - forget_mean)
+        if retain_losses is not None:
+            self._metrics["retain_loss"].append(retain_losses.detach().float().mean().item())
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the unlearning metrics (averaged since the last log and over processes) to training logs."""
+        if "loss" in logs and self._metrics:
+            keys = [k for k in METRIC_KEYS if self._metrics.get(k)]
+            values = torch.tensor([sum(self._metrics[k]) / len(self._metrics[k]) for k in keys],
+                                  device=self.args.device)
+            values = self.accelerator.reduce(values, reduction="mean") if self.accelerator.num_processes > 1 else values
+            logs.update({k: round(float(v), 6) for k, v in zip(keys, values.tolist())})
+            self._metrics.clear()
+        super().log(logs, start_time)
+
+    # ------------------------------------------------------------------------------- reference model
+    def _build_reference(self, ref_model):
+        """A frozen copy of the model before unlearning (only for methods that need one, e.g. NPO)."""
+        ref = ref_model if ref_model is not None else copy.deepcopy(self.accelerator.unwrap_model(self.model))
+        ref.eval()
+        ref.requires_grad_(False)
+        if self.is_deepspeed_enabled:
+            from .scale import prepare_deepspeed_reference
+
+            return prepare_deepspeed_reference(ref, self.accelerator)
+        return self.accelerator.prepare_model(ref, evaluation_mode=True)
+
+    # --------------------------------------------------------------------- checkpoints and resume
+    def unlearning_state(self) -> dict[str, Any]:
+        """What a checkpoint needs beyond Trainer's state to resume unlearning exactly."""
+        return {"tau": self.tau, "tau_step": self.tau_step, "tau_history": self.tau_history,
+                "alpha0": self.alpha0, "forget_epochs": self.args.forget_epochs,
+                "samples_per_step": self.samples_per_step}
+
+    def _save_checkpoint(self, model, trial) -> None:
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            folder = os.path.join(self._get_output_dir(trial=trial), name)
+            with open(os.path.join(folder, STATE_NAME), "w") as f:
+                json.dump(self.unlearning_state(), f, indent=2)
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
+        """Run the unlearning; ``resume_from_checkpoint`` also restores τ, its history and α₀."""
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"No checkpoint found in output_dir={self.args.output_dir!r} to resume from.")
+        if resume_from_checkpoint:
+            self._load_unlearning_state(resume_from_checkpoint)
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def _load_unlearning_state(self, checkpoint: str) -> None:
+        path = os.path.join(checkpoint, STATE_NAME)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"{path} is missing: {checkpoint!r} is not a complete UnlearningTrainer checkpoint. Resume from "
+                "another checkpoint-* folder, or start the run again without resume_from_checkpoint."
+            )
+        with open(path) as f:
+            state = json.load(f)
+        if state["samples_per_step"] != self.samples_per_step:
+            raise ValueError(
+                f"The checkpoint was written with {state['samples_per_step']} samples per optimizer step, this run "
+                f"has {self.samples_per_step}: keep batch size × processes × accumulation the same to resume."
+            )
+        self.tau, self.tau_step = state["tau"], state["tau_step"]
+        self.tau_history = state["tau_history"]
+        self.alpha0 = state["alpha0"]
+
+
+def _rows(inputs: dict[str, Any], start: int, stop: int | None) -> dict[str, Any]:
+    """Rows ``start:stop`` of every batched tensor in a batch."""
+    return {k: v[start:stop] if isinstance(v, torch.Tensor) and v.dim() > 0 else v for k, v in inputs.items()}
+
+
+def _subset(dataset, indices: list[int]):
+    if hasattr(dataset, "select"):
+        return dataset.select(indices)
+    return torch.utils.data.Subset(dataset, indices)
+
+
+def _check_datasets(forget, retain, method) -> None:
+    if forget is None or retain is None:
+        raise ValueError("Pass both forget_dataset (the data to remove) and retain_dataset (the data to keep).")
+    if forget is retain:
+        raise ValueError(
+            "forget_dataset and retain_dataset are the same object; split the training data into disjoint forget "
+            "and retain sets (hf_unlearn.data.select_forget does it)."
+        )
+    if len(forget) == 0:
+        raise ValueError("forget_dataset is empty: there is nothing to unlearn. Check the forget selection.")
+    if len(retain) == 0:
+        raise ValueError("retain_dataset is empty: every step pairs forget samples with retain samples.")
