@@ -81,6 +81,15 @@ class UnlearningArguments(TrainingArguments):
     lr_min_ratio: float = field(
         default=0.1, metadata={"help": "Linear LR schedule decays to this fraction of the LR (paper: 0.1)."}
     )
+    max_nonfinite_steps: int = field(
+        default=10, metadata={"help": "Stop with an error after this many steps in a row with a NaN/inf loss."}
+    )
+    keep_checkpoints: bool = field(
+        default=True, metadata={"help": "Keep checkpoint-* folders (partly unlearned weights) after a finished run."}
+    )
+    merge_adapter: bool = field(
+        default=False, metadata={"help": "With PEFT adapters, save the merged plain model instead of the adapter."}
+    )
     learning_rate: float = field(default=3e-4, metadata={"help": "AdamW learning rate (paper, text: 3e-4)."})
     save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy: 'no', 'steps' or 'epoch'."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
@@ -126,6 +135,8 @@ class UnlearningArguments(TrainingArguments):
             raise ValueError(f"forget_epochs={self.forget_epochs} must be ≥ 1, or None for the automatic length.")
         if self.modality not in MODALITIES:
             raise ValueError(f"modality={self.modality!r}; choose one of {', '.join(MODALITIES)}.")
+        if self.max_nonfinite_steps < 1:
+            raise ValueError(f"max_nonfinite_steps={self.max_nonfinite_steps} must be ≥ 1.")
         if self.npo_beta <= 0:
             raise ValueError(f"npo_beta={self.npo_beta} must be > 0.")
         if self.retain_weight < 0:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import glob
 import json
 import logging
 import math
 import os
+import shutil
 from collections import defaultdict
 from typing import Any
 
@@ -16,10 +18,12 @@ from transformers import DataCollatorForSeq2Seq, Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType, get_last_checkpoint
 
 from .arguments import UnlearningArguments, alpha_at, automatic_alpha, automatic_forget_epochs
-from .data.pairing import ForgetRetainCollator
+from .data.collators import ForgetRetainCollator
 from .data.sampling import ForgetRetainPairs, ForgetRetainSampler
+from .guards import NonFiniteGuard, check_finite_weights, is_finite, zero_loss_like
 from .losses import PerSampleLoss, get_loss_fn, infer_task, logits_of
 from .methods import ObjectiveInputs, get_method
+from .peft_utils import is_peft_model, merged_copy, wrap_with_peft
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +56,7 @@ class UnlearningTrainer(Trainer):
         callbacks=None,
         loss_fn: PerSampleLoss | None = None,
         ref_model=None,
+        peft_config=None,
         **kwargs,
     ):
         if args is None:
@@ -76,6 +81,9 @@ class UnlearningTrainer(Trainer):
         self.loss_fn = loss_fn or get_loss_fn(self.task)
         if self.method.relabel is not None and self.task == "causal_lm":
             raise ValueError(f"method={args.method!r} relabels classes; it does not apply to causal LMs.")
+        self._fresh_adapters = peft_config is not None
+        if peft_config is not None:
+            model = wrap_with_peft(model, peft_config, args.gradient_checkpointing)
         if data_collator is None and self.task == "causal_lm" and processing_class is not None:
             data_collator = DataCollatorForSeq2Seq(processing_class, label_pad_token_id=-100, padding=True)
         super().__init__(
@@ -101,6 +109,8 @@ class UnlearningTrainer(Trainer):
         self.tau_history: list[dict[str, float]] = []
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self._relabel_generator = torch.Generator().manual_seed(args.seed)
+        self.nonfinite = NonFiniteGuard(self.accelerator, args.max_nonfinite_steps)
+        self.add_callback(self.nonfinite)
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(self._tag_names + [args.method])
 
@@ -219,7 +229,11 @@ class UnlearningTrainer(Trainer):
         ref_losses = None
         if self.method.needs_reference:
             with torch.no_grad():
-                ref_losses = self._per_sample(self.ref_model, forget_inputs)[0]
+                if self.ref_model is None:
+                    with self.accelerator.unwrap_model(model).disable_adapter():
+                        ref_losses = self._per_sample(model, forget_inputs)[0]
+                else:
+                    ref_losses = self._per_sample(self.ref_model, forget_inputs)[0]
         alpha = self.current_alpha() if self.method.needs_alpha else 0.0
         hparams = {name: getattr(self.args, name) for name in self.method.hparams}
         loss = self.method.objective(
@@ -227,6 +241,9 @@ class UnlearningTrainer(Trainer):
                             ref_forget_losses=ref_losses, hparams=hparams)
         )
         self._record(alpha, forget_losses, retain_losses)
+        if not is_finite(loss):
+            self.nonfinite.flag()
+            loss = zero_loss_like(model)
         return (loss, {"logits": logits}) if return_outputs else loss
 
     def _per_sample(self, model, inputs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -292,12 +309,15 @@ class UnlearningTrainer(Trainer):
                                   device=self.args.device)
             values = self.accelerator.reduce(values, reduction="mean") if self.accelerator.num_processes > 1 else values
             logs.update({k: round(float(v), 6) for k, v in zip(keys, values.tolist())})
+            logs["nonfinite_steps"] = self.nonfinite.skipped
             self._metrics.clear()
         super().log(logs, start_time)
 
     # ------------------------------------------------------------------------------- reference model
     def _build_reference(self, ref_model):
         """A frozen copy of the model before unlearning (only for methods that need one, e.g. NPO)."""
+        if ref_model is None and self._fresh_adapters:
+            return None  # the base model with the (fresh) adapters disabled is the reference: no copy
         ref = ref_model if ref_model is not None else copy.deepcopy(self.accelerator.unwrap_model(self.model))
         ref.eval()
         ref.requires_grad_(False)
@@ -330,7 +350,24 @@ class UnlearningTrainer(Trainer):
                 raise ValueError(f"No checkpoint found in output_dir={self.args.output_dir!r} to resume from.")
         if resume_from_checkpoint:
             self._load_unlearning_state(resume_from_checkpoint)
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        if not self.args.keep_checkpoints and self.args.should_save:
+            for folder in glob.glob(os.path.join(self.args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-*")):
+                shutil.rmtree(folder, ignore_errors=True)
+        return output
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Save the model (refusing non-finite weights); with ``merge_adapter`` LoRA adapters are merged in."""
+        model = self.accelerator.unwrap_model(self.model)
+        check_finite_weights(model)
+        if self.args.merge_adapter and is_peft_model(model) and not _internal_call:
+            output_dir = output_dir or self.args.output_dir
+            if self.args.should_save:
+                merged_copy(model).save_pretrained(output_dir, safe_serialization=True)
+                if self.processing_class is not None:
+                    self.processing_class.save_pretrained(output_dir)
+            return
+        super().save_model(output_dir, _internal_call)
 
     def _load_unlearning_state(self, checkpoint: str) -> None:
         path = os.path.join(checkpoint, STATE_NAME)

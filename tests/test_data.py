@@ -65,18 +65,21 @@ def tree(path: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def tiny_tok():
-    """Word-level tokenizer built offline, with <s> prepended and </s> as eos."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    """Byte-level BPE tokenizer (GPT-2 style) built offline; <s> prepended, </s> as eos."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    sentences = ["Question : who wrote the book ?", "Answer : the author wrote it in Paris",
-                 "what is the capital of France", "a small test sentence about cats and dogs"]
-    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(sentences, trainers.WordLevelTrainer(special_tokens=["[PAD]", "[UNK]", "<s>", "</s>"]))
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 2)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
-                                   bos_token="<s>", eos_token="</s>")
+    sentences = ["Question: who wrote the book?\nAnswer: the author wrote it in Paris",
+                 "Question: what is the capital of France?\nAnswer: Paris",
+                 "a small test sentence about cats and dogs"] * 5
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["[PAD]", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(sentences, trainer)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", bos_token="<s>", eos_token="</s>")
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +104,13 @@ def test_goemotions_real_sizes_and_labels():
     single = load_goemotions(single_label=True, max_rows=50)
     assert "labels" not in single["train"].column_names and len(single["train"]) == 50
     assert isinstance(single["train"][0]["label"], int)
-    # class removal on multi-label data: any label
-    forget, retain = select_forget(data["train"], classes=["grief"], check_duplicates=False)
+    # class removal on multi-label data (any label); dev/test are held out and pass the id checks
+    splits = make_splits(data, classes=["grief"])
     grief = names.index("grief")
-    assert all(grief in labels for labels in forget["labels"])
-    assert not any(grief in labels for labels in retain["labels"])
-    assert len(forget) + len(retain) == 43410
+    assert all(grief in labels for labels in splits.forget["labels"])
+    assert not any(grief in labels for labels in splits.retain["labels"])
+    assert len(splits.forget) + len(splits.retain) == 43410
+    assert (len(splits.validation), len(splits.test)) == (5426, 5427)
 
 
 @needs_data
@@ -273,11 +277,13 @@ def test_check_disjoint_images():
 
 
 def test_duplicate_texts_are_counted_not_errors(caplog):
-    ds = Dataset.from_dict({"id": ["a", "b", "c", "d"], "text": ["same", "same", "x", "y"], "label": [0, 0, 1, 1]})
+    ds = Dataset.from_dict(
+        {"id": ["a", "b", "c", "d"], "text": ["zebra text", "zebra text", "x", "y"], "label": [0, 0, 1, 1]}
+    )
     with caplog.at_level(logging.WARNING, logger="hf_unlearn"):
         forget, retain = select_forget(ds, ids=["a"], id_column="id")
     assert count_shared(forget, retain, warn=False) == 1
-    assert "1 forget row(s)" in caplog.text and "same" not in caplog.text
+    assert "1 forget row(s)" in caplog.text and "zebra" not in caplog.text
     check_disjoint(forget, retain)  # distinct ids: fine
 
 
@@ -403,16 +409,20 @@ def test_multilabel_batch_trains_tiny_bert(toy, minilm_tok):
 
 
 def test_tokenize_qa_masks_prompt(tiny_tok):
-    qa = Dataset.from_dict({"question": ["who wrote the book ?", "what is the capital of France"],
+    qa = Dataset.from_dict({"question": ["who wrote the book?", "what is the capital of France?"],
                             "answer": ["the author wrote it", "Paris"], "extra": [1, 2]})
     out = tokenize_qa(qa, tiny_tok, max_length=64)
     assert out.column_names == ["input_ids", "attention_mask", "labels"]
-    prompt = tiny_tok("Question: who wrote the book ?\nAnswer: ")["input_ids"]
+    prompt = tiny_tok("Question: who wrote the book?\nAnswer:")["input_ids"]
     row = out[0]
-    assert row["input_ids"][0] == tiny_tok.bos_token_id and row["input_ids"][-1] == tiny_tok.eos_token_id
+    eos = tiny_tok.eos_token_id
+    # same ids as tokenizing the running text: the prompt/answer boundary is not split oddly
+    full = tiny_tok("Question: who wrote the book?\nAnswer: the author wrote it")["input_ids"] + [eos]
+    assert row["input_ids"] == full and row["input_ids"][0] == tiny_tok.bos_token_id
     assert row["labels"][: len(prompt)] == [-100] * len(prompt)
-    answer = tiny_tok("the author wrote it", add_special_tokens=False)["input_ids"] + [tiny_tok.eos_token_id]
+    answer = tiny_tok(" the author wrote it", add_special_tokens=False)["input_ids"] + [eos]
     assert row["labels"][len(prompt):] == answer == row["input_ids"][len(prompt):]
+    assert tiny_tok.decode([t for t in row["labels"] if t != -100]) == " the author wrote it</s>"
     short = tokenize_qa(qa, tiny_tok, max_length=6)
     assert all(len(r) == 6 and r[-1] != -100 for r in short["labels"])
     with pytest.raises(ValueError, match="question"):

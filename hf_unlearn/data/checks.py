@@ -1,0 +1,161 @@
+"""Safety checks on data splits: disjointness, shared content, required columns.
+
+Messages and logs carry counts and column names only, never row content, ids or labels.
+Nothing here writes to disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from datasets import Dataset, Image
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CONTENT_COLUMNS",
+    "check_disjoint",
+    "content_columns",
+    "count_shared",
+    "require_columns",
+    "row_keys",
+]
+
+#: Input fields that identify a row's content, by task, in order of preference.
+CONTENT_COLUMNS: tuple[tuple[str, ...], ...] = (
+    ("text",),
+    ("question", "answer"),
+    ("image",),
+    ("input_ids",),
+    ("pixel_values",),
+)
+
+
+def require_columns(dataset: Dataset, columns: Iterable[str], what: str = "dataset") -> None:
+    """Raise ValueError naming the missing columns and the ones that exist."""
+    missing = [c for c in columns if c not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"Column(s) {missing} not found in the {what}; it has columns {dataset.column_names}. "
+            "Rename them (load_data(columns={...})) or pass the right column name."
+        )
+
+
+def content_columns(dataset: Dataset) -> tuple[str, ...]:
+    """The input fields used to recognise identical rows (text, question+answer, image...)."""
+    for cols in CONTENT_COLUMNS:
+        if all(c in dataset.column_names for c in cols):
+            return cols
+    raise ValueError(
+        f"Cannot tell which columns hold the inputs; the dataset has columns {dataset.column_names}. "
+        f"Pass columns=[...] (expected one of {[list(c) for c in CONTENT_COLUMNS]})."
+    )
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, dict) and ("bytes" in value or "path" in value):  # undecoded image
+        return value.get("bytes") or str(value.get("path")).encode("utf-8")
+    if isinstance(value, np.ndarray):
+        return value.tobytes() + str(value.shape).encode()
+    if hasattr(value, "tobytes"):  # PIL image or tensor
+        return value.tobytes()
+    return json.dumps(value, sort_keys=True, default=str).encode("utf-8")
+
+
+def _column_values(dataset: Dataset, column: str) -> list[Any]:
+    feature = dataset.features.get(column)
+    if isinstance(feature, Image) and feature.decode:
+        dataset = dataset.cast_column(column, Image(decode=False))  # hash raw bytes, no decoding
+    return list(dataset.select_columns([column]).with_format(None)[column])
+
+
+def row_keys(dataset: Dataset, columns: Sequence[str]) -> list[str]:
+    """One key per row: the value itself for a single id-like column, else a blake2b digest."""
+    require_columns(dataset, columns)
+    values = [_column_values(dataset, c) for c in columns]
+    if len(columns) == 1 and all(isinstance(v, (str, int)) for v in values[0]):
+        if not any(isinstance(v, str) and len(v) > 64 for v in values[0]):
+            return [str(v) for v in values[0]]
+    keys = []
+    for row in zip(*values):
+        h = hashlib.blake2b(digest_size=16)
+        for v in row:
+            h.update(_as_bytes(v))
+            h.update(b"\x1f")
+        keys.append(h.hexdigest())
+    return keys
+
+
+def _key_columns(a: Dataset, bs: Sequence[Dataset], columns: Sequence[str] | None,
+                 id_column: str | None) -> list[str]:
+    if columns:
+        return list(columns)
+    if id_column is not None:
+        return [id_column]
+    if all("id" in d.column_names for d in (a, *bs)):
+        return ["id"]
+    cols = {content_columns(d) for d in (a, *bs)}
+    if len(cols) != 1:
+        raise ValueError(
+            f"The datasets hold different inputs ({[list(c) for c in cols]}); pass columns=[...] to compare them."
+        )
+    return list(cols.pop())
+
+
+def check_disjoint(
+    a: Dataset,
+    b: Dataset | Sequence[Dataset],
+    columns: Sequence[str] | None = None,
+    *,
+    id_column: str | None = None,
+    names: tuple[str, str] = ("first", "second"),
+) -> None:
+    """Raise ValueError if ``a`` and ``b`` share rows, naming how many (never which).
+
+    ``b`` may be several datasets (e.g. forget and retain, together the training data).
+    Rows are matched by ``columns`` if given, else by ``id_column`` (or an ``id`` column present
+    in all), else by a hash of the input fields (text / question+answer / image bytes /
+    input_ids / pixel_values).
+    """
+    bs = [b] if isinstance(b, Dataset) else list(b)
+    cols = _key_columns(a, bs, columns, id_column)
+    keys_b = set().union(*(row_keys(d, cols) for d in bs))
+    shared = sum(k in keys_b for k in row_keys(a, cols))
+    if shared:
+        raise ValueError(
+            f"The {names[0]} set ({len(a)} rows) and the {names[1]} set ({sum(map(len, bs))} rows) share "
+            f"{shared} row(s) (matched by {cols}). They must be disjoint: remove the shared rows "
+            f"from one of them, or pass an id column that tells distinct rows apart."
+        )
+
+
+def count_shared(
+    forget: Dataset, retain: Dataset, columns: Sequence[str] | None = None, *, warn: bool = True
+) -> int:
+    """Number of ``forget`` rows whose input content also appears in ``retain``.
+
+    Duplicated texts with different ids are legitimate (not an error), but the model keeps
+    seeing a forgotten text through ``retain``; a logging warning gives the count.
+    """
+    cols = list(columns) if columns else list(content_columns(forget))
+    if not all(c in retain.column_names for c in cols) or len(forget) == 0 or len(retain) == 0:
+        return 0
+    keys_r = set(row_keys(retain, cols))
+    shared = sum(k in keys_r for k in row_keys(forget, cols))
+    if shared and warn:
+        logger.warning(
+            "%d forget row(s) have the same %s as a retain row (different ids); the retain copies "
+            "will keep being trained on. Drop them from retain if they should be forgotten too.",
+            shared,
+            "+".join(cols),
+        )
+    return shared

@@ -1,0 +1,291 @@
+"""Ready-made datasets, described as data (:class:`DatasetSpec`) and loaded by one function.
+
+Each spec says where the data lives locally (a folder under the data dir, see
+:func:`~hf_unlearn.data.loading.default_data_dir`) and on the Hub, how to read it and how
+its columns map to the standard schema. :func:`load_source` uses the local files when they
+exist (or when ``data_dir`` is given) and the Hub id otherwise.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, List, Value, load_dataset
+
+from .loading import default_data_dir, read_local_file, rename_to_standard
+
+__all__ = [
+    "SOURCES",
+    "DatasetSpec",
+    "get_source",
+    "load_digits",
+    "load_goemotions",
+    "load_mnist",
+    "load_source",
+    "load_tofu",
+    "read_idx",
+]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a dataset lives and how to bring it to the standard schema.
+
+    ``local_files`` maps each split to its file (or files, for ``reader="idx"``) inside
+    ``<data_dir>/<local_dir>``. ``hub_splits`` maps each split to ``(hub_config, hub_split)``.
+    ``id_list_columns`` hold comma-separated label ids (e.g. ``"2,14"``) to parse into lists.
+    """
+
+    name: str
+    task: str
+    hub_id: str | None
+    hub_splits: Mapping[str, tuple[str | None, str]] = field(default_factory=dict)
+    local_dir: str | None = None
+    local_files: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
+    reader: str = "auto"
+    reader_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    columns: Mapping[str, str] = field(default_factory=dict)
+    keep_columns: tuple[str, ...] | None = None
+    id_list_columns: tuple[str, ...] = ()
+    label_column: str | None = None
+    num_labels: int | None = None
+    label_names_file: str | None = None
+
+
+_TOFU_SPLITS = ("forget01", "forget05", "forget10", "retain99", "retain95", "retain90")
+
+SOURCES: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            name="goemotions",
+            task="multi_label_classification",
+            hub_id="google-research-datasets/go_emotions",
+            hub_splits={s: ("simplified", s) for s in ("train", "validation", "test")},
+            local_dir="goemotions",
+            local_files={"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"},
+            reader="tsv",
+            reader_kwargs={"column_names": ["text", "labels", "id"], "dtype": str},
+            keep_columns=("text", "labels", "id"),
+            id_list_columns=("labels",),
+            label_column="labels",
+            num_labels=28,
+            label_names_file="labels.txt",
+        ),
+        DatasetSpec(
+            name="tofu",
+            task="question_answering",
+            hub_id="locuslab/TOFU",
+            hub_splits={s: (s, "train") for s in _TOFU_SPLITS},
+            local_dir="tofu",
+            local_files={s: f"{s}.json" for s in _TOFU_SPLITS},
+            reader="json",
+            keep_columns=("question", "answer"),
+        ),
+        DatasetSpec(
+            name="mnist",
+            task="image_classification",
+            hub_id="ylecun/mnist",
+            hub_splits={"train": ("mnist", "train"), "test": ("mnist", "test")},
+            local_dir="mnist",
+            local_files={"test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")},
+            reader="idx",
+            keep_columns=("image", "label"),
+            label_column="label",
+            num_labels=10,
+        ),
+    )
+}
+
+
+def get_source(name: str) -> DatasetSpec:
+    """The registered :class:`DatasetSpec` called ``name``."""
+    if name not in SOURCES:
+        raise ValueError(f"Unknown dataset '{name}'; registered: {sorted(SOURCES)}.")
+    return SOURCES[name]
+
+
+def read_idx(images_path: str | os.PathLike, labels_path: str | os.PathLike) -> Dataset:
+    """Read an MNIST-style idx image/label pair (optionally gzipped) as ``image`` (PIL) + ``label``."""
+
+    def _read(path: Path) -> np.ndarray:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            raw = f.read()
+        _, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+        if dtype_code != 0x08:
+            raise ValueError(f"'{path}' is not an unsigned-byte idx file.")
+        shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+        return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+    images, labels = _read(Path(images_path)), _read(Path(labels_path))
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels in the idx files.")
+    return _image_dataset(images, labels, [str(i) for i in range(10)])
+
+
+def _image_dataset(images: np.ndarray, labels: np.ndarray, names: list[str]) -> Dataset:
+    features = Features({"image": Image(), "label": ClassLabel(names=names)})
+    return Dataset.from_dict({"image": list(images), "label": labels.astype(int).tolist()}, features=features)
+
+
+def _resolve_local(spec: DatasetSpec, data_dir: str | os.PathLike | None, splits: list[str]) -> Path | None:
+    """The folder holding the files of ``splits``, or None to use the Hub."""
+    explicit = data_dir is not None
+    root = Path(data_dir).expanduser() if explicit else default_data_dir()
+    files = [_first(spec.local_files[s]) for s in splits if s in spec.local_files]
+    if len(files) == len(splits) and files:
+        for folder in ([root / spec.local_dir] if spec.local_dir else []) + [root]:
+            if all((folder / f).is_file() for f in files):
+                return folder
+    if explicit:
+        raise FileNotFoundError(
+            f"No local {spec.name} files for split(s) {splits} in '{root}' (local splits: "
+            f"{list(spec.local_files)}). Pass the folder that holds them, or data_dir=None to use the Hub."
+        )
+    return None
+
+
+def _first(files: str | tuple[str, ...]) -> str:
+    return files if isinstance(files, str) else files[0]
+
+
+def _read_split(spec: DatasetSpec, folder: Path, split: str) -> Dataset:
+    files = spec.local_files[split]
+    if spec.reader == "idx":
+        return read_idx(*(folder / f for f in files))
+    fmt = None if spec.reader == "auto" else spec.reader
+    return read_local_file(folder / _first(files), fmt, **dict(spec.reader_kwargs))
+
+
+def _parse_id_lists(ds: Dataset, spec: DatasetSpec, names: list[str] | None) -> Dataset:
+    if not spec.id_list_columns:
+        return ds
+    feats = ds.features.copy()
+    inner = ClassLabel(names=names) if names else Value("int64")
+    for col in spec.id_list_columns:
+        feats[col] = List(inner)
+
+    def parse(batch: dict) -> dict:
+        for col in spec.id_list_columns:
+            batch[col] = [[int(x) for x in str(v).split(",") if x.strip()] for v in batch[col]]
+        return batch
+
+    return ds.map(parse, batched=True, features=feats)
+
+
+def load_source(
+    spec: DatasetSpec | str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    splits: list[str] | None = None,
+    hub_id: str | None = None,
+    max_rows: int | None = None,
+) -> DatasetDict:
+    """Load ``splits`` (default: every split the spec knows) of a registered dataset.
+
+    Local files are used when ``data_dir`` is given (FileNotFoundError if they are missing)
+    or when the default data dir holds them; otherwise ``hub_id`` (default ``spec.hub_id``).
+    ``max_rows`` keeps the first rows of each split (for quick runs).
+    """
+    spec = get_source(spec) if isinstance(spec, str) else spec
+    wanted = list(splits or spec.local_files or spec.hub_splits)
+    folder = _resolve_local(spec, data_dir, wanted)
+    if folder is None and not splits and spec.hub_splits:
+        wanted = list(spec.hub_splits)
+    names = None
+    if folder is not None:
+        if spec.label_names_file and (folder / spec.label_names_file).is_file():
+            names = (folder / spec.label_names_file).read_text(encoding="utf-8").split()
+        parts = {s: _parse_id_lists(_read_split(spec, folder, s), spec, names) for s in wanted}
+    else:
+        repo = hub_id or spec.hub_id
+        if repo is None:
+            raise ValueError(f"{spec.name} has no Hub id and no local files were found.")
+        unknown = [s for s in wanted if s not in spec.hub_splits]
+        if unknown:
+            raise ValueError(f"Unknown {spec.name} split(s) {unknown}; known: {list(spec.hub_splits)}.")
+        parts = {s: load_dataset(repo, spec.hub_splits[s][0], split=spec.hub_splits[s][1]) for s in wanted}
+    data = rename_to_standard(DatasetDict(parts), spec.columns)
+    if spec.keep_columns:
+        data = DatasetDict({k: v.select_columns(list(spec.keep_columns)) for k, v in data.items()})
+    if max_rows is not None:
+        data = DatasetDict({k: v.select(range(min(max_rows, len(v)))) for k, v in data.items()})
+    return data
+
+
+def load_goemotions(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    hub_id: str = "google-research-datasets/go_emotions",
+    single_label: bool = False,
+    max_rows: int | None = None,
+) -> DatasetDict:
+    """GoEmotions: train/validation/test with ``text``, ``labels`` (list of ids, 28 labels), ``id``.
+
+    Label names are in the features: ``label_names(ds["train"])``.
+    ``single_label=True`` keeps rows with exactly one label and gives an int ``label`` column.
+    ``max_rows`` caps each split (applied after the single-label filter).
+    """
+    data = load_source("goemotions", data_dir, hub_id=hub_id)
+    if single_label:
+        data = DatasetDict({k: _to_single_label(v) for k, v in data.items()})
+    if max_rows is not None:
+        data = DatasetDict({k: v.select(range(min(max_rows, len(v)))) for k, v in data.items()})
+    return data
+
+
+def _to_single_label(ds: Dataset) -> Dataset:
+    keep = np.flatnonzero([len(v) == 1 for v in ds.with_format(None)["labels"]])
+    ds = ds.select(keep)
+    feats = ds.features.copy()
+    feats["label"] = feats.pop("labels").feature
+    return ds.map(
+        lambda b: {"label": [v[0] for v in b["labels"]]}, batched=True, remove_columns=["labels"],
+        features=feats,
+    )
+
+
+def load_tofu(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    forget: str = "forget10",
+    hub_id: str = "locuslab/TOFU",
+) -> tuple[Dataset, Dataset]:
+    """TOFU: ``(forget, retain)`` question/answer Datasets; forget01/05/10 pairs with retain99/95/90."""
+    if forget not in ("forget01", "forget05", "forget10"):
+        raise ValueError(f"forget must be 'forget01', 'forget05' or 'forget10', got {forget!r}.")
+    retain = f"retain{100 - int(forget[-2:]):02d}"
+    data = load_source("tofu", data_dir, splits=[forget, retain], hub_id=hub_id)
+    return data[forget], data[retain]
+
+
+def load_mnist(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    split: str = "test",
+    hub_id: str = "ylecun/mnist",
+    max_rows: int | None = None,
+) -> Dataset:
+    """MNIST ``split`` with ``image`` (28×28 PIL, mode L) and ``label`` (ClassLabel 0–9).
+
+    The shared data dir holds the 10,000-image test set; other splits come from the Hub.
+    """
+    return load_source("mnist", data_dir, splits=[split], hub_id=hub_id, max_rows=max_rows)[split]
+
+
+def load_digits(*, max_rows: int | None = None) -> Dataset:
+    """scikit-learn's 1,797 8×8 digits as ``image`` (PIL, mode L, 0–255) and ``label`` (0–9)."""
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    bunch = sk_load_digits()
+    images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)
+    ds = _image_dataset(images, bunch.target, [str(i) for i in range(10)])
+    return ds.select(range(min(max_rows, len(ds)))) if max_rows is not None else ds
