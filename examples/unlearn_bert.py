@@ -57,7 +57,7 @@ class JobArguments:
     original_epochs: float = field(default=5, metadata={"help": "Epochs of the original (and retrain) recipe."})
     original_lr: float = field(default=1e-4, metadata={"help": "Learning rate of the original (and retrain) recipe."})
     max_length: int = field(default=64, metadata={"help": "Token limit per comment."})
-    retrain: bool = field(default=False, metadata={"help": "Also retrain from scratch on the retain set (gold standard)."})
+    retrain: bool = field(default=False, metadata={"help": "Also retrain on the retain set (gold standard)."})
 
 
 def sample(ds, n: int, seed: int = 0):

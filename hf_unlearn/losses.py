@@ -57,7 +57,7 @@ def infer_task(model: torch.nn.Module | None, labels: torch.Tensor | None = None
 
     Raises ``ValueError`` when the model has no head that a per-sample loss can be computed from.
     """
-    base = _unwrap(model) if model is not None else None
+    base = unwrap_model(model) if model is not None else None
     name = type(base).__name__ if base is not None else ""
     problem_type = getattr(getattr(base, "config", None), "problem_type", None)
     if problem_type == "multi_label_classification":
@@ -87,7 +87,7 @@ def infer_task(model: torch.nn.Module | None, labels: torch.Tensor | None = None
     )
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
     """Strip DDP/accelerate wrappers and PEFT adapters to find the underlying transformers model."""
     while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
         model = model.module

@@ -326,7 +326,7 @@ class UnlearningTrainer(Trainer):
 
         test = test_dataset if test_dataset is not None else self.eval_dataset
         if test is None:
-            raise ValueError("audit() needs held-out test data: pass test_dataset=... or give the trainer eval_dataset.")
+            raise ValueError("audit() needs held-out test data: pass test_dataset=... or set eval_dataset.")
         retain = self.retain_dataset
         if max_retain is not None and len(retain) > max_retain:
             retain = _subset(retain, list(range(max_retain)))

@@ -1,0 +1,33 @@
+"""Audit how well a model has forgotten its forget set: per-sample statistics, membership-inference attacks,
+``evaluate`` metrics, reports (JSON / Markdown / PNG), side-by-side comparison and a Trainer callback.
+
+Membership convention everywhere: forget samples are members (positive class), test samples non-members;
+0.5 MIA accuracy / AUC means the forget set is indistinguishable from unseen data.
+"""
+
+from .attacks import MIN_SAMPLES_PER_CLASS, MIAResult, ThresholdResult, lm_attacks, mia, threshold_attack
+from .callback import AuditCallback
+from .compare import DEFAULT_TOLERANCES, Comparison, Verdict, compare
+from .metrics import MIAMetric, ThresholdAttackMetric, UnlearningAuditMetric
+from .report import UnlearningReport, audit_model
+from .stats import sample_stats
+
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "MIN_SAMPLES_PER_CLASS",
+    "AuditCallback",
+    "Comparison",
+    "MIAMetric",
+    "MIAResult",
+    "ThresholdAttackMetric",
+    "ThresholdResult",
+    "UnlearningAuditMetric",
+    "UnlearningReport",
+    "Verdict",
+    "audit_model",
+    "compare",
+    "lm_attacks",
+    "mia",
+    "sample_stats",
+    "threshold_attack",
+]

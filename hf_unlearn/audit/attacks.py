@@ -1,0 +1,213 @@
+"""Membership-inference attacks on per-sample scores (scikit-learn).
+
+Conventions, shared by every function here:
+
+- *Members* are the forget samples (positive class, label 1); *non-members* the test samples (label 0).
+- Both classes are balanced by seeded subsampling (without replacement) of the larger one to the smaller count,
+  so 0.5 accuracy is chance level; ``n_per_class`` reports that count.
+- ``higher_is_member=False`` (the default) means the score is loss-like: a **lower** score suggests membership
+  (loss, entropy, zlib ratio). Min-K% log-probabilities are the exception (``higher_is_member=True``).
+- AUC is the ROC AUC with members positive and ``-score`` (or ``score`` when ``higher_is_member``) as the member
+  score. It is **not** folded: 0.5 = indistinguishable, > 0.5 = the forget set still looks memorised, < 0.5 =
+  the forget set looks *less* familiar than unseen data (over-unlearning, itself detectable).
+- Accuracies come from classifiers that learn the direction themselves, so they are >= 0.5 up to noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+MIN_SAMPLES_PER_CLASS = 10
+
+
+@dataclass
+class MIAResult:
+    """Population MIA outcome: mean/std of held-out accuracy over the splits, unfolded AUC, samples per class."""
+
+    accuracy: float
+    accuracy_std: float
+    auc: float
+    n_per_class: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MIAResult:
+        return cls(**{k: data[k] for k in ("accuracy", "accuracy_std", "auc", "n_per_class")})
+
+
+@dataclass
+class ThresholdResult:
+    """Threshold attack: held-out accuracy (mean/std over splits) and the rule fitted on all balanced samples."""
+
+    accuracy: float
+    accuracy_std: float
+    threshold: float
+    direction: str  # "<" : member if score < threshold; ">" : member if score > threshold
+    n_per_class: int
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ThresholdResult:
+        return cls(**{k: data[k] for k in ("accuracy", "accuracy_std", "threshold", "direction", "n_per_class")})
+
+
+def _as_scores(values: Any, name: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(arr)):
+        bad = int((~np.isfinite(arr)).sum())
+        raise ValueError(
+            f"`{name}` holds {bad} NaN/inf value(s); attacks need finite scores. Drop those samples first "
+            "(e.g. sequences without supervised tokens) or fix the model's numerics."
+        )
+    return arr
+
+
+def balanced(
+    member_scores: Any, nonmember_scores: Any, seed: int = 0, min_per_class: int = MIN_SAMPLES_PER_CLASS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate both score arrays and subsample the larger one (seeded) to the smaller count.
+
+    Returns ``(x, y)``: the scores (members first) and membership labels (1 = member).
+    """
+    members = _as_scores(member_scores, "member_scores")
+    nonmembers = _as_scores(nonmember_scores, "nonmember_scores")
+    n = min(len(members), len(nonmembers))
+    if n < min_per_class:
+        raise ValueError(
+            f"A membership-inference attack needs at least {min_per_class} samples per class; got "
+            f"{len(members)} members (forget) and {len(nonmembers)} non-members (test). Use larger forget/test "
+            "sets (or a larger max_samples)."
+        )
+    rng = np.random.default_rng(seed)
+    if len(members) > n:
+        members = members[np.sort(rng.choice(len(members), n, replace=False))]
+    if len(nonmembers) > n:
+        nonmembers = nonmembers[np.sort(rng.choice(len(nonmembers), n, replace=False))]
+    x = np.concatenate([members, nonmembers])
+    y = np.concatenate([np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
+    return x, y
+
+
+def member_auc(x: np.ndarray, y: np.ndarray, higher_is_member: bool = False) -> float:
+    """ROC AUC with members positive; loss-like scores are negated (see the module docstring)."""
+    return float(roc_auc_score(y, x if higher_is_member else -x))
+
+
+def mia(
+    member_scores: Any,
+    nonmember_scores: Any,
+    *,
+    seed: int = 0,
+    n_splits: int = 10,
+    test_size: float = 0.1,
+    higher_is_member: bool = False,
+) -> MIAResult:
+    """The ∇τ paper's population MIA: logistic regression on one per-sample feature (usually the loss).
+
+    Members (forget) and non-members (test) are balanced by seeded subsampling; accuracy is the mean (and std)
+    over ``StratifiedShuffleSplit(n_splits, test_size, random_state=seed)`` of the held-out accuracy
+    (``test_size=0.1`` is scikit-learn's default, as in the NeurIPS 2023 unlearning challenge kit). The feature
+    is standardised inside each split before the (default, L2-regularised) logistic regression, which makes the
+    attack independent of the feature's scale; on raw features the regularisation can flatten a small-range
+    feature (e.g. entropies, or near-zero losses) into a constant prediction.
+    ``auc`` follows the module convention (0.5 = indistinguishable, > 0.5 = memorised).
+    Raises ``ValueError`` with fewer than 10 samples per class or with NaN/inf scores.
+    """
+    x, y = balanced(member_scores, nonmember_scores, seed)
+    cv = StratifiedShuffleSplit(n_splits=n_splits, test_size=test_size, random_state=seed)
+    attacker = make_pipeline(StandardScaler(), LogisticRegression())
+    acc = cross_val_score(attacker, x[:, None], y, cv=cv, scoring="accuracy")
+    return MIAResult(
+        accuracy=float(np.mean(acc)),
+        accuracy_std=float(np.std(acc)),
+        auc=member_auc(x, y, higher_is_member),
+        n_per_class=int(len(y) // 2),
+    )
+
+
+def _best_threshold(x: np.ndarray, y: np.ndarray, direction: str | None = None) -> tuple[float, str]:
+    """Threshold (and direction, unless fixed) maximising accuracy on ``(x, y)``.
+
+    Rules: ``"<"`` = member if score < threshold, ``">"`` = member if score > threshold. Candidate thresholds
+    are the midpoints between distinct scores plus one below the minimum and one above the maximum.
+    """
+    vals, inv = np.unique(x, return_inverse=True)
+    mem = np.bincount(inv, weights=y, minlength=len(vals))
+    non = np.bincount(inv, weights=1 - y, minlength=len(vals))
+    cum_mem = np.concatenate([[0.0], np.cumsum(mem)])
+    cum_non = np.concatenate([[0.0], np.cumsum(non)])
+    # Index k: the k smallest distinct values fall below edges[k].
+    acc = {"<": (cum_mem + (non.sum() - cum_non)) / len(y)}
+    acc[">"] = 1.0 - acc["<"]
+    edges = np.concatenate([[vals[0] - 1.0], (vals[:-1] + vals[1:]) / 2, [vals[-1] + 1.0]])
+    best = [direction] if direction is not None else ["<", ">"]
+    d = max(best, key=lambda r: acc[r].max())
+    return float(edges[int(np.argmax(acc[d]))]), d
+
+
+def threshold_attack(
+    member_scores: Any,
+    nonmember_scores: Any,
+    *,
+    seed: int = 0,
+    n_splits: int = 10,
+    test_size: float = 0.5,
+    higher_is_member: bool | None = None,
+) -> ThresholdResult:
+    """A simple threshold attack: pick the best threshold on a training split, report held-out accuracy.
+
+    Balanced like :func:`mia`; repeated over ``n_splits`` stratified splits (mean and std). The direction is
+    learned with the threshold when ``higher_is_member`` is ``None`` (so over-unlearning is detected too);
+    ``False`` fixes "member if score < t" (loss-like), ``True`` "member if score > t". The returned
+    ``threshold``/``direction`` are fitted on all balanced samples, for information.
+    """
+    x, y = balanced(member_scores, nonmember_scores, seed)
+    fixed = None if higher_is_member is None else (">" if higher_is_member else "<")
+    cv = StratifiedShuffleSplit(n_splits=n_splits, test_size=test_size, random_state=seed)
+    accs = []
+    for train, test in cv.split(x[:, None], y):
+        t, d = _best_threshold(x[train], y[train], fixed)
+        pred = x[test] < t if d == "<" else x[test] > t
+        accs.append(float(np.mean(pred.astype(np.int64) == y[test])))
+    t, d = _best_threshold(x, y, fixed)
+    return ThresholdResult(
+        accuracy=float(np.mean(accs)),
+        accuracy_std=float(np.std(accs)),
+        threshold=t,
+        direction=d,
+        n_per_class=int(len(y) // 2),
+    )
+
+
+def lm_attacks(
+    forget_stats: dict[str, np.ndarray], test_stats: dict[str, np.ndarray], *, seed: int = 0
+) -> dict[str, float]:
+    """Reference-free LM attacks as AUCs (module convention): loss (token-mean NLL), Min-K% and zlib.
+
+    Takes :func:`~hf_unlearn.audit.sample_stats` outputs of a causal LM; sequences without supervised tokens
+    (NaN) are dropped. Classes are balanced as in :func:`mia`.
+    """
+    for name, stats in (("forget_stats", forget_stats), ("test_stats", test_stats)):
+        missing = [k for k in ("nll", "min_k", "zlib") if k not in stats]
+        if missing:
+            raise ValueError(f"`{name}` lacks {missing}; lm_attacks needs sample_stats of a causal LM.")
+    keep_f = np.isfinite(forget_stats["nll"])
+    keep_t = np.isfinite(test_stats["nll"])
+    out: dict[str, float] = {}
+    for key, name, higher in (("nll", "loss_auc", False), ("min_k", "min_k_auc", True), ("zlib", "zlib_auc", False)):
+        x, y = balanced(forget_stats[key][keep_f], test_stats[key][keep_t], seed)
+        out[name] = member_auc(x, y, higher)
+    out["n_per_class"] = int(min(keep_f.sum(), keep_t.sum()))
+    return out

@@ -1,0 +1,237 @@
+"""``audit_model`` and the ``UnlearningReport`` it returns: sizes, aggregates and attack results only.
+
+Privacy: a report never holds text, ids or labels. It keeps the per-sample loss arrays of the forget and test sets
+in memory (for plots); they are written out only with ``include_losses=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._batching import Collator, dataset_len, subsample_indices
+from .attacks import MIN_SAMPLES_PER_CLASS, MIAResult, ThresholdResult, lm_attacks, mia, threshold_attack
+from .stats import sample_stats_with_task
+
+FORMAT = "hf-unlearn-audit/1"
+
+
+@dataclass
+class UnlearningReport:
+    """What :func:`audit_model` measured. Accuracies are means of the per-sample ``correct`` statistic."""
+
+    task: str
+    n_forget: int
+    n_test: int
+    forget_accuracy: float
+    test_accuracy: float
+    forget_loss: float
+    test_loss: float
+    mia_loss: MIAResult
+    mia_entropy: MIAResult
+    n_retain: int | None = None
+    retain_accuracy: float | None = None
+    retain_loss: float | None = None
+    mia_threshold: ThresholdResult | None = None
+    lm_attacks: dict[str, float] | None = None
+    seed: int = 0
+    max_samples: int | None = None
+    history: list[dict[str, float]] | None = None
+    forget_losses: np.ndarray | None = field(default=None, repr=False, compare=False)
+    test_losses: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    # ----------------------------------------------------------------- serialisation
+    def to_dict(self, include_losses: bool = False) -> dict[str, Any]:
+        """JSON-ready dict; per-sample losses only with ``include_losses=True``."""
+        out: dict[str, Any] = {"format": FORMAT}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("forget_losses", "test_losses"):
+                if include_losses and value is not None:
+                    out[f.name] = [float(v) for v in value]
+                continue
+            if isinstance(value, (MIAResult, ThresholdResult)):
+                value = value.to_dict()
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UnlearningReport:
+        """Inverse of :meth:`to_dict`."""
+        fmt = data.get("format", FORMAT)
+        if fmt != FORMAT:
+            raise ValueError(f"Unsupported audit report format {fmt!r}; this version reads {FORMAT!r}.")
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        for key in ("mia_loss", "mia_entropy"):
+            kwargs[key] = MIAResult.from_dict(kwargs[key])
+        if kwargs.get("mia_threshold") is not None:
+            kwargs["mia_threshold"] = ThresholdResult.from_dict(kwargs["mia_threshold"])
+        for key in ("forget_losses", "test_losses"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = np.asarray(kwargs[key], dtype=np.float64)
+        return cls(**kwargs)
+
+    def to_json(self, path: str | Path, include_losses: bool = False) -> Path:
+        """Write :meth:`to_dict` as JSON to ``path`` (parent folders are created); returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(include_losses), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> UnlearningReport:
+        """Read a report written by :meth:`to_json`."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"No audit report at {path}; write one with `report.to_json(path)`.")
+        return cls.from_dict(json.loads(path.read_text()))
+
+    # ----------------------------------------------------------------- presentation
+    def to_markdown(self) -> str:
+        """Two Markdown tables: per-split size/accuracy/loss, then the attacks (0.5 = chance)."""
+        lines = [
+            f"**Unlearning audit** (task: {self.task}, seed {self.seed})",
+            "",
+            "| split | n | accuracy | mean loss |",
+            "|---|---:|---:|---:|",
+            f"| forget | {self.n_forget} | {_f(self.forget_accuracy)} | {_f(self.forget_loss)} |",
+        ]
+        if self.n_retain is not None:
+            lines.append(f"| retain | {self.n_retain} | {_f(self.retain_accuracy)} | {_f(self.retain_loss)} |")
+        lines += [
+            f"| test | {self.n_test} | {_f(self.test_accuracy)} | {_f(self.test_loss)} |",
+            "",
+            "| attack (forget vs test) | accuracy | ± std | AUC | n per class |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, r in (("MIA, loss", self.mia_loss), ("MIA, entropy", self.mia_entropy)):
+            lines.append(f"| {name} | {_f(r.accuracy)} | {_f(r.accuracy_std)} | {_f(r.auc)} | {r.n_per_class} |")
+        if self.mia_threshold is not None:
+            t = self.mia_threshold
+            lines.append(f"| threshold, loss | {_f(t.accuracy)} | {_f(t.accuracy_std)} | – | {t.n_per_class} |")
+        if self.lm_attacks:
+            n = self.lm_attacks.get("n_per_class", "")
+            for key, name in (("loss_auc", "LM loss"), ("min_k_auc", "Min-K% (20%)"), ("zlib_auc", "zlib ratio")):
+                if key in self.lm_attacks:
+                    lines.append(f"| {name} | – | – | {_f(self.lm_attacks[key])} | {n} |")
+        lines += ["", "MIA accuracy 0.5 = forget set indistinguishable from unseen data; AUC > 0.5 = still memorised."]
+        return "\n".join(lines) + "\n"
+
+    def plot(
+        self,
+        path_or_dir: str | Path,
+        before: UnlearningReport | None = None,
+        history: Any | None = None,
+    ) -> list[Path]:
+        """Write PNGs into the folder ``path_or_dir`` (a ``.png`` path names the histogram file instead).
+
+        ``loss_histograms.png``: forget-vs-test loss distributions, side by side with ``before`` (the original
+        model's report) when given. ``audit_history.png``: MIA and accuracies over training steps, from
+        ``history`` (an :class:`AuditCallback`, its ``history`` list, or ``trainer.state.log_history``) or
+        ``self.history``. Returns the written paths.
+        """
+        from .plots import plot_history, plot_loss_histograms
+
+        path = Path(path_or_dir)
+        if path.suffix.lower() == ".png":
+            hist_path, history_path = path, path.with_name(f"{path.stem}_history.png")
+        else:
+            hist_path, history_path = path / "loss_histograms.png", path / "audit_history.png"
+        hist_path.parent.mkdir(parents=True, exist_ok=True)
+        written = [plot_loss_histograms(self, hist_path, before=before)]
+        hist = history if history is not None else self.history
+        if hist is not None:
+            written.append(plot_history(hist, history_path))
+        return written
+
+
+def _f(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
+
+
+def _finite_rows(stats: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    keep = np.isfinite(stats["loss"])
+    if keep.all():
+        return stats
+    warnings.warn(
+        f"{int((~keep).sum())} {name} sample(s) have no supervised token and are left out of the audit.",
+        stacklevel=3,
+    )
+    return {k: v[keep] for k, v in stats.items()}
+
+
+def audit_model(
+    model: torch.nn.Module,
+    *,
+    forget: Any,
+    test: Any,
+    retain: Any | None = None,
+    data_collator: Collator | None = None,
+    batch_size: int = 64,
+    task: str | None = None,
+    loss_fn: Any | None = None,
+    seed: int = 0,
+    max_samples: int | None = None,
+    device: str | torch.device | None = None,
+    tokenizer: Any | None = None,
+) -> UnlearningReport:
+    """Measure how well ``model`` has forgotten ``forget``, compared with the unseen ``test`` set.
+
+    Each split is capped at ``max_samples`` rows by seeded sampling. Computes per-split accuracy and mean loss,
+    the loss- and entropy-based population MIAs and a loss threshold attack (forget = members, test =
+    non-members; see :mod:`hf_unlearn.audit.attacks` for conventions), and for causal LMs the loss / Min-K% /
+    zlib AUCs. ``tokenizer`` (optional) is used for padding ids and the zlib statistic only.
+    Raises ``ValueError`` before any forward pass when forget or test has fewer than 10 rows.
+    """
+    sizes = {"forget": dataset_len(forget, "forget"), "test": dataset_len(test, "test")}
+    for name, n in sizes.items():
+        usable = n if max_samples is None else min(n, max_samples)
+        if usable < MIN_SAMPLES_PER_CLASS:
+            raise ValueError(
+                f"The {name} set has {usable} usable rows; the audit's attacks need at least "
+                f"{MIN_SAMPLES_PER_CLASS}. Pass a larger {name} set (or raise max_samples)."
+            )
+    common = dict(
+        data_collator=data_collator, batch_size=batch_size, loss_fn=loss_fn, device=device, tokenizer=tokenizer
+    )
+
+    def run(ds: Any, offset: int, current_task: str | None) -> tuple[dict[str, np.ndarray], str]:
+        idx = subsample_indices(dataset_len(ds), max_samples, seed + offset)
+        return sample_stats_with_task(model, ds, task=current_task, indices=idx, **common)
+
+    f_stats, task = run(forget, 0, task)
+    t_stats, _ = run(test, 1, task)
+    f_stats, t_stats = _finite_rows(f_stats, "forget"), _finite_rows(t_stats, "test")
+    r_stats = _finite_rows(run(retain, 2, task)[0], "retain") if retain is not None else None
+
+    return UnlearningReport(
+        task=task,
+        n_forget=len(f_stats["loss"]),
+        n_test=len(t_stats["loss"]),
+        forget_accuracy=_mean(f_stats["correct"]),
+        test_accuracy=_mean(t_stats["correct"]),
+        forget_loss=_mean(f_stats["loss"]),
+        test_loss=_mean(t_stats["loss"]),
+        mia_loss=mia(f_stats["loss"], t_stats["loss"], seed=seed),
+        mia_entropy=mia(f_stats["entropy"], t_stats["entropy"], seed=seed),
+        n_retain=None if r_stats is None else len(r_stats["loss"]),
+        retain_accuracy=None if r_stats is None else _mean(r_stats["correct"]),
+        retain_loss=None if r_stats is None else _mean(r_stats["loss"]),
+        mia_threshold=threshold_attack(f_stats["loss"], t_stats["loss"], seed=seed),
+        lm_attacks=lm_attacks(f_stats, t_stats, seed=seed) if task == "causal_lm" else None,
+        seed=seed,
+        max_samples=max_samples,
+        forget_losses=f_stats["loss"],
+        test_losses=t_stats["loss"],
+    )
