@@ -52,6 +52,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--forget_class", default="gratitude", help="Class-removal request ('' to skip).")
     p.add_argument("--methods", nargs="+", default=METHODS, help="Methods to run.")
     p.add_argument("--tau_max_samples", type=int, default=None, help="Subsample of the dev rows for τ.")
+    p.add_argument("--eval_split", choices=["test", "validation"], default="test",
+                   help="Audit on test rows, or (for tuning) on dev rows disjoint from the τ rows.")
+    p.add_argument("--variant", action="append", default=[], metavar="LABEL:key=value,...",
+                   help="Extra run with UnlearningArguments overrides, e.g. 'a075:method=nabla_tau,alpha=0.75'.")
+    p.add_argument("--cache_dir", default=None,
+                   help="Reuse original/retrained weights from here (tuning only: timings then come from the run "
+                        "that trained them).")
     p.add_argument("--quick", action="store_true", help="Tiny sizes and a random tiny BERT: a pipeline smoke test.")
     args = p.parse_args(argv)
     if args.quick:
@@ -59,6 +66,48 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.fractions, args.seeds, args.max_length, args.forget_class = [0.15], [0], 32, ""
         args.out = args.out if args.out != str(Path(__file__).parent / "results") else "benchmarks/results/quick"
     return args
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    """'label:key=value,key=value' → (label, overrides) with values parsed as YAML scalars."""
+    import yaml
+
+    label, _, spec = text.partition(":")
+    overrides = {}
+    for item in filter(None, spec.split(",")):
+        key, _, value = item.partition("=")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return label, overrides
+
+
+class Cache:
+    """Original/retrained weights keyed by everything that determines them (tuning runs reuse them)."""
+
+    def __init__(self, args):
+        import hashlib
+
+        spec = json.dumps([args.model, args.train_rows, args.epochs, args.lr, args.batch_size, args.max_length,
+                           args.quick])
+        self.folder = Path(args.cache_dir) / hashlib.sha1(spec.encode()).hexdigest()[:12]
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def load(self, key: str, model) -> bool:
+        from safetensors.torch import load_file
+
+        path = self.folder / f"{key}.safetensors"
+        if not path.exists():
+            return False
+        model.load_state_dict(load_file(str(path)))
+        return True
+
+    def seconds(self, key: str) -> float:
+        return json.loads((self.folder / f"{key}.json").read_text())["seconds"]
+
+    def save(self, key: str, model, seconds: float) -> None:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(self.folder / f"{key}.safetensors"))
+        (self.folder / f"{key}.json").write_text(json.dumps({"seconds": seconds}))
 
 
 def machine() -> str:
@@ -106,9 +155,9 @@ def record(method, forget, seed, report, wall, retrain=None, extra=None) -> dict
     return row
 
 
-def write(out: Path, rows: list[dict], header: list[str], done: int, total: int) -> None:
+def write(out: Path, stem: str, rows: list[dict], header: list[str], done: int, total: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "goemotions.json").write_text(json.dumps(rows, indent=1))
+    (out / f"{stem}.json").write_text(json.dumps(rows, indent=1))
     cols = ["method", "forget", "seed", "forget_acc", "retain_acc", "test_acc", "mia_loss", "mia_entropy",
             "gap_mia_loss", "gap_forget_acc", "wall_time_s", "retrain_ratio"]
     lines = header + ["", f"Splits finished: {done} of {total}.", "", "| " + " | ".join(cols) + " |",
@@ -117,13 +166,13 @@ def write(out: Path, rows: list[dict], header: list[str], done: int, total: int)
         lines.append("| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |")
     lines += ["", "Mean over seeds, 15 % split:", "", "| method | forget_acc | test_acc | mia_loss | gap_mia_loss | "
               "gap_forget_acc | retrain_ratio |", "|---|---|---|---|---|---|---|"]
-    for method in ["original", "retrain", *METHODS]:
+    for method in dict.fromkeys(r["method"] for r in rows):
         sel = [r for r in rows if r["method"] == method and r["forget"] == "15%"]
         if sel:
             mean = {k: sum(r.get(k) or 0 for r in sel) / len(sel) for k in
                     ("forget_acc", "test_acc", "mia_loss", "gap_mia_loss", "gap_forget_acc", "retrain_ratio")}
             lines.append(f"| {method} (n={len(sel)}) | " + " | ".join(_fmt(v) for v in mean.values()) + " |")
-    (out / "goemotions.md").write_text("\n".join(lines) + "\n")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
 
 
 def _fmt(v) -> str:
@@ -136,6 +185,7 @@ def main(argv=None) -> None:
     header = ["# GoEmotions unlearning benchmark", "", f"Command: `{command}`", "",
               f"Machine: {machine()}", "", f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
     print("\n".join(header), flush=True)
+    stem = "goemotions" if args.eval_split == "test" else "goemotions_validation"
     data = load_goemotions(args.data_dir, single_label=True)
     names = label_names(data["train"], "label")
     tokenizer_path = args.model or default_text_model()
@@ -148,14 +198,28 @@ def main(argv=None) -> None:
         return tokenize_classification(ds, tokenizer, label_column="label", max_length=args.max_length)
 
     train = tok(sample(data["train"], args.train_rows, 0))
-    validation = tok(sample(data["validation"], args.val_rows, 0))
-    test = tok(sample(data["test"], args.test_rows, 0))
+    if args.eval_split == "validation":  # tuning: τ rows and audit rows are disjoint dev rows; test is untouched
+        dev = tok(sample(data["validation"], args.val_rows + args.test_rows, 0))
+        validation, test = dev.select(range(args.val_rows)), dev.select(range(args.val_rows, len(dev)))
+    else:
+        validation = tok(sample(data["validation"], args.val_rows, 0))
+        test = tok(sample(data["test"], args.test_rows, 0))
     recipe = FinetuneRecipe(epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size)
     print(f"train {len(train)} / validation (τ) {len(validation)} / test {len(test)} rows; recipe {recipe}", flush=True)
 
     work = Path(args.out) / "work"
-    original = load_model(args, len(names), names)
-    original_time = finetune(original, train, recipe, output_dir=str(work), data_collator=collator)
+    cache = Cache(args) if args.cache_dir else None
+
+    def trained(key, data_, recipe_):
+        model = load_model(args, len(names), names)
+        if cache and cache.load(key, model):
+            return model, cache.seconds(key)
+        seconds = finetune(model, data_, recipe_, output_dir=str(work), data_collator=collator)
+        if cache:
+            cache.save(key, model, seconds)
+        return model, seconds
+
+    original, original_time = trained("original", train, recipe)
     original_state = copy.deepcopy(original.state_dict())
     print(f"original trained in {original_time:.0f}s", flush=True)
 
@@ -171,9 +235,8 @@ def main(argv=None) -> None:
                                      seed=seed)
 
         original_report = audit_of(original)
-        retrained = load_model(args, len(names), names)
-        retrain_time = finetune(retrained, retain, FinetuneRecipe(**{**recipe.__dict__, "seed": seed}),
-                                output_dir=str(work), data_collator=collator)
+        retrained, retrain_time = trained(f"retrain-{name}-{seed}", retain,
+                                          FinetuneRecipe(**{**recipe.__dict__, "seed": seed}))
         retrain_report = audit_of(retrained)
         ref = record("retrain", name, seed, retrain_report, retrain_time)
         rows.append(record("original", name, seed, original_report, original_time, ref))
@@ -182,23 +245,25 @@ def main(argv=None) -> None:
         print(f"[{name} seed {seed}] forget {len(forget)} retain {len(retain)}; original MIA {orig['mia_loss']:.3f} "
               f"forget acc {orig['forget_acc']:.3f} test acc {orig['test_acc']:.3f}; retrain MIA {ref['mia_loss']:.3f} "
               f"forget acc {ref['forget_acc']:.3f} test acc {ref['test_acc']:.3f} ({retrain_time:.0f}s)", flush=True)
-        for method in args.methods:
+        for label, overrides in [(m, {"method": m}) for m in args.methods] + [parse_variant(v) for v in args.variant]:
+            method = overrides.get("method", "nabla_tau")
             model = load_model(args, len(names), names)
             model.load_state_dict(original_state)
-            uargs = UnlearningArguments(str(work / method), method=method, per_device_train_batch_size=args.batch_size,
-                                        per_device_eval_batch_size=64, seed=seed, report_to=[], disable_tqdm=True,
-                                        logging_steps=1, tau_max_samples=args.tau_max_samples)
+            settings = dict(method=method, per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
+                            seed=seed, report_to=[], disable_tqdm=True, logging_steps=1,
+                            tau_max_samples=args.tau_max_samples)
+            uargs = UnlearningArguments(str(work / label), **{**settings, **overrides})
             trainer, wall = unlearn(model, forget=forget, retain=retain, validation=validation, args=uargs,
                                     data_collator=collator)
             extra = {"steps": trainer.state.global_step, "forget_epochs": trainer.args.forget_epochs,
                      "tau": trainer.tau, "alpha0": trainer.alpha0 if method == "nabla_tau" else None}
-            rows.append(record(method, name, seed, audit_of(model), wall, ref, extra))
+            rows.append(record(label, name, seed, audit_of(model), wall, ref, extra))
             r = rows[-1]
-            print(f"  {method:16s} forget acc {r['forget_acc']:.3f} test acc {r['test_acc']:.3f} MIA "
+            print(f"  {label:16s} forget acc {r['forget_acc']:.3f} test acc {r['test_acc']:.3f} MIA "
                   f"{r['mia_loss']:.3f} (gap {r['gap_mia_loss']:.3f}) {wall:.0f}s = {r['retrain_ratio']:.1%} of "
                   f"retrain", flush=True)
-        write(Path(args.out), rows, header, done + 1, len(splits))
-    print(Path(args.out, "goemotions.md").read_text())
+        write(Path(args.out), stem, rows, header, done + 1, len(splits))
+    print(Path(args.out, f"{stem}.md").read_text())
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ class UnlearningArguments(TrainingArguments):
         task (`str` or `None`): per-sample loss (`single_label`, `multi_label`, `causal_lm`,
             `image_classification`); `None` infers it from the model and labels.
         modality (`str`, defaults to `"auto"`): `text` or `image` selects the α₀ rule; `auto` reads the model.
+        stop_at_tau (`bool`, defaults to `False`): adaptive length: end after the first forget-epoch in which the
+            forget loss sat at τ (at or above τ in at least half its batches); `forget_epochs` stays the upper bound.
         fuse_forget_retain (`bool` or `None`): one forward pass over the forget+retain batch padded together
             (`None` = when the collator can do it; `False` = two passes).
 
@@ -67,6 +69,10 @@ class UnlearningArguments(TrainingArguments):
     )
     num_train_epochs: float | None = field(
         default=None, metadata={"help": "Alias of forget_epochs for Trainer users; leave unset or equal to it."}
+    )
+    stop_at_tau: bool = field(
+        default=False,
+        metadata={"help": "Adaptive length: end after the first forget-epoch in which the forget loss sat at τ."},
     )
     retain_weight: float = field(default=1.0, metadata={"help": "λ of the retain term in grad_diff and npo."})
     npo_beta: float = field(default=0.1, metadata={"help": "β of NPO (inverse temperature)."})

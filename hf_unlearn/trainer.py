@@ -24,6 +24,7 @@ from .guards import NonFiniteGuard, check_finite_weights, is_finite, zero_loss_l
 from .losses import PerSampleLoss, get_loss_fn, infer_task, logits_of
 from .methods import ObjectiveInputs, get_method
 from .peft_utils import is_peft_model, merged_copy, wrap_with_peft
+from .stopping import TauStop
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,9 @@ class UnlearningTrainer(Trainer):
         self._relabel_generator = torch.Generator().manual_seed(args.seed)
         self.nonfinite = NonFiniteGuard(self.accelerator, args.max_nonfinite_steps)
         self.add_callback(self.nonfinite)
+        self.tau_stop = TauStop(self) if args.stop_at_tau and self.method.needs_tau else None
+        if self.tau_stop is not None:
+            self.add_callback(self.tau_stop)
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(self._tag_names + [args.method])
 
@@ -288,6 +292,7 @@ class UnlearningTrainer(Trainer):
         return self.method.relabel(labels, num_classes, self._relabel_generator)
 
     def _record(self, alpha: float, forget_losses, retain_losses) -> None:
+        """Keep this step's metrics as detached tensors (no device sync per step; reduced at log time)."""
         if not self.model.training:
             return
         if self.method.needs_alpha:
@@ -295,22 +300,27 @@ class UnlearningTrainer(Trainer):
         if self.tau is not None:
             self._metrics["tau"].append(self.tau)
         if forget_losses is not None:
-            forget_mean = forget_losses.detach().float().mean().item()
+            forget_mean = forget_losses.detach().float().mean()
             self._metrics["forget_loss"].append(forget_mean)
+            if self.tau_stop is not None:
+                self.tau_stop.observe(forget_mean)
             if self.tau is not None:
                 self._metrics["forget_gap"].append(self.tau - forget_mean)
         if retain_losses is not None:
-            self._metrics["retain_loss"].append(retain_losses.detach().float().mean().item())
+            self._metrics["retain_loss"].append(retain_losses.detach().float().mean())
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the unlearning metrics (averaged since the last log and over processes) to training logs."""
         if "loss" in logs and self._metrics:
             keys = [k for k in METRIC_KEYS if self._metrics.get(k)]
-            values = torch.tensor([sum(self._metrics[k]) / len(self._metrics[k]) for k in keys],
-                                  device=self.args.device)
+            values = torch.stack([torch.as_tensor(self._metrics[k], dtype=torch.float32, device=self.args.device)
+                                  .mean() if not torch.is_tensor(self._metrics[k][0])
+                                  else torch.stack(self._metrics[k]).float().mean() for k in keys])
             values = self.accelerator.reduce(values, reduction="mean") if self.accelerator.num_processes > 1 else values
             logs.update({k: round(float(v), 6) for k, v in zip(keys, values.tolist())})
             logs["nonfinite_steps"] = self.nonfinite.skipped
+            if self.tau_stop is not None and self.tau_stop.stopped_at is not None:
+                logs["stopped_at_tau"] = self.tau_stop.stopped_at
             self._metrics.clear()
         super().log(logs, start_time)
 
