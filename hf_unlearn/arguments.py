@@ -96,6 +96,9 @@ class UnlearningArguments(TrainingArguments):
     merge_adapter: bool = field(
         default=False, metadata={"help": "With PEFT adapters, save the merged plain model instead of the adapter."}
     )
+    push_checkpoints: bool = field(
+        default=False, metadata={"help": "Also push checkpoint-* folders (partly unlearned weights) to the Hub."}
+    )
     learning_rate: float = field(default=3e-4, metadata={"help": "AdamW learning rate (paper, text: 3e-4)."})
     save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy: 'no', 'steps' or 'epoch'."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})

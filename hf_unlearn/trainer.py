@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import glob
-import json
 import logging
 import math
 import os
@@ -15,24 +14,26 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForSeq2Seq, Trainer
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType, get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType
 
 from .arguments import UnlearningArguments, alpha_at, automatic_alpha, automatic_forget_epochs
+from .checkpoints import last_complete_checkpoint, read_state, write_state
+from .data.checks import check_forget_retain
 from .data.collators import ForgetRetainCollator
 from .data.sampling import ForgetRetainPairs, ForgetRetainSampler
 from .guards import NonFiniteGuard, check_finite_weights, is_finite, zero_loss_like
 from .losses import PerSampleLoss, get_loss_fn, infer_task, logits_of
 from .methods import ObjectiveInputs, get_method
 from .peft_utils import is_peft_model, merged_copy, wrap_with_peft
+from .reporting import ReportingMixin
 from .stopping import TauStop
 
 logger = logging.getLogger(__name__)
 
-STATE_NAME = "unlearning_state.json"
 METRIC_KEYS = ("alpha", "tau", "forget_loss", "retain_loss", "forget_gap")
 
 
-class UnlearningTrainer(Trainer):
+class UnlearningTrainer(ReportingMixin, Trainer):
     """Unlearn ``forget_dataset`` from ``model`` while keeping ``retain_dataset``, with the ∇τ method by default.
 
     Every optimizer step sees one forget batch and one retain batch (``per_device_train_batch_size`` each, per
@@ -68,7 +69,7 @@ class UnlearningTrainer(Trainer):
                 "TrainingArguments with method, alpha, tau_refresh_epochs, ...)."
             )
         self.method = get_method(args.method)
-        _check_datasets(forget_dataset, retain_dataset, self.method)
+        check_forget_retain(forget_dataset, retain_dataset)
         if validation_dataset is None and self.method.needs_tau:
             if eval_dataset is None:
                 raise ValueError(
@@ -209,7 +210,13 @@ class UnlearningTrainer(Trainer):
         model.train(was_training)
         if count == 0:
             raise ValueError("The validation set is empty: τ needs held-out samples.")
-        return float(total / count)
+        tau = float(total / count)
+        if not math.isfinite(tau):
+            raise ValueError(
+                f"τ is not finite ({tau}): the model's loss on the validation set is NaN/inf. Check the validation "
+                "labels (inside the model's label range) and inputs, and the model's weights."
+            )
+        return tau
 
     def _maybe_refresh_tau(self) -> None:
         step = self.state.global_step
@@ -324,45 +331,6 @@ class UnlearningTrainer(Trainer):
             self._metrics.clear()
         super().log(logs, start_time)
 
-    # ----------------------------------------------------------------------------------------- audit
-    def audit(self, test_dataset=None, *, before=None, max_retain: int | None = 500, **kwargs):
-        """Audit the model now: forget set vs ``test_dataset`` (default: ``eval_dataset``), retain utility.
-
-        Uses the trainer's datasets and collator, writes ``audit.json`` and plots into ``output_dir``, and keeps the
-        report for the model card. ``before`` (an earlier report, e.g. of the original model) adds the before/after
-        loss histograms. Only sizes and aggregates are written, never forget-set content.
-        """
-        from .audit import audit_model
-
-        test = test_dataset if test_dataset is not None else self.eval_dataset
-        if test is None:
-            raise ValueError("audit() needs held-out test data: pass test_dataset=... or set eval_dataset.")
-        retain = self.retain_dataset
-        if max_retain is not None and len(retain) > max_retain:
-            retain = _subset(retain, list(range(max_retain)))
-        forget, test, retain = (self._strip(d, "audit") for d in (self.forget_dataset, test, retain))
-        model = self.accelerator.unwrap_model(self.model)
-        report = audit_model(model, forget=forget, test=test, retain=retain, data_collator=self.data_collator,
-                             batch_size=self.args.per_device_eval_batch_size, seed=self.args.seed, **kwargs)
-        self.save_audit(report, before=before)
-        return report
-
-    def save_audit(self, report, *, before=None, comparison=None, timings: dict | None = None) -> None:
-        """Write ``audit.json`` (report, comparison, timings, τ history) and PNG plots into ``output_dir``."""
-        self.last_audit, self.last_comparison = report, comparison
-        if not self.args.should_save:
-            return
-        os.makedirs(self.args.output_dir, exist_ok=True)
-        content = {"report": report.to_dict(), "method": self.args.method, "tau_history": self.tau_history,
-                   "alpha0": self.alpha0, "steps": self.state.global_step}
-        if comparison is not None:
-            content["comparison"] = comparison.to_dict()
-        if timings:
-            content["timings"] = timings
-        with open(os.path.join(self.args.output_dir, "audit.json"), "w") as f:
-            json.dump(content, f, indent=2)
-        report.plot(self.args.output_dir, before=before)
-
     # ------------------------------------------------------------------------------- reference model
     def _build_reference(self, ref_model):
         """A frozen copy of the model before unlearning (only for methods that need one, e.g. NPO)."""
@@ -388,16 +356,15 @@ class UnlearningTrainer(Trainer):
         super()._save_checkpoint(model, trial)
         if self.args.should_save:
             name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            folder = os.path.join(self._get_output_dir(trial=trial), name)
-            with open(os.path.join(folder, STATE_NAME), "w") as f:
-                json.dump(self.unlearning_state(), f, indent=2)
+            write_state(os.path.join(self._get_output_dir(trial=trial), name), self.unlearning_state())
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
-        """Run the unlearning; ``resume_from_checkpoint`` also restores τ, its history and α₀."""
+        """Run the unlearning; ``resume_from_checkpoint`` (a folder, or True for the last complete checkpoint in
+        ``output_dir``) also restores τ, its history and α₀. Incomplete or damaged checkpoints are refused."""
         if resume_from_checkpoint is True:
-            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
-                raise ValueError(f"No checkpoint found in output_dir={self.args.output_dir!r} to resume from.")
+                raise ValueError(f"No complete checkpoint in output_dir={self.args.output_dir!r} to resume from.")
         if resume_from_checkpoint:
             self._load_unlearning_state(resume_from_checkpoint)
         output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
@@ -420,14 +387,7 @@ class UnlearningTrainer(Trainer):
         super().save_model(output_dir, _internal_call)
 
     def _load_unlearning_state(self, checkpoint: str) -> None:
-        path = os.path.join(checkpoint, STATE_NAME)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"{path} is missing: {checkpoint!r} is not a complete UnlearningTrainer checkpoint. Resume from "
-                "another checkpoint-* folder, or start the run again without resume_from_checkpoint."
-            )
-        with open(path) as f:
-            state = json.load(f)
+        state = read_state(checkpoint)
         if state["samples_per_step"] != self.samples_per_step:
             raise ValueError(
                 f"The checkpoint was written with {state['samples_per_step']} samples per optimizer step, this run "
@@ -447,17 +407,3 @@ def _subset(dataset, indices: list[int]):
     if hasattr(dataset, "select"):
         return dataset.select(indices)
     return torch.utils.data.Subset(dataset, indices)
-
-
-def _check_datasets(forget, retain, method) -> None:
-    if forget is None or retain is None:
-        raise ValueError("Pass both forget_dataset (the data to remove) and retain_dataset (the data to keep).")
-    if forget is retain:
-        raise ValueError(
-            "forget_dataset and retain_dataset are the same object; split the training data into disjoint forget "
-            "and retain sets (hf_unlearn.data.select_forget does it)."
-        )
-    if len(forget) == 0:
-        raise ValueError("forget_dataset is empty: there is nothing to unlearn. Check the forget selection.")
-    if len(retain) == 0:
-        raise ValueError("retain_dataset is empty: every step pairs forget samples with retain samples.")

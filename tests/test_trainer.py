@@ -225,3 +225,4 @@ def test_hf_argument_parser_roundtrip():
         ["--output_dir", "x", "--method", "grad_diff", "--alpha", "0.3", "--forget_epochs", "4"])
     assert (args.method, args.alpha, args.forget_epochs, args.num_train_epochs) == ("grad_diff", 0.3, 4, 4.0)
     assert args.learning_rate == 3e-4 and args.lr_min_ratio == 0.1
+

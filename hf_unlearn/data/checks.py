@@ -159,3 +159,18 @@ def count_shared(
             "+".join(cols),
         )
     return shared
+
+
+def check_forget_retain(forget, retain) -> None:
+    """The trainer's cheap input checks: both given, not the same object, neither empty."""
+    if forget is None or retain is None:
+        raise ValueError("Pass both forget_dataset (the data to remove) and retain_dataset (the data to keep).")
+    if forget is retain:
+        raise ValueError(
+            "forget_dataset and retain_dataset are the same object; split the training data into disjoint forget "
+            "and retain sets (hf_unlearn.data.select_forget does it)."
+        )
+    if len(forget) == 0:
+        raise ValueError("forget_dataset is empty: there is nothing to unlearn. Check the forget selection.")
+    if len(retain) == 0:
+        raise ValueError("retain_dataset is empty: every step pairs forget samples with retain samples.")
