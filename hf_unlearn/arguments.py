@@ -101,6 +101,9 @@ class UnlearningArguments(TrainingArguments):
     )
     learning_rate: float = field(default=3e-4, metadata={"help": "AdamW learning rate (paper, text: 3e-4)."})
     save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy: 'no', 'steps' or 'epoch'."})
+    ddp_find_unused_parameters: bool | None = field(
+        default=False, metadata={"help": "DDP: search for unused parameters each step (off: every objective uses all)."}
+    )
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
 
     def __post_init__(self):

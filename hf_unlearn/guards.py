@@ -2,41 +2,36 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from transformers import TrainerCallback
-
-
-def zero_loss_like(model: torch.nn.Module) -> torch.Tensor:
-    """A zero loss connected to every trainable parameter (so DDP sees a gradient for each, all zero)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return torch.stack([p.view(-1)[0].float() for p in params]).sum() * 0.0
 
 
 class NonFiniteGuard(TrainerCallback):
     """Drops the update of an optimizer step whose loss was NaN/inf on any process, and stops after too many.
 
-    The trainer calls :meth:`flag` from ``compute_loss``; before the optimizer step every process agrees (one
-    all-reduce) whether to drop the gradients (``grad = None``: AdamW then leaves the weights and moments as
-    they are). After ``max_consecutive`` dropped steps in a row the run stops with a ``RuntimeError``.
+    The trainer passes every loss to :meth:`flag` (no device sync: the check stays a tensor until the step ends);
+    before the optimizer step every process agrees (one all-reduce) whether to drop the gradients (``grad = None``:
+    AdamW then leaves the weights and moments as they are, whatever NaNs the backward produced). After
+    ``max_consecutive`` dropped steps in a row the run stops with a ``RuntimeError``.
     """
 
     def __init__(self, accelerator, max_consecutive: int):
         self.accelerator = accelerator
         self.max_consecutive = max_consecutive
-        self.pending = False
+        self.pending: torch.Tensor | None = None
         self.skipped = 0
         self.consecutive = 0
 
-    def flag(self) -> None:
-        self.pending = True
+    def flag(self, loss: torch.Tensor) -> None:
+        """Remember whether this micro-batch's loss was non-finite (as a tensor: no synchronisation here)."""
+        bad = (~torch.isfinite(loss.detach())).any().float()
+        self.pending = bad if self.pending is None else torch.maximum(self.pending, bad)
 
     def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
-        bad = torch.tensor(float(self.pending), device=args.device)
+        bad = self.pending if self.pending is not None else torch.zeros((), device=args.device)
         if self.accelerator.num_processes > 1:
-            bad = self.accelerator.reduce(bad, reduction="sum")
-        self.pending = False
+            bad = self.accelerator.reduce(bad.to(args.device), reduction="sum")
+        self.pending = None
         if bad.item() == 0:
             self.consecutive = 0
             return
@@ -59,8 +54,3 @@ def check_finite_weights(model: torch.nn.Module) -> None:
                 f"Parameter {name!r} holds NaN/inf values: refusing to save or push a broken model. Resume from an "
                 "earlier checkpoint with a lower learning_rate."
             )
-
-
-def is_finite(loss: torch.Tensor) -> bool:
-    value = loss.detach().float()
-    return bool(torch.isfinite(value).all()) and not math.isnan(float(value))

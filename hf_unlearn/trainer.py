@@ -21,7 +21,7 @@ from .checkpoints import last_complete_checkpoint, read_state, write_state
 from .data.checks import check_forget_retain
 from .data.collators import ForgetRetainCollator
 from .data.sampling import ForgetRetainPairs, ForgetRetainSampler
-from .guards import NonFiniteGuard, check_finite_weights, is_finite, zero_loss_like
+from .guards import NonFiniteGuard, check_finite_weights
 from .losses import PerSampleLoss, get_loss_fn, infer_task, logits_of
 from .methods import ObjectiveInputs, get_method
 from .peft_utils import is_peft_model, merged_copy, wrap_with_peft
@@ -253,9 +253,8 @@ class UnlearningTrainer(ReportingMixin, Trainer):
                             ref_forget_losses=ref_losses, hparams=hparams)
         )
         self._record(alpha, forget_losses, retain_losses)
-        if not is_finite(loss):
-            self.nonfinite.flag()
-            loss = zero_loss_like(model)
+        if self.model.training:
+            self.nonfinite.flag(loss)
         return (loss, {"logits": logits}) if return_outputs else loss
 
     def _per_sample(self, model, inputs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -342,6 +341,13 @@ class UnlearningTrainer(ReportingMixin, Trainer):
         if self.is_deepspeed_enabled:
             from .scale import prepare_deepspeed_reference
 
+            stage = self.accelerator.state.deepspeed_plugin.zero_stage
+            if stage == 3 and ref_model is None:
+                raise ValueError(
+                    f"method={self.args.method!r} needs a frozen reference model; under DeepSpeed ZeRO-3 the model's "
+                    "parameters are already sharded and cannot be copied. Load the original model again and pass "
+                    "it as ref_model=... (it is then sharded as well)."
+                )
             return prepare_deepspeed_reference(ref, self.accelerator)
         return self.accelerator.prepare_model(ref, evaluation_mode=True)
 

@@ -21,7 +21,8 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
 
-N_FORGET, N_RETAIN, N_VALIDATION = 16, 48, 37  # 37: not a multiple of ranks × eval batch (gather_for_metrics drops pads)
+# 37 validation rows: not a multiple of ranks × eval batch, so gather_for_metrics must drop the padding
+N_FORGET, N_RETAIN, N_VALIDATION = 16, 48, 37
 NUM_LABELS, VOCAB = 4, 64
 # uid ranges tell the halves apart in what a collator sees
 FORGET_UID, RETAIN_UID, VALIDATION_UID = 0, 10_000, 20_000

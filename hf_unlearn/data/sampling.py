@@ -28,6 +28,18 @@ class ForgetRetainPairs(Dataset):
         fi, ri = pair
         return self.forget[int(fi)], self.retain[int(ri)]
 
+    def __getitems__(self, pairs: list[tuple[int, int]]) -> list[tuple]:
+        """A batch of pairs with one batched read per dataset (what DataLoader's fetcher calls when present)."""
+        forget = _rows(self.forget, [int(f) for f, _ in pairs])
+        retain = _rows(self.retain, [int(r) for _, r in pairs])
+        return list(zip(forget, retain))
+
+
+def _rows(dataset, indices: list[int]) -> list:
+    if hasattr(dataset, "__getitems__"):
+        return list(dataset.__getitems__(indices))
+    return [dataset[i] for i in indices]
+
 
 class ForgetRetainSampler(Sampler):
     """Yields ``(forget index, retain index)`` pairs for one forget-epoch (set it with :meth:`set_epoch`).
