@@ -23,6 +23,8 @@ class UnlearningArguments(TrainingArguments):
         alpha_schedule (`str`, defaults to `"linear"`): `"linear"` decays α to 0 over the run; `"constant"` keeps α₀.
         tau_refresh_epochs (`int`, defaults to 5): recompute τ (mean held-out loss) every this many forget-epochs.
         tau_max_samples (`int` or `None`): estimate τ on a seeded subsample of the validation set of this size.
+            `None` = automatic: as many rows as keep the τ passes within 5% of the run's compute (one training
+            sample ≈ 3 forward passes), at least 128; `0` = every validation row.
         retain_weight (`float`, defaults to 1.0): λ of the retain term for `grad_diff` and `npo`.
         npo_beta (`float`, defaults to 0.1): β of NPO.
 
@@ -61,7 +63,8 @@ class UnlearningArguments(TrainingArguments):
         default=5, metadata={"help": "Recompute τ on the validation set every N forget-epochs (paper: 5)."}
     )
     tau_max_samples: int | None = field(
-        default=None, metadata={"help": "Estimate τ on a seeded subsample of at most N validation rows (None = all)."}
+        default=None,
+        metadata={"help": "τ from a seeded subsample of N validation rows (None = automatic 5% budget, 0 = all)."},
     )
     forget_epochs: int | None = field(
         default=None,
@@ -141,8 +144,10 @@ class UnlearningArguments(TrainingArguments):
                 f"tau_refresh_epochs={self.tau_refresh_epochs} must be ≥ 1 (τ is refreshed every N forget-epochs; "
                 "use a large N to refresh rarely)."
             )
-        if self.tau_max_samples is not None and self.tau_max_samples < 1:
-            raise ValueError(f"tau_max_samples={self.tau_max_samples} must be ≥ 1 or None (all validation rows).")
+        if self.tau_max_samples is not None and self.tau_max_samples < 0:
+            raise ValueError(
+                f"tau_max_samples={self.tau_max_samples} must be ≥ 0 (0 = all validation rows, None = automatic)."
+            )
         if self.forget_epochs is not None and self.forget_epochs < 1:
             raise ValueError(f"forget_epochs={self.forget_epochs} must be ≥ 1, or None for the automatic length.")
         if self.modality not in MODALITIES:
@@ -172,6 +177,13 @@ def automatic_forget_epochs(n_forget: int, n_retain: int, batch_size: int, multi
     forget_batches = math.ceil(n_forget / batch_size)
     retain_batches = math.ceil(n_retain / batch_size)
     return max(1, int(round(max(1, retain_batches // (2 * forget_batches)) * multiplier)))
+
+
+def automatic_tau_samples(samples_per_step: int, total_steps: int, refreshes: int, budget: float = 0.05,
+                          minimum: int = 128) -> int:
+    """Validation rows per τ pass so that all passes cost ≤ ``budget`` of the run (training ≈ 3 forwards/sample)."""
+    training = 3 * samples_per_step * total_steps
+    return max(minimum, int(budget / (1 - budget) * training / max(1, refreshes)))
 
 
 def alpha_at(step: int, total_steps: int, alpha0: float, schedule: str) -> float:

@@ -16,7 +16,13 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorForSeq2Seq, Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType
 
-from .arguments import UnlearningArguments, alpha_at, automatic_alpha, automatic_forget_epochs
+from .arguments import (
+    UnlearningArguments,
+    alpha_at,
+    automatic_alpha,
+    automatic_forget_epochs,
+    automatic_tau_samples,
+)
 from .checkpoints import last_complete_checkpoint, read_state, write_state
 from .data.checks import check_forget_retain
 from .data.collators import ForgetRetainCollator
@@ -137,6 +143,12 @@ class UnlearningTrainer(ReportingMixin, Trainer):
         if args.forget_epochs is not None:
             args.num_train_epochs = float(args.forget_epochs)
         self.steps_per_forget_epoch = math.ceil(n_f / self.samples_per_step)
+        self.tau_samples = args.tau_max_samples
+        if self.tau_samples is None and self.method.needs_tau:
+            steps = args.max_steps if args.max_steps > 0 else args.forget_epochs * self.steps_per_forget_epoch
+            refreshes = 1 + (math.ceil(steps / self.steps_per_forget_epoch) - 1) // args.tau_refresh_epochs
+            # each step runs B forget + B retain samples: 2 × samples_per_step forward-backward passes
+            self.tau_samples = automatic_tau_samples(2 * self.samples_per_step, steps, refreshes)
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         """Linear decay to ``lr_min_ratio`` × LR (the paper's 0.1×) after warmup; other types as in Trainer."""
@@ -191,8 +203,8 @@ class UnlearningTrainer(ReportingMixin, Trainer):
     def compute_tau(self) -> float:
         """Mean per-sample loss on the validation set (eval mode, no gradients, averaged over all processes)."""
         dataset = self.validation_dataset
-        limit = self.args.tau_max_samples
-        if limit is not None and len(dataset) > limit:
+        limit = self.tau_samples
+        if limit and len(dataset) > limit:
             generator = torch.Generator().manual_seed(self.args.seed)
             dataset = _subset(dataset, torch.randperm(len(dataset), generator=generator)[:limit].tolist())
         loader = self.get_eval_dataloader(dataset)

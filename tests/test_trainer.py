@@ -226,3 +226,13 @@ def test_hf_argument_parser_roundtrip():
     assert (args.method, args.alpha, args.forget_epochs, args.num_train_epochs) == ("grad_diff", 0.3, 4, 4.0)
     assert args.learning_rate == 3e-4 and args.lr_min_ratio == 0.1
 
+
+
+def test_automatic_tau_sample_budget(tmp_path):
+    from hf_unlearn.arguments import automatic_tau_samples
+
+    assert automatic_tau_samples(64, 12, 1) == 128  # the floor: a short run
+    assert automatic_tau_samples(64, 1000, 2) == int(0.05 / 0.95 * 3 * 64 * 1000 / 2)
+    trainer = _trainer(tmp_path, forget_epochs=3)
+    assert trainer.tau_samples == 128
+    assert _trainer(tmp_path, tau_max_samples=0).tau_samples == 0  # 0 = every validation row
