@@ -17,7 +17,6 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-import torch
 from transformers import HfArgumentParser
 
 from hf_unlearn import UnlearningArguments
@@ -26,6 +25,7 @@ from hf_unlearn.data import (
     ClassificationCollator,
     label_names,
     load_goemotions,
+    sample_rows,
     select_forget,
     tokenize_classification,
 )
@@ -60,12 +60,6 @@ class JobArguments:
     retrain: bool = field(default=False, metadata={"help": "Also retrain on the retain set (gold standard)."})
 
 
-def sample(ds, n: int, seed: int = 0):
-    if not n or n >= len(ds):
-        return ds
-    return ds.select(torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].tolist())
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--output_dir" not in argv:
@@ -85,12 +79,12 @@ def main(argv: list[str] | None = None) -> None:
         return tokenize_classification(ds, tokenizer, label_column="label", max_length=job.max_length,
                                        keep_columns=keep)
 
-    train = tok(sample(data["train"], job.train_rows))
-    validation, test = tok(sample(data["validation"], job.val_rows)), tok(sample(data["test"], job.test_rows))
+    train = tok(sample_rows(data["train"], job.train_rows))
+    validation, test = tok(sample_rows(data["validation"], job.val_rows)), tok(sample_rows(data["test"], job.test_rows))
     collator = ClassificationCollator(tokenizer)
     recipe = FinetuneRecipe(epochs=job.original_epochs, learning_rate=job.original_lr, seed=args.seed)
 
-    original_dir = job.original_model or os.path.join(args.output_dir, "original")
+    original_dir = job.original_model or os.path.join(args.output_dir, "_original")
     if os.path.isfile(os.path.join(original_dir, "config.json")):
         original, _ = load_text_classifier(original_dir, len(names), label_names=names)
         print(f"Original model: {original_dir}")
@@ -125,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     if job.retrain:
         retrained, _ = load_text_classifier(base, len(names), label_names=names)
         timings["retrain_s"] = round(finetune(retrained, retain, recipe, output_dir=os.path.join(
-            args.output_dir, "retrain"), data_collator=collator), 1)
+            args.output_dir, "_retrain"), data_collator=collator), 1)
         reports["retrained"] = audit(retrained, **audit_split)
     comparison = compare(reports)
     print("\n" + comparison.to_markdown())

@@ -21,6 +21,9 @@ class UnlearningArguments(TrainingArguments):
         alpha (`float` or `None`): starting weight α₀ of the forget term. `None` = automatic: 0.5 for text;
             for images min(5/3 × forget fraction, `alpha_max`), the paper's rule.
         alpha_schedule (`str`, defaults to `"linear"`): `"linear"` decays α to 0 over the run; `"constant"` keeps α₀.
+        tau (`float` or `None`): a fixed τ. `None` = automatic: the mean validation loss, except for class removal
+            (no forget class left in the retain set), where held-out data of the remaining classes cannot show the
+            loss of a class the model never saw: τ = log(num_labels), the loss of a uniform guess.
         tau_refresh_epochs (`int`, defaults to 5): recompute τ (mean held-out loss) every this many forget-epochs.
         tau_max_samples (`int` or `None`): estimate τ on a seeded subsample of the validation set of this size.
             `None` = automatic: as many rows as keep the τ passes within 5% of the run's compute (one training
@@ -44,7 +47,8 @@ class UnlearningArguments(TrainingArguments):
         fuse_forget_retain (`bool` or `None`): one forward pass over the forget+retain batch padded together
             (`None` = when the collator can do it; `False` = two passes).
 
-    > Defaults that differ from `TrainingArguments`: `learning_rate=3e-4` (the paper's text recipe);
+    > Defaults that differ from `TrainingArguments`: `learning_rate=None` = the paper's 3e-4 for text and 1e-3 for
+    > images (for causal LMs start lower, e.g. 5e-5–1e-4: 3e-4 overshot τ on SmolLM2-135M);
     > `lr_scheduler_type="linear"` decays to `lr_min_ratio` (0.1) × the learning rate instead of 0; the run length
     > is derived from the data sizes (`forget_epochs`) instead of `num_train_epochs=3`; `save_strategy="no"`
     > (unlearning runs are short; checkpoints of partly unlearned weights are opt-in); `logging_steps=10`.
@@ -59,12 +63,16 @@ class UnlearningArguments(TrainingArguments):
     alpha_schedule: str = field(
         default="linear", metadata={"help": "α schedule: 'linear' (α₀ → 0 over the run) or 'constant'."}
     )
+    tau: float | None = field(
+        default=None,
+        metadata={"help": "Fixed τ instead of the held-out loss (None = automatic; class removal: log(num_labels))."},
+    )
     tau_refresh_epochs: int = field(
         default=5, metadata={"help": "Recompute τ on the validation set every N forget-epochs (paper: 5)."}
     )
     tau_max_samples: int | None = field(
         default=None,
-        metadata={"help": "τ from a seeded subsample of N validation rows (None = automatic 5% budget, 0 = all)."},
+        metadata={"help": "τ from a seeded subsample of N validation rows (None = 5 percent of compute, 0 = all)."},
     )
     forget_epochs: int | None = field(
         default=None,
@@ -102,7 +110,9 @@ class UnlearningArguments(TrainingArguments):
     push_checkpoints: bool = field(
         default=False, metadata={"help": "Also push checkpoint-* folders (partly unlearned weights) to the Hub."}
     )
-    learning_rate: float = field(default=3e-4, metadata={"help": "AdamW learning rate (paper, text: 3e-4)."})
+    learning_rate: float | None = field(
+        default=None, metadata={"help": "AdamW learning rate. None = the paper's: 3e-4 text, 1e-3 images."}
+    )
     save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy: 'no', 'steps' or 'epoch'."})
     ddp_find_unused_parameters: bool | None = field(
         default=False, metadata={"help": "DDP: search for unused parameters each step (off: every objective uses all)."}
@@ -133,6 +143,10 @@ class UnlearningArguments(TrainingArguments):
         from .methods import get_method
 
         get_method(self.method)
+        if self.tau is not None and not (self.tau > 0 and math.isfinite(self.tau)):
+            raise ValueError(f"tau={self.tau} must be a positive finite loss value, or None for automatic.")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"learning_rate={self.learning_rate} must be > 0, or None for the paper's default.")
         if self.alpha is not None and not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha={self.alpha} is outside [0, 1]; use a value in [0, 1] or None for automatic.")
         if not 0.0 < self.alpha_max <= 1.0:
@@ -184,6 +198,11 @@ def automatic_tau_samples(samples_per_step: int, total_steps: int, refreshes: in
     """Validation rows per τ pass so that all passes cost ≤ ``budget`` of the run (training ≈ 3 forwards/sample)."""
     training = 3 * samples_per_step * total_steps
     return max(minimum, int(budget / (1 - budget) * training / max(1, refreshes)))
+
+
+def automatic_learning_rate(modality: str) -> float:
+    """The paper's AdamW learning rate: 1e-3 for images, 3e-4 for text."""
+    return 1e-3 if modality == "image" else 3e-4
 
 
 def alpha_at(step: int, total_steps: int, alpha0: float, schedule: str) -> float:

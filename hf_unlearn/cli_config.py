@@ -28,6 +28,7 @@ from .data import (
     load_mnist,
     load_tofu,
     preprocess_images,
+    sample_rows,
     select_forget,
     tokenize_classification,
     tokenize_qa,
@@ -185,13 +186,6 @@ def job_task(job: JobArguments, task: str | None) -> str:
     return task or TASKS.get(job.dataset, "single_label")
 
 
-def sample(ds: Dataset, n: int, seed: int) -> Dataset:
-    """A seeded random sample of ``n`` rows (all rows when ``n`` is 0 or too large)."""
-    if not n or n >= len(ds):
-        return ds
-    return ds.select(torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].tolist())
-
-
 def _with_ids(ds: Dataset, column: str, prefix: str = "") -> Dataset:
     if column in ds.column_names:
         return ds
@@ -227,13 +221,15 @@ def load_raw(job: JobArguments, task: str | None, seed: int) -> RawSplits:
         data = load_goemotions(job.data_dir, hub_id=job.hub_dataset or get_source("goemotions").hub_id,
                                single_label=task != "multi_label")
         train, val, test = (_with_ids(data[s], idc) for s in ("train", "validation", "test"))
-        val, test = sample(val, job.val_rows, seed), sample(test, job.test_rows, seed)
+        val, test = sample_rows(val, job.val_rows, seed), sample_rows(test, job.test_rows, seed)
     elif job.dataset == "tofu":
         forget, retain = load_tofu(job.data_dir, forget=job.forget_split, hub_id=job.hub_dataset or "locuslab/TOFU")
         retain_name = f"retain{100 - int(job.forget_split[-2:]):02d}"
         forget, retain = _with_ids(forget, idc, f"{job.forget_split}/"), _with_ids(retain, idc, f"{retain_name}/")
         retain, val, test = _hold_out(retain, {}, job, seed)
-        train = concatenate_datasets([sample(forget, job.forget_rows, seed), sample(retain, job.train_rows, seed)])
+        train = concatenate_datasets(
+            [sample_rows(forget, job.forget_rows, seed), sample_rows(retain, job.train_rows, seed)]
+        )
         return RawSplits(train, val, test, task)
     elif job.dataset in ("mnist", "digits"):
         data = load_digits() if job.dataset == "digits" else load_mnist(
@@ -246,7 +242,7 @@ def load_raw(job: JobArguments, task: str | None, seed: int) -> RawSplits:
         parts = {s: _with_ids(data[s], idc) if s in data else None for s in ("validation", "test")}
         train, val, test = _hold_out(_with_ids(data["train"], idc), parts, job, seed)
         train, val, test = _encode_string_labels([train, val, test], job.label_column or "label")
-    return RawSplits(sample(train, job.train_rows, seed), val, test, task)
+    return RawSplits(sample_rows(train, job.train_rows, seed), val, test, task)
 
 
 def select(job: JobArguments, raw: RawSplits, seed: int) -> tuple[Dataset, Dataset]:

@@ -62,12 +62,12 @@ def infer_task(model: torch.nn.Module | None, labels: torch.Tensor | None = None
     problem_type = getattr(getattr(base, "config", None), "problem_type", None)
     if problem_type == "multi_label_classification":
         return "multi_label"
+    if name.endswith("ForImageClassification"):
+        return "image_classification"
     if problem_type == "single_label_classification":
         return "single_label"
     if name.endswith("ForCausalLM"):
         return "causal_lm"
-    if name.endswith("ForImageClassification"):
-        return "image_classification"
     if name.endswith("ForSequenceClassification"):
         if labels is not None and labels.is_floating_point() and labels.dim() == 2:
             return "multi_label"

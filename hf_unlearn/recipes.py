@@ -81,10 +81,13 @@ def unlearn(model, *, forget, retain, validation, args: UnlearningArguments, dat
 
 
 def audit(model, *, forget, test, retain=None, data_collator=None, batch_size: int = 64,
-          max_retain: int | None = 500, seed: int = 0) -> UnlearningReport:
-    """The audit of ``model`` on a split (retain capped to ``max_retain`` seeded rows: it only measures utility)."""
+          max_retain: int | None = 500, seed: int = 0, **kwargs) -> UnlearningReport:
+    """The audit of ``model`` on a split (retain capped to ``max_retain`` seeded rows: it only measures utility).
+
+    Other keyword arguments (``tokenizer``, ``max_samples``, ``task``) go to :func:`hf_unlearn.audit.audit_model`.
+    """
     if retain is not None and max_retain is not None and len(retain) > max_retain:
         generator = torch.Generator().manual_seed(seed)
         retain = retain.select(torch.randperm(len(retain), generator=generator)[:max_retain].tolist())
     return audit_model(model, forget=forget, test=test, retain=retain, data_collator=data_collator,
-                       batch_size=batch_size, seed=seed)
+                       batch_size=batch_size, seed=seed, **kwargs)

@@ -21,10 +21,11 @@ from .arguments import (
     alpha_at,
     automatic_alpha,
     automatic_forget_epochs,
+    automatic_learning_rate,
     automatic_tau_samples,
 )
 from .checkpoints import last_complete_checkpoint, read_state, write_state
-from .data.checks import check_forget_retain
+from .data.checks import check_forget_retain, is_class_removal
 from .data.collators import ForgetRetainCollator
 from .data.sampling import ForgetRetainPairs, ForgetRetainSampler
 from .guards import NonFiniteGuard, check_finite_weights
@@ -76,7 +77,21 @@ class UnlearningTrainer(ReportingMixin, Trainer):
             )
         self.method = get_method(args.method)
         check_forget_retain(forget_dataset, retain_dataset)
-        if validation_dataset is None and self.method.needs_tau:
+        self.task = args.task or (None if loss_fn else infer_task(model))
+        self.loss_fn = loss_fn or get_loss_fn(self.task)
+        self.modality = args.modality if args.modality != "auto" else (
+            "image" if self.task == "image_classification" else "text")
+        if args.learning_rate is None:
+            args.learning_rate = automatic_learning_rate(self.modality)
+        self.fixed_tau = args.tau
+        if self.fixed_tau is None and self.method.needs_tau and is_class_removal(forget_dataset, retain_dataset):
+            num_labels = getattr(getattr(model, "config", None), "num_labels", 0) or 0
+            if num_labels > 1:
+                self.fixed_tau = math.log(num_labels)
+                logger.info("Class removal (no forget class in the retain set): τ = log(num_labels) = %.3f, the "
+                            "loss of a uniform guess; held-out data cannot show the loss of an unseen class.",
+                            self.fixed_tau)
+        if validation_dataset is None and self.method.needs_tau and self.fixed_tau is None:
             if eval_dataset is None:
                 raise ValueError(
                     "No validation_dataset: τ is the mean loss on held-out data the model never trained on (a "
@@ -85,8 +100,6 @@ class UnlearningTrainer(ReportingMixin, Trainer):
                 )
             logger.warning("No validation_dataset given: τ is computed on eval_dataset, which must be held-out data.")
             validation_dataset = eval_dataset
-        self.task = args.task or (None if loss_fn else infer_task(model))
-        self.loss_fn = loss_fn or get_loss_fn(self.task)
         if self.method.relabel is not None and self.task == "causal_lm":
             raise ValueError(f"method={args.method!r} relabels classes; it does not apply to causal LMs.")
         self._fresh_adapters = peft_config is not None
@@ -132,10 +145,7 @@ class UnlearningTrainer(ReportingMixin, Trainer):
         self.samples_per_step = args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
         n_f, n_r = len(self.forget_dataset), len(self.retain_dataset)
         self.forget_fraction = n_f / (n_f + n_r)
-        modality = args.modality
-        if modality == "auto":
-            modality = "image" if self.task == "image_classification" else "text"
-        self.alpha0 = args.alpha if args.alpha is not None else automatic_alpha(modality, self.forget_fraction,
+        self.alpha0 = args.alpha if args.alpha is not None else automatic_alpha(self.modality, self.forget_fraction,
                                                                                  args.alpha_max)
         if args.forget_epochs is None and args.max_steps <= 0:
             batch = args.per_device_train_batch_size * args.world_size
@@ -144,7 +154,7 @@ class UnlearningTrainer(ReportingMixin, Trainer):
             args.num_train_epochs = float(args.forget_epochs)
         self.steps_per_forget_epoch = math.ceil(n_f / self.samples_per_step)
         self.tau_samples = args.tau_max_samples
-        if self.tau_samples is None and self.method.needs_tau:
+        if self.tau_samples is None and self.method.needs_tau and self.fixed_tau is None:
             steps = args.max_steps if args.max_steps > 0 else args.forget_epochs * self.steps_per_forget_epoch
             refreshes = 1 + (math.ceil(steps / self.steps_per_forget_epoch) - 1) // args.tau_refresh_epochs
             # each step runs B forget + B retain samples: 2 × samples_per_step forward-backward passes
@@ -201,7 +211,10 @@ class UnlearningTrainer(ReportingMixin, Trainer):
 
     # ------------------------------------------------------------------------------------------- τ
     def compute_tau(self) -> float:
-        """Mean per-sample loss on the validation set (eval mode, no gradients, averaged over all processes)."""
+        """Mean per-sample loss on the validation set (eval mode, no gradients, averaged over all processes);
+        the fixed τ when one is set (``args.tau``, or log(num_labels) for class removal)."""
+        if self.fixed_tau is not None:
+            return float(self.fixed_tau)
         dataset = self.validation_dataset
         limit = self.tau_samples
         if limit and len(dataset) > limit:
@@ -233,7 +246,8 @@ class UnlearningTrainer(ReportingMixin, Trainer):
     def _maybe_refresh_tau(self) -> None:
         step = self.state.global_step
         every = self.args.tau_refresh_epochs * self.steps_per_forget_epoch
-        if self.tau is None or (step != self.tau_step and step > 0 and step % every == 0):
+        refresh = self.fixed_tau is None and step != self.tau_step and step > 0 and step % every == 0
+        if self.tau is None or refresh:
             self.tau = self.compute_tau()
             self.tau_step = step
             self.tau_history.append({"step": step, "tau": self.tau})

@@ -224,7 +224,7 @@ def test_hf_argument_parser_roundtrip():
     (args,) = HfArgumentParser(UnlearningArguments).parse_args_into_dataclasses(
         ["--output_dir", "x", "--method", "grad_diff", "--alpha", "0.3", "--forget_epochs", "4"])
     assert (args.method, args.alpha, args.forget_epochs, args.num_train_epochs) == ("grad_diff", 0.3, 4, 4.0)
-    assert args.learning_rate == 3e-4 and args.lr_min_ratio == 0.1
+    assert args.learning_rate is None and args.lr_min_ratio == 0.1  # None: resolved by modality (3e-4 text)
 
 
 
@@ -236,3 +236,51 @@ def test_automatic_tau_sample_budget(tmp_path):
     trainer = _trainer(tmp_path, forget_epochs=3)
     assert trainer.tau_samples == 128
     assert _trainer(tmp_path, tau_max_samples=0).tau_samples == 0  # 0 = every validation row
+
+
+def test_fixed_tau_needs_no_validation_and_is_never_refreshed(tmp_path):
+    train = token_dataset(48, 0)
+    args = _args(tmp_path, tau=1.7, forget_epochs=6, tau_refresh_epochs=1)
+    trainer = UnlearningTrainer(model=tiny_bert(), args=args, forget_dataset=train.select(range(16)),
+                                retain_dataset=train.select(range(16, 48)), data_collator=default_data_collator)
+    trainer.train()
+    assert [h["tau"] for h in trainer.tau_history] == [1.7]
+
+
+def test_class_removal_uses_the_uniform_guess_loss(tmp_path):
+    import math
+
+    train = token_dataset(64, 0)
+    forget = train.filter(lambda r: r["labels"] == 2)
+    retain = train.filter(lambda r: r["labels"] != 2)
+    trainer = UnlearningTrainer(model=tiny_bert(num_labels=3), args=_args(tmp_path), forget_dataset=forget,
+                                retain_dataset=retain, validation_dataset=token_dataset(16, 1),
+                                data_collator=default_data_collator)
+    assert trainer.fixed_tau == pytest.approx(math.log(3))
+    random_split = _trainer(tmp_path)
+    assert random_split.fixed_tau is None
+
+
+def test_learning_rate_follows_the_paper_by_modality(tmp_path):
+    assert _trainer(tmp_path).args.learning_rate == 3e-4
+    assert _trainer(tmp_path, modality="image").args.learning_rate == 1e-3
+    assert _trainer(tmp_path, learning_rate=5e-5).args.learning_rate == 5e-5
+
+
+def test_image_classifier_task_even_with_problem_type_set():
+    from transformers import ViTConfig, ViTForImageClassification
+
+    from hf_unlearn.losses import infer_task
+
+    model = ViTForImageClassification(ViTConfig(image_size=8, patch_size=4, num_channels=1, hidden_size=16,
+                                                num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                                                num_labels=3, problem_type="single_label_classification"))
+    assert infer_task(model) == "image_classification"
+
+
+def test_every_argument_help_renders():
+    from transformers import HfArgumentParser
+
+    text = HfArgumentParser(UnlearningArguments).format_help()
+    for name in ("--method", "--alpha", "--tau", "--tau_refresh_epochs", "--forget_epochs", "--stop_at_tau"):
+        assert name in text

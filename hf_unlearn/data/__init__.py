@@ -7,7 +7,15 @@ from .checks import check_disjoint, content_columns, count_shared, require_colum
 from .collators import CausalLMCollator, ClassificationCollator, ForgetRetainCollator
 from .loading import default_data_dir, load_data, read_local_file, rename_to_standard, slice_split
 from .preprocessing import QA_TEMPLATE, preprocess_images, tokenize_classification, tokenize_qa
-from .selection import UnlearningSplits, label_names, make_splits, read_ids, select_forget, splits_from
+from .selection import (
+    UnlearningSplits,
+    label_names,
+    make_splits,
+    read_ids,
+    sample_rows,
+    select_forget,
+    splits_from,
+)
 from .sources import (
     SOURCES,
     DatasetSpec,
@@ -48,6 +56,7 @@ __all__ = [
     "rename_to_standard",
     "require_columns",
     "row_keys",
+    "sample_rows",
     "select_forget",
     "slice_split",
     "splits_from",

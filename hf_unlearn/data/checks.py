@@ -174,3 +174,18 @@ def check_forget_retain(forget, retain) -> None:
         raise ValueError("forget_dataset is empty: there is nothing to unlearn. Check the forget selection.")
     if len(retain) == 0:
         raise ValueError("retain_dataset is empty: every step pairs forget samples with retain samples.")
+
+
+def is_class_removal(forget, retain) -> bool:
+    """True when no single-label class of the forget set appears in the retain set (a class-removal request)."""
+    import datasets
+
+    if not (isinstance(forget, datasets.Dataset) and isinstance(retain, datasets.Dataset)):
+        return False
+    column = next((c for c in ("labels", "label") if c in forget.column_names and c in retain.column_names), None)
+    if column is None:
+        return False
+    forget_labels = forget.with_format(None)[column]
+    if not forget_labels or not all(isinstance(v, int) for v in forget_labels):
+        return False
+    return not set(forget_labels) & set(retain.with_format(None)[column])

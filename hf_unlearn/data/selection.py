@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from datasets import ClassLabel, Dataset, DatasetDict
 
 from .checks import check_disjoint, count_shared, require_columns
@@ -311,3 +312,11 @@ def make_splits(
         forget, retain, validation=validation, test=test, validation_size=validation_size,
         id_column=id_column, seed=seed, check_forget_retain=False,  # disjoint by construction
     )
+
+
+def sample_rows(dataset: Dataset, n: int | None, seed: int = 0) -> Dataset:
+    """A seeded random sample of ``n`` rows (all rows when ``n`` is 0/None or at least the dataset size)."""
+    if not n or n >= len(dataset):
+        return dataset
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+    return dataset.select(order)

@@ -1,0 +1,277 @@
+"""Unlearn with ∇τ from a small ViT trained from scratch on MNIST (or scikit-learn's 8×8 digits).
+
+Two scenarios (pick one):
+
+* random forgetting: ``--forget_fraction 0.15`` forgets a seeded random 15% of the training images;
+* class removal: ``--forget_classes 3`` forgets every training image of class 3.
+
+The script holds out a validation split (τ, the mean loss on data the model never saw) and a test split (audit)
+from the data, trains the "original" model on forget + retain, optionally a "retrained" model on retain only
+(``--retrain``, the gold standard), unlearns the forget set with ``UnlearningTrainer`` (the image α rule,
+α₀ = min(5/3 × forget fraction, alpha_max), applies automatically), and prints the audit side by side.
+
+Quick runs::
+
+    python examples/unlearn_vit.py --dataset digits --output_dir out/vit_digits --retrain
+    python examples/unlearn_vit.py --forget_classes 3 --output_dir out/vit_mnist_class3 --retrain
+    python examples/unlearn_vit.py --forget_fraction 0.15 --data_dir ../shared/data/mnist --output_dir out/vit_rand
+
+Every ``UnlearningArguments`` / ``TrainingArguments`` flag is accepted too (``--learning_rate``,
+``--forget_epochs``, ``--alpha``, ...). Only counts and aggregates are printed or saved; the model folder, the
+image processor, ``audit.json`` and PNG plots go to ``--output_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from datasets import Dataset, concatenate_datasets
+from transformers import (
+    HfArgumentParser,
+    Trainer,
+    TrainingArguments,
+    ViTConfig,
+    ViTForImageClassification,
+    ViTImageProcessorPil,
+    set_seed,
+)
+
+from hf_unlearn import UnlearningArguments, UnlearningTrainer
+from hf_unlearn.audit import AuditCallback, UnlearningReport, audit_model, compare, sample_stats
+from hf_unlearn.data import (
+    ClassificationCollator,
+    load_digits,
+    load_mnist,
+    preprocess_images,
+    select_forget,
+    splits_from,
+)
+
+
+@dataclass
+class ScriptArguments:
+    """Data, forget selection and model size for the example (training knobs are in ``UnlearningArguments``)."""
+
+    dataset: str = field(
+        default="mnist", metadata={"help": "mnist (28×28, local files or Hub) or digits (sklearn 8×8)."}
+    )
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder with the MNIST idx files (e.g. ../shared/data/mnist); default: the shared data "
+                  "folder when present, else the Hub."},
+    )
+    hub_id: str = field(default="ylecun/mnist", metadata={"help": "Hub dataset used when no local MNIST files exist."})
+    split: str = field(default="test", metadata={"help": "MNIST split to draw every part from (local files: test)."})
+    max_train_samples: int | None = field(
+        default=4000, metadata={"help": "Cap on training images (forget + retain); None = all that remain."}
+    )
+    validation_size: int | None = field(
+        default=None, metadata={"help": "Held-out images for τ, never trained on (default: 500 MNIST, 300 digits)."}
+    )
+    test_size: int | None = field(
+        default=None, metadata={"help": "Held-out images for the audit (default: 1000 MNIST, 300 digits)."}
+    )
+    forget_fraction: float | None = field(
+        default=None, metadata={"help": "Forget this random fraction of the training images (e.g. 0.15)."}
+    )
+    forget_classes: list[int] | None = field(
+        default=None, metadata={"help": "Forget every training image of these class ids (e.g. 3)."}
+    )
+    image_size: int | None = field(default=None, metadata={"help": "Input size (default: 28 MNIST, 8 digits)."})
+    patch_size: int | None = field(default=None, metadata={"help": "ViT patch size (default: 7 MNIST, 2 digits)."})
+    hidden_size: int = field(default=64, metadata={"help": "ViT hidden size."})
+    num_layers: int = field(default=3, metadata={"help": "ViT encoder layers."})
+    num_heads: int = field(default=4, metadata={"help": "Attention heads."})
+    train_epochs: float | None = field(
+        default=None, metadata={"help": "Epochs to train the original (and retrained) model (default: 10 MNIST, "
+                                "40 digits)."}
+    )
+    train_learning_rate: float = field(default=2e-3, metadata={"help": "Learning rate of that training."})
+    train_batch_size: int = field(default=64, metadata={"help": "Batch size of that training."})
+    class_removal_tau: str = field(
+        default="chance",
+        metadata={"help": "τ for class removal: 'chance' = log(num_labels), the loss of a model with no knowledge of "
+                  "the class; 'validation' = the library default (mean held-out loss, which keeps the class)."},
+    )
+    retrain: bool = field(default=False, metadata={"help": "Also train a model on retain only (the gold standard)."})
+    audit_points: int = field(default=5, metadata={"help": "Audits (MIA, accuracies) during unlearning; 0 = none."})
+    audit_max_samples: int | None = field(default=None, metadata={"help": "Cap per split for the final audits."})
+
+
+class ChanceTauTrainer(UnlearningTrainer):
+    """∇τ with τ = log(num_labels) for class removal.
+
+    The library's τ, the mean loss on held-out data, estimates what a model that never saw the *samples* scores on
+    them; a model that never saw the *class* scores far worse (it never predicts it). ∇τ stops pushing once the
+    forget loss reaches τ, so with the validation τ (≈ 0.1–0.3 for a good model) most forget-class images stay
+    correctly classified. log(num_labels), the loss of a uniform guess, is a data-free lower bound of a retrained
+    model's forget loss. (A library option for a fixed τ would replace this subclass.)
+    """
+
+    def compute_tau(self) -> float:
+        return math.log(self.accelerator.unwrap_model(self.model).config.num_labels)
+
+
+def load_images(script: ScriptArguments, seed: int) -> tuple[Dataset, Dataset, Dataset]:
+    """``(train, validation, test)`` image datasets, disjoint, from one shuffled source split."""
+    if script.dataset == "digits":
+        data = load_digits()
+    elif script.dataset == "mnist":
+        data = load_mnist(script.data_dir, split=script.split, hub_id=script.hub_id)
+    else:
+        raise ValueError(f"--dataset {script.dataset!r}: choose mnist or digits.")
+    data = data.shuffle(seed=seed)
+    n_held = script.test_size + script.validation_size
+    if n_held >= len(data):
+        raise ValueError(f"test_size + validation_size = {n_held} leaves no training data of {len(data)} images.")
+    test = data.select(range(script.test_size))
+    validation = data.select(range(script.test_size, n_held))
+    stop = len(data) if script.max_train_samples is None else min(len(data), n_held + script.max_train_samples)
+    return data.select(range(n_held, stop)), validation, test
+
+
+def build_model(script: ScriptArguments, num_labels: int, seed: int) -> ViTForImageClassification:
+    """A small ViT from a config (1 input channel), initialised from ``seed``."""
+    set_seed(seed)
+    config = ViTConfig(
+        image_size=script.image_size, patch_size=script.patch_size, num_channels=1,
+        hidden_size=script.hidden_size, num_hidden_layers=script.num_layers, num_attention_heads=script.num_heads,
+        intermediate_size=2 * script.hidden_size, num_labels=num_labels,
+        id2label={i: str(i) for i in range(num_labels)}, label2id={str(i): i for i in range(num_labels)},
+    )
+    return ViTForImageClassification(config)
+
+
+def train(model: ViTForImageClassification, data: Dataset, script: ScriptArguments, seed: int) -> None:
+    """Plain supervised training with a transformers ``Trainer`` (nothing is saved)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(
+            scratch, num_train_epochs=script.train_epochs, learning_rate=script.train_learning_rate,
+            per_device_train_batch_size=script.train_batch_size, warmup_steps=0.05, weight_decay=0.01,
+            save_strategy="no", report_to="none", logging_strategy="epoch", disable_tqdm=True, seed=seed,
+        )
+        Trainer(model=model, args=args, train_dataset=data, data_collator=ClassificationCollator()).train()
+
+
+def class_accuracy(model: Any, test: Dataset, classes: list[int]) -> dict[str, float]:
+    """Test accuracy on the removed classes and on all other classes."""
+    labels = np.asarray(test["labels"])
+    inside = np.isin(labels, classes)
+    correct = sample_stats(model, test, data_collator=ClassificationCollator())["correct"]
+    return {"forget_class_test_accuracy": float(correct[inside].mean()),
+            "other_classes_test_accuracy": float(correct[~inside].mean())}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = HfArgumentParser((ScriptArguments, UnlearningArguments))
+    parser.set_defaults(output_dir="vit_unlearned", per_device_train_batch_size=64, per_device_eval_batch_size=256,
+                        learning_rate=1e-3, logging_steps=5, report_to="none", disable_tqdm=True,
+                        # The image α₀ rule. Explicit because training sets config.problem_type, which then makes
+                        # the task inference read the ViT as a (text-style) single-label classifier.
+                        modality="image")
+    script, args = parser.parse_args_into_dataclasses(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if (script.forget_fraction is None) == (script.forget_classes is None):
+        parser.error("choose one scenario: --forget_fraction F (random) or --forget_classes C [C ...] (class removal)")
+    digits = script.dataset == "digits"
+    script.image_size = script.image_size or (8 if digits else 28)
+    script.patch_size = script.patch_size or (2 if digits else 7)
+    script.validation_size = script.validation_size or (300 if digits else 500)
+    script.test_size = script.test_size or (300 if digits else 1000)
+    script.train_epochs = script.train_epochs or (40.0 if digits else 10.0)
+    seed = args.seed
+
+    # Data: held-out validation (τ) and test (audit) first, then forget/retain inside the training part.
+    train_raw, val_raw, test_raw = load_images(script, seed)
+    if script.forget_classes is not None:
+        forget_raw, retain_raw = select_forget(train_raw, classes=script.forget_classes)
+        scenario = f"class removal ({', '.join(map(str, script.forget_classes))})"
+    else:
+        forget_raw, retain_raw = select_forget(train_raw, fraction=script.forget_fraction, seed=seed)
+        scenario = f"random {script.forget_fraction:.0%} of the training set"
+    processor = ViTImageProcessorPil(
+        do_resize=True, size={"height": script.image_size, "width": script.image_size},
+        image_mean=[0.5], image_std=[0.5],
+    )
+
+    def prep(ds: Dataset) -> Dataset:
+        return preprocess_images(ds, processor, convert_rgb=False, lazy=False).with_format("torch")
+
+    splits = splits_from(prep(forget_raw), prep(retain_raw), validation=prep(val_raw), test=prep(test_raw))
+    print(f"Dataset {script.dataset}: {splits}; scenario: {scenario}.")
+
+    # The original model (forget + retain) and, optionally, the retrained one (retain only, same init).
+    num_labels = 10
+    collator = ClassificationCollator()
+    print(f"Training the original ViT from scratch on {len(splits.forget) + len(splits.retain)} images ...")
+    model = build_model(script, num_labels, seed)
+    train(model, concatenate_datasets([splits.forget, splits.retain]), script, seed)
+    audit_kw = dict(forget=splits.forget, test=splits.test, retain=splits.retain, data_collator=collator,
+                    batch_size=256, seed=seed, max_samples=script.audit_max_samples)
+    reports: dict[str, UnlearningReport] = {"original": audit_model(model, **audit_kw)}
+    classes: dict[str, dict[str, float]] = {}
+    if script.forget_classes is not None:
+        classes["original"] = class_accuracy(model, splits.test, script.forget_classes)
+    if script.retrain:
+        print(f"Retraining from scratch on the {len(splits.retain)} retain images (the gold standard) ...")
+        retrained = build_model(script, num_labels, seed)
+        train(retrained, splits.retain, script, seed)
+        reports["retrained"] = audit_model(retrained, **audit_kw)
+        if script.forget_classes is not None:
+            classes["retrained"] = class_accuracy(retrained, splits.test, script.forget_classes)
+
+    # Unlearning with ∇τ.
+    chance_tau = script.forget_classes is not None and script.class_removal_tau == "chance"
+    trainer_cls = ChanceTauTrainer if chance_tau else UnlearningTrainer
+    trainer = trainer_cls(
+        model=model, args=args, forget_dataset=splits.forget, retain_dataset=splits.retain,
+        validation_dataset=splits.validation, data_collator=collator, processing_class=processor,
+    )
+    callback = None
+    if script.audit_points > 0:
+        total = args.max_steps if args.max_steps > 0 else args.forget_epochs * trainer.steps_per_forget_epoch
+        callback = AuditCallback(splits.forget, splits.test, every_n_steps=max(1, total // script.audit_points),
+                                 data_collator=collator, batch_size=256, seed=seed).attach(trainer)
+    print(f"Unlearning with {args.method}: forget fraction {trainer.forget_fraction:.3f} → α₀ = {trainer.alpha0:.3f}, "
+          f"{args.forget_epochs} forget-epoch(s) of {trainer.steps_per_forget_epoch} step(s), lr {args.learning_rate}.")
+    trainer.train()
+    trainer.save_model(args.output_dir)
+    tau_source = "log(num_labels)" if chance_tau else "mean validation loss"
+    print(f"τ ({tau_source}) history: {[round(h['tau'], 4) for h in trainer.tau_history]}")
+
+    # Audit and report.
+    reports["unlearned"] = audit_model(trainer.model, **audit_kw)
+    if script.forget_classes is not None:
+        classes["unlearned"] = class_accuracy(trainer.model, splits.test, script.forget_classes)
+    comparison = compare(reports)
+    print("\n" + comparison.to_markdown())
+    if classes:
+        names = list(classes)
+        print("| class removal (test set) | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names))
+        for key in ("forget_class_test_accuracy", "other_classes_test_accuracy"):
+            print(f"| {key.replace('_', ' ')} | " + " | ".join(f"{classes[n][key]:.4f}" for n in names) + " |")
+    result = {
+        "dataset": script.dataset, "scenario": scenario, "sizes": splits.sizes(), "alpha0": trainer.alpha0,
+        "forget_fraction": trainer.forget_fraction, "tau_source": tau_source, "tau_history": trainer.tau_history,
+        "comparison": comparison.to_dict(), "class_accuracy": classes or None,
+        "audit_history": callback.history if callback else None,
+    }
+    with open(os.path.join(args.output_dir, "audit.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    plots = reports["unlearned"].plot(args.output_dir, before=reports["original"],
+                                      history=callback.history if callback and callback.history else None)
+    print(f"Saved the unlearned model, audit.json and {', '.join(os.path.basename(p) for p in plots)} "
+          f"to {args.output_dir}")
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
