@@ -284,3 +284,21 @@ def test_every_argument_help_renders():
     text = HfArgumentParser(UnlearningArguments).format_help()
     for name in ("--method", "--alpha", "--tau", "--tau_refresh_epochs", "--forget_epochs", "--stop_at_tau"):
         assert name in text
+
+
+def test_stop_at_tau_stops_after_an_epoch_where_forget_loss_sat_at_tau(tmp_path):
+    from transformers import TrainerControl, TrainerState
+
+    trainer = _trainer(tmp_path, stop_at_tau=True)
+    trainer.tau = 2.0
+    stop = trainer.tau_stop
+
+    def epoch(means):
+        for m in means:
+            stop.observe(torch.tensor(m))
+        return stop.on_epoch_end(trainer.args, TrainerState(global_step=7), TrainerControl())
+
+    assert not epoch([1.0, 1.5, 2.1]).should_training_stop  # ascent still firing in most batches
+    assert epoch([1.9, 2.0, 2.2, 1.8]).should_training_stop  # at/above τ in half the batches: done
+    assert stop.stopped_at == 7
+    assert _trainer(tmp_path).tau_stop is None  # opt-in
