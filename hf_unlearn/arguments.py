@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
+
+logger = logging.getLogger(__name__)
 
 ALPHA_SCHEDULES = ("linear", "constant")
 MODALITIES = ("auto", "text", "image")
@@ -210,3 +213,45 @@ def alpha_at(step: int, total_steps: int, alpha0: float, schedule: str) -> float
     if schedule == "constant" or total_steps <= 0:
         return alpha0
     return alpha0 * max(0.0, 1.0 - step / total_steps)
+
+
+@dataclass
+class RunPlan:
+    """Every automatic default of one run, resolved from the data sizes (see `plan_run`)."""
+
+    modality: str
+    forget_fraction: float
+    alpha0: float
+    samples_per_step: int
+    steps_per_forget_epoch: int
+    fixed_tau: float | None
+    tau_samples: int | None
+
+
+def plan_run(args: UnlearningArguments, *, task: str | None, needs_tau: bool, length_multiplier: float,
+             n_forget: int, n_retain: int, num_labels: int | None = None, class_removal: bool = False) -> RunPlan:
+    """Resolve the automatic rules; fills ``args.learning_rate``, ``args.forget_epochs`` and ``num_train_epochs``."""
+    modality = args.modality if args.modality != "auto" else ("image" if task == "image_classification" else "text")
+    if args.learning_rate is None:
+        args.learning_rate = automatic_learning_rate(modality)
+    fixed_tau = args.tau
+    if fixed_tau is None and needs_tau and class_removal and (num_labels or 0) > 1:
+        fixed_tau = math.log(num_labels)
+        logger.info("Class removal (no forget class in the retain set): τ = log(num_labels) = %.3f, the loss of a "
+                    "uniform guess; held-out data cannot show the loss of a class the model never saw.", fixed_tau)
+    samples_per_step = args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
+    fraction = n_forget / (n_forget + n_retain)
+    alpha0 = args.alpha if args.alpha is not None else automatic_alpha(modality, fraction, args.alpha_max)
+    if args.forget_epochs is None and args.max_steps <= 0:
+        batch = args.per_device_train_batch_size * args.world_size
+        args.forget_epochs = automatic_forget_epochs(n_forget, n_retain, batch, length_multiplier)
+    if args.forget_epochs is not None:
+        args.num_train_epochs = float(args.forget_epochs)
+    steps_per_epoch = math.ceil(n_forget / samples_per_step)
+    tau_samples = args.tau_max_samples
+    if tau_samples is None and needs_tau and fixed_tau is None:
+        steps = args.max_steps if args.max_steps > 0 else args.forget_epochs * steps_per_epoch
+        refreshes = 1 + (math.ceil(steps / steps_per_epoch) - 1) // args.tau_refresh_epochs
+        # each step runs B forget + B retain samples: 2 × samples_per_step forward-backward passes
+        tau_samples = automatic_tau_samples(2 * samples_per_step, steps, refreshes)
+    return RunPlan(modality, fraction, alpha0, samples_per_step, steps_per_epoch, fixed_tau, tau_samples)

@@ -16,16 +16,9 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorForSeq2Seq, Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType
 
-from .arguments import (
-    UnlearningArguments,
-    alpha_at,
-    automatic_alpha,
-    automatic_forget_epochs,
-    automatic_learning_rate,
-    automatic_tau_samples,
-)
+from .arguments import UnlearningArguments, alpha_at, plan_run
 from .checkpoints import last_complete_checkpoint, read_state, write_state
-from .data.checks import check_forget_retain, is_class_removal
+from .data.checks import check_forget_retain, check_model_inputs, is_class_removal
 from .data.collators import ForgetRetainCollator
 from .data.sampling import ForgetRetainPairs, ForgetRetainSampler
 from .guards import NonFiniteGuard, check_finite_weights
@@ -79,18 +72,13 @@ class UnlearningTrainer(ReportingMixin, Trainer):
         check_forget_retain(forget_dataset, retain_dataset)
         self.task = args.task or (None if loss_fn else infer_task(model))
         self.loss_fn = loss_fn or get_loss_fn(self.task)
-        self.modality = args.modality if args.modality != "auto" else (
-            "image" if self.task == "image_classification" else "text")
-        if args.learning_rate is None:
-            args.learning_rate = automatic_learning_rate(self.modality)
-        self.fixed_tau = args.tau
-        if self.fixed_tau is None and self.method.needs_tau and is_class_removal(forget_dataset, retain_dataset):
-            num_labels = getattr(getattr(model, "config", None), "num_labels", 0) or 0
-            if num_labels > 1:
-                self.fixed_tau = math.log(num_labels)
-                logger.info("Class removal (no forget class in the retain set): τ = log(num_labels) = %.3f, the "
-                            "loss of a uniform guess; held-out data cannot show the loss of an unseen class.",
-                            self.fixed_tau)
+        config = getattr(model, "config", None)
+        self.plan = plan_run(args, task=self.task, needs_tau=self.method.needs_tau,
+                             length_multiplier=self.method.length_multiplier, n_forget=len(forget_dataset),
+                             n_retain=len(retain_dataset), num_labels=getattr(config, "num_labels", None),
+                             class_removal=self.method.needs_tau and is_class_removal(forget_dataset, retain_dataset))
+        for key, value in vars(self.plan).items():  # alpha0, fixed_tau, tau_samples, ... as trainer attributes
+            setattr(self, key, value)
         if validation_dataset is None and self.method.needs_tau and self.fixed_tau is None:
             if eval_dataset is None:
                 raise ValueError(
@@ -100,6 +88,10 @@ class UnlearningTrainer(ReportingMixin, Trainer):
                 )
             logger.warning("No validation_dataset given: τ is computed on eval_dataset, which must be held-out data.")
             validation_dataset = eval_dataset
+        for dataset, name in ((forget_dataset, "forget_dataset"), (retain_dataset, "retain_dataset"),
+                              (validation_dataset, "validation_dataset")):
+            check_model_inputs(dataset, name=name, task=self.task, num_labels=getattr(config, "num_labels", None),
+                               vocab_size=getattr(config, "vocab_size", None))
         if self.method.relabel is not None and self.task == "causal_lm":
             raise ValueError(f"method={args.method!r} relabels classes; it does not apply to causal LMs.")
         self._fresh_adapters = peft_config is not None
@@ -123,7 +115,6 @@ class UnlearningTrainer(ReportingMixin, Trainer):
         self.train_dataset = forget_dataset
         self.loss_is_scaled_for_ga = False
         self.pair_collator = ForgetRetainCollator(self.data_collator, fused=args.fuse_forget_retain)
-        self._resolve_schedule()
         self.ref_model = self._build_reference(ref_model) if self.method.needs_reference else None
         self.tau: float | None = None
         self.last_audit = self.last_comparison = None
@@ -140,26 +131,6 @@ class UnlearningTrainer(ReportingMixin, Trainer):
             self.model.add_model_tags(self._tag_names + [args.method])
 
     # ----------------------------------------------------------------- run length, α₀ and the LR schedule
-    def _resolve_schedule(self) -> None:
-        args = self.args
-        self.samples_per_step = args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
-        n_f, n_r = len(self.forget_dataset), len(self.retain_dataset)
-        self.forget_fraction = n_f / (n_f + n_r)
-        self.alpha0 = args.alpha if args.alpha is not None else automatic_alpha(self.modality, self.forget_fraction,
-                                                                                 args.alpha_max)
-        if args.forget_epochs is None and args.max_steps <= 0:
-            batch = args.per_device_train_batch_size * args.world_size
-            args.forget_epochs = automatic_forget_epochs(n_f, n_r, batch, self.method.length_multiplier)
-        if args.forget_epochs is not None:
-            args.num_train_epochs = float(args.forget_epochs)
-        self.steps_per_forget_epoch = math.ceil(n_f / self.samples_per_step)
-        self.tau_samples = args.tau_max_samples
-        if self.tau_samples is None and self.method.needs_tau and self.fixed_tau is None:
-            steps = args.max_steps if args.max_steps > 0 else args.forget_epochs * self.steps_per_forget_epoch
-            refreshes = 1 + (math.ceil(steps / self.steps_per_forget_epoch) - 1) // args.tau_refresh_epochs
-            # each step runs B forget + B retain samples: 2 × samples_per_step forward-backward passes
-            self.tau_samples = automatic_tau_samples(2 * self.samples_per_step, steps, refreshes)
-
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         """Linear decay to ``lr_min_ratio`` × LR (the paper's 0.1×) after warmup; other types as in Trainer."""
         ratio = self.args.lr_min_ratio

@@ -15,8 +15,9 @@ from transformers import (
 
 def tiny_bert(num_labels: int = 3, seed: int = 0, **kw) -> BertForSequenceClassification:
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=32, num_labels=num_labels, **kw)
+    defaults = dict(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                    max_position_embeddings=32, num_labels=num_labels)
+    config = BertConfig(**{**defaults, **kw})
     return BertForSequenceClassification(config)
 
 

@@ -189,3 +189,38 @@ def is_class_removal(forget, retain) -> bool:
     if not forget_labels or not all(isinstance(v, int) for v in forget_labels):
         return False
     return not set(forget_labels) & set(retain.with_format(None)[column])
+
+
+def check_model_inputs(dataset, *, name: str, num_labels: int | None = None, vocab_size: int | None = None,
+                       task: str | None = None, max_rows: int = 2000) -> None:
+    """Labels inside the model's head and token ids inside its vocabulary (errors name the fix).
+
+    Checks a `datasets.Dataset` only (other datasets are passed through); token ids on the first ``max_rows`` rows.
+    """
+    import datasets
+
+    if not isinstance(dataset, datasets.Dataset) or len(dataset) == 0:
+        return
+    head = dataset.with_format(None).select(range(min(len(dataset), max_rows)))
+    column = next((c for c in ("labels", "label") if c in dataset.column_names), None)
+    if column is not None and task in ("single_label", "image_classification") and num_labels:
+        labels = dataset.with_format(None)[column]
+        if any(not isinstance(v, int) or isinstance(v, bool) for v in labels):
+            kind = type(next(v for v in labels if not isinstance(v, int) or isinstance(v, bool))).__name__
+            raise ValueError(
+                f"{name}: the '{column}' column holds {kind} values; single-label classification needs integer class "
+                "ids. Encode the labels (datasets.ClassLabel, or hf_unlearn.data.tokenize_classification)."
+            )
+        bad = sum(1 for v in labels if not 0 <= v < num_labels)
+        if bad:
+            raise ValueError(
+                f"{name}: {bad} rows have a label outside the model's head (0..{num_labels - 1}). Load the model "
+                f"with num_labels covering every class, or drop those rows."
+            )
+    if vocab_size and "input_ids" in dataset.column_names:
+        top = max((max(ids) for ids in head["input_ids"] if ids), default=-1)
+        if top >= vocab_size:
+            raise ValueError(
+                f"{name}: token id {top} is outside the model's vocabulary ({vocab_size} tokens): the data was "
+                "tokenized with a different tokenizer than the model's. Re-tokenize with the model's tokenizer."
+            )
