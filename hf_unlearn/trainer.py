@@ -377,17 +377,22 @@ class UnlearningTrainer(ReportingMixin, Trainer):
         return output
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Save the model (refusing non-finite weights); with ``merge_adapter`` LoRA adapters are merged in."""
+        """Save the model (refusing non-finite weights) and, outside checkpoints, its hf-unlearn model card; with
+        ``merge_adapter`` LoRA adapters are merged into a plain model."""
         model = self.accelerator.unwrap_model(self.model)
         check_finite_weights(model)
+        output_dir = output_dir or self.args.output_dir
         if self.args.merge_adapter and is_peft_model(model) and not _internal_call:
-            output_dir = output_dir or self.args.output_dir
             if self.args.should_save:
                 merged_copy(model).save_pretrained(output_dir, safe_serialization=True)
                 if self.processing_class is not None:
                     self.processing_class.save_pretrained(output_dir)
-            return
-        super().save_model(output_dir, _internal_call)
+        else:
+            super().save_model(output_dir, _internal_call)
+        if not _internal_call and self.args.should_save:
+            from .hub import write_model_card
+
+            write_model_card(self, output_dir)
 
     def _load_unlearning_state(self, checkpoint: str) -> None:
         state = read_state(checkpoint)

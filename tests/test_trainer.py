@@ -302,3 +302,26 @@ def test_stop_at_tau_stops_after_an_epoch_where_forget_loss_sat_at_tau(tmp_path)
     assert epoch([1.9, 2.0, 2.2, 1.8]).should_training_stop  # at/above τ in half the batches: done
     assert stop.stopped_at == 7
     assert _trainer(tmp_path).tau_stop is None  # opt-in
+
+
+def test_audit_mia_moves_toward_chance_and_trainer_audit_writes_files(tmp_path, memorised):
+    import json
+
+    from hf_unlearn import audit_model
+
+    model = tiny_bert()
+    model.load_state_dict(memorised)
+    train = token_dataset(128, 0)
+    forget, retain, test = train.select(range(40)), train.select(range(40, 128)), token_dataset(64, 2)
+    before = audit_model(model, forget=forget, test=test, data_collator=default_data_collator)
+    args = _args(tmp_path, forget_epochs=20, learning_rate=5e-4, logging_steps=5)
+    trainer = UnlearningTrainer(model=model, args=args, forget_dataset=forget, retain_dataset=retain,
+                                validation_dataset=token_dataset(64, 1), eval_dataset=test,
+                                data_collator=default_data_collator)
+    trainer.train()
+    after = trainer.audit(before=before)
+    assert before.mia_loss.accuracy > 0.7  # memorised: the attack tells forget from test apart
+    assert abs(after.mia_loss.accuracy - 0.5) < abs(before.mia_loss.accuracy - 0.5) - 0.2
+    content = json.loads((tmp_path / "out" / "audit.json").read_text())
+    assert content["report"]["n_forget"] == 40 and content["method"] == "nabla_tau"
+    assert (tmp_path / "out" / "loss_histograms.png").stat().st_size > 1000
