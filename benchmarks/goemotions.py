@@ -240,7 +240,8 @@ def main(argv=None) -> None:
         return
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
     header = ["# GoEmotions unlearning benchmark", "", f"Command: `{command}`", "",
-              f"Machine: {machine()}", "", f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
+              f"Machine: {machine()}", "", f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+              "Settings: " + ", ".join(f"{k}={v}" for k, v in vars(args).items() if k not in ("report_only",))]
     print("\n".join(header), flush=True)
     stem = "goemotions" if args.eval_split == "test" else "goemotions_validation"
     data = load_goemotions(args.data_dir, single_label=True)
