@@ -22,7 +22,7 @@ from .data.checks import check_forget_retain, check_model_inputs, is_class_remov
 from .data.collators import ForgetRetainCollator
 from .data.sampling import ForgetRetainPairs, ForgetRetainSampler
 from .guards import NonFiniteGuard, check_finite_weights
-from .losses import PerSampleLoss, get_loss_fn, infer_task, logits_of
+from .losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses
 from .methods import ObjectiveInputs, get_method
 from .peft_utils import is_peft_model, merged_copy, wrap_with_peft
 from .reporting import ReportingMixin
@@ -255,10 +255,7 @@ class UnlearningTrainer(ReportingMixin, Trainer):
         return (loss, {"logits": logits}) if return_outputs else loss
 
     def _per_sample(self, model, inputs) -> tuple[torch.Tensor, torch.Tensor]:
-        inputs = dict(inputs)
-        labels = inputs.pop("labels")
-        logits = logits_of(model(**inputs))
-        return self.loss_fn(logits, labels), logits
+        return per_sample_losses(model, inputs, loss_fn=self.loss_fn)
 
     def _paired_losses(self, model, inputs):
         """Per-sample forget and retain losses: one forward pass over a fused batch, or one per half."""
