@@ -16,6 +16,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trai
 
 from .arguments import UnlearningArguments
 from .audit import UnlearningReport, audit_model
+from .data import sample_rows
 from .trainer import UnlearningTrainer
 
 logger = logging.getLogger(__name__)
@@ -115,8 +116,7 @@ def audit(model, *, forget, test, retain=None, data_collator=None, batch_size: i
 
     Other keyword arguments (``tokenizer``, ``max_samples``, ``task``) go to :func:`hf_unlearn.audit.audit_model`.
     """
-    if retain is not None and max_retain is not None and len(retain) > max_retain:
-        generator = torch.Generator().manual_seed(seed)
-        retain = retain.select(torch.randperm(len(retain), generator=generator)[:max_retain].tolist())
+    if retain is not None:
+        retain = sample_rows(retain, max_retain, seed)
     return audit_model(model, forget=forget, test=test, retain=retain, data_collator=data_collator,
                        batch_size=batch_size, seed=seed, **kwargs)
