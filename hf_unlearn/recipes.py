@@ -33,8 +33,16 @@ def default_text_model() -> str:
     return DEFAULT_TEXT_MODEL
 
 
-def load_text_classifier(name_or_path: str, num_labels: int, *, multi_label: bool = False, label_names=None):
-    """A sequence classifier (fresh head when the checkpoint has none) and its tokenizer."""
+def load_text_classifier(name_or_path: str, num_labels: int, *, multi_label: bool = False, label_names=None,
+                         seed: int = 0):
+    """A sequence classifier (fresh head when the checkpoint has none) and its tokenizer.
+
+    The new head is initialised under ``transformers.set_seed(seed)``, so the same call gives the same weights
+    whatever ran before it in the process.
+    """
+    from transformers import set_seed
+
+    set_seed(seed)
     kwargs: dict[str, Any] = {"num_labels": num_labels}
     if multi_label:
         kwargs["problem_type"] = "multi_label_classification"

@@ -344,22 +344,39 @@ def test_compare_verdicts_and_tolerances():
     original, retrained = _report(0.99, 0.90, 0.70), _report(0.89, 0.90, 0.51)
     good, bad = _report(0.90, 0.89, 0.52), _report(0.60, 0.80, 0.60)
     result = compare(original=original, unlearned=good, retrained=retrained, bad=bad)
-    verdicts = {(v.model, v.criterion): v.passed for v in result.verdicts}
-    assert verdicts[("unlearned", "mia_loss")] and verdicts[("unlearned", "forget_accuracy")]
-    assert verdicts[("unlearned", "test_accuracy")]
-    assert not verdicts[("bad", "mia_loss")] and not verdicts[("bad", "test_accuracy")]
-    assert not verdicts[("original", "mia_loss")]
+    outcomes = {(v.model, v.criterion): v.outcome for v in result.verdicts}
+    assert outcomes[("unlearned", "mia_loss")] == outcomes[("unlearned", "forget_accuracy")] == "pass"
+    assert outcomes[("unlearned", "test_accuracy")] == "pass"
+    assert outcomes[("bad", "mia_loss")] == outcomes[("bad", "test_accuracy")] == "fail"
+    # The original is the "do nothing" baseline: it states whether it separates, and is never compared with itself.
+    assert outcomes[("original", "mia_loss")] == "separates" and ("original", "test_accuracy") not in outcomes
+    assert all(v.model != v.reference for v in result.verdicts)
     assert "retrained" not in result.gaps and result.gaps["unlearned"]["mia_loss"] == pytest.approx(0.01)
     md = result.to_markdown()
     assert "| criterion | original | unlearned | retrained | bad |" in md and "FAIL" in md and "PASS" in md
     json.dumps(result.to_dict())
     loose = compare({"original": original, "bad": bad}, tolerances={"mia": 0.2, "test_accuracy_drop": 0.2})
-    loose_verdicts = {(v.model, v.criterion): v.passed for v in loose.verdicts}
-    assert loose_verdicts[("bad", "mia_loss")] and loose_verdicts[("bad", "test_accuracy")]  # vs chance 0.5
+    loose_outcomes = {(v.model, v.criterion): v.outcome for v in loose.verdicts}
+    assert loose_outcomes[("bad", "test_accuracy")] == "pass"  # vs the original, within 0.2
+    assert loose_outcomes[("bad", "mia_loss")] == "not measurable"  # the original itself is within 0.2 of chance
     with pytest.raises(ValueError, match="Unknown tolerance"):
         compare(original=original, tolerances={"mia_acc": 0.1})
     with pytest.raises(ValueError, match="given twice"):
         compare({"original": good}, original=original)
+
+
+def test_compare_inconclusive_and_not_measurable_are_never_fail():
+    retrained = _report(0.50, 0.90, 0.52)
+    noisy = UnlearningReport("single_label", 20, 20, 0.5, 0.9, 0.5, 0.6, MIAResult(0.70, 0.08, 0.7, 20),
+                             MIAResult(0.70, 0.08, 0.7, 20))
+    separating = compare(original=_report(0.99, 0.90, 0.75), retrained=retrained, noisy=noisy)
+    assert separating.outcomes("noisy")["mia_loss"] == "inconclusive"  # std 0.08 > tol 0.03, even though far off
+    assert "inconclusive" in separating.to_markdown() and "FAIL" not in separating.to_markdown().split("mia")[0]
+    # Doing nothing lands within noise of retraining: the setting measures nothing on that criterion.
+    flat = compare(original=_report(0.52, 0.90, 0.53), retrained=retrained, unlearned=_report(0.51, 0.9, 0.52))
+    assert flat.outcomes("original")["mia_loss"] == "not measurable"
+    assert flat.outcomes("unlearned")["mia_loss"] == flat.outcomes("unlearned")["forget_accuracy"] == "not measurable"
+    assert not any(v.passed is False for v in flat.verdicts if v.outcome != "fail")
 
 
 # ----------------------------------------------------------------------------- callback

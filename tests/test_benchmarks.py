@@ -14,21 +14,45 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"GoEmotions not found at {DATA}")
 
 
-@pytest.mark.slow
-def test_goemotions_benchmark_quick(tmp_path):
+def _bench(out, *extra):
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "goemotions.py"), "--data_dir", str(DATA),
-                             "--quick", "--out", str(tmp_path)], capture_output=True, text=True, env=ENV,
+                             "--quick", "--out", str(out), *extra], capture_output=True, text=True, env=ENV,
                             timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    rows = json.loads((tmp_path / "goemotions.json").read_text())
+    return json.loads((out / "goemotions.json").read_text())
+
+
+@pytest.mark.slow
+def test_goemotions_benchmark_quick_and_reproducible(tmp_path):
+    data = _bench(tmp_path / "a")
+    meta, rows = data["provenance"], data["records"]
     keys = {"method", "forget", "seed", "wall_time_s", "retrain_ratio", "forget_acc", "retain_acc", "test_acc",
-            "mia_loss", "mia_entropy", "gap_mia_loss"}
+            "mia_loss", "mia_entropy", "gap_mia_loss", "gap_closed_forget_acc", "gap_closed_mia_loss",
+            "ref_attack_auc", "ref_attack_tpr_at_1pct_fpr"}
     assert {r["method"] for r in rows} >= {"original", "retrain", "nabla_tau", "finetune", "gradient_ascent",
                                             "grad_diff", "npo", "random_labels"}
-    assert all(keys <= set(r) for r in rows)
-    assert all(0.0 <= r["mia_loss"] <= 1.0 and r["retrain_ratio"] > 0 for r in rows)
-    md = (tmp_path / "goemotions.md").read_text()
-    assert md.startswith("# GoEmotions unlearning benchmark") and "Machine:" in md and "Command:" in md
+    assert all(keys <= set(r) for r in rows if r["method"] not in ("original", "retrain"))
+    assert all(0.0 <= r["mia_loss"] <= 1.0 and 0.0 <= r["ref_attack_auc"] <= 1.0 for r in rows)
+    assert all(set(r["verdicts"].values()) <= {"pass", "fail", "inconclusive", "not measurable", "separates"}
+               for r in rows if r["method"] != "retrain")
+    # Provenance in the JSON: the code's commit, the full command, seeds, threads and versions.
+    assert len(meta["commit"]) == 40 and isinstance(meta["dirty"], bool) and "--quick" in meta["command"]
+    assert meta["seeds"] == [0] and meta["torch_threads"] >= 1 and "torch" in meta["versions"]
+    md = (tmp_path / "a" / "goemotions.md").read_text()
+    assert md.startswith("# GoEmotions unlearning benchmark") and "Machine:" in md and "Code: commit" in md
+    assert "Original (do nothing) − retrained" in md and "± " not in md.split("## Every run")[0].split("|")[0]
+
+    # Another split list: the same original weights, and the same figures on the split both runs share.
+    other = _bench(tmp_path / "b", "--fractions", "0.3", "0.15", "--methods", "nabla_tau")
+    assert other["provenance"]["original_sha256"] == meta["original_sha256"]
+    shared = {(r["method"], r["forget"]): r for r in other["records"] if r["forget"] == "15%"}
+    drop = {"wall_time_s", "retrain_ratio"}
+    for r in rows:
+        if (r["method"], r["forget"]) in shared:
+            a = {k: v for k, v in r.items() if k not in drop}
+            b = {k: v for k, v in shared[(r["method"], r["forget"])].items() if k not in drop}
+            assert a == b, r["method"]
+    assert {m for m, _ in shared} == {"original", "retrain", "nabla_tau"}
 
 
 @pytest.mark.slow

@@ -5,11 +5,20 @@ Membership convention everywhere: forget samples are members (positive class), t
 0.5 MIA accuracy / AUC means the forget set is indistinguishable from unseen data.
 """
 
-from .attacks import MIN_SAMPLES_PER_CLASS, MIAResult, ThresholdResult, lm_attacks, mia, threshold_attack
+from .attacks import (
+    MIN_SAMPLES_PER_CLASS,
+    MIAResult,
+    ReferenceAttackResult,
+    ThresholdResult,
+    lm_attacks,
+    mia,
+    rmia,
+    threshold_attack,
+)
 from .callback import AuditCallback
 from .compare import DEFAULT_TOLERANCES, Comparison, Verdict, compare
 from .metrics import MIAMetric, ThresholdAttackMetric, UnlearningAuditMetric
-from .report import UnlearningReport, audit_model
+from .report import UnlearningReport, audit_model, reference_losses
 from .stats import sample_stats
 
 __all__ = [
@@ -19,6 +28,7 @@ __all__ = [
     "Comparison",
     "MIAMetric",
     "MIAResult",
+    "ReferenceAttackResult",
     "ThresholdAttackMetric",
     "ThresholdResult",
     "UnlearningAuditMetric",
@@ -28,6 +38,8 @@ __all__ = [
     "compare",
     "lm_attacks",
     "mia",
+    "reference_losses",
+    "rmia",
     "sample_stats",
     "threshold_attack",
 ]

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -211,3 +211,107 @@ def lm_attacks(
         out[name] = member_auc(x, y, higher)
     out["n_per_class"] = int(min(keep_f.sum(), keep_t.sum()))
     return out
+
+
+@dataclass
+class ReferenceAttackResult:
+    """Per-example reference-model attack (RMIA): unfolded AUC and TPR at low false-positive rates.
+
+    ``tpr_at_1pct_fpr`` / ``tpr_at_0_1pct_fpr`` are read off the ROC curve at the largest threshold whose FPR does
+    not exceed 1 % / 0.1 %; with fewer than 100 / 1,000 non-members they are measured at FPR 0 (the curve's
+    resolution is ``1 / n_nonmembers``). ``null_auc_std`` is the standard deviation of the AUC of a model whose
+    scores carry no membership signal (Mann–Whitney null), the yardstick for "near chance".
+    """
+
+    auc: float
+    tpr_at_1pct_fpr: float
+    tpr_at_0_1pct_fpr: float
+    null_auc_std: float
+    n_members: int
+    n_nonmembers: int
+    n_population: int
+    n_reference_models: int
+    offline_a: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReferenceAttackResult:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+RMIA_SPLITS = ("forget", "test", "population")
+
+
+def tpr_at_fpr(y: np.ndarray, score: np.ndarray, fpr: float) -> float:
+    """True-positive rate at the largest threshold whose false-positive rate is ``<= fpr`` (sklearn ROC)."""
+    fprs, tprs, _ = roc_curve(y, score, drop_intermediate=False)
+    return float(tprs[np.searchsorted(fprs, fpr, side="right") - 1])
+
+
+def rmia(
+    target: dict[str, Any],
+    references: list[dict[str, Any]],
+    *,
+    offline_a: float = 0.3,
+    gamma: float = 1.0,
+) -> ReferenceAttackResult:
+    """RMIA (Zarifzadeh et al., ICML 2024), offline: a per-example likelihood-ratio test against reference models.
+
+    ``target`` and each of ``references`` map ``"forget"`` (members), ``"test"`` (non-members) and
+    ``"population"`` (held-out rows, e.g. the τ rows; never forget or test rows) to per-sample losses
+    ``-log Pr(x | model)`` on the **same rows in the same order**. The reference models must not have seen the
+    forget rows (e.g. models retrained without them). For each target row ``x``:
+    ``Pr(x) = (1 + a)/2 · mean_ref Pr(x | ref) + (1 − a)/2`` (the offline approximation, ``a = offline_a``),
+    ``LR(x, z) = [Pr(x | θ) / Pr(x)] / [Pr(z | θ) / Pr(z)]`` and the score is the fraction of population rows ``z``
+    with ``LR(x, z) > gamma``. AUC and TPRs take forget rows as positives (AUC 0.5 = no membership signal).
+    It costs the reference models' training and one forward pass of each over forget, test and population rows.
+    """
+    if not references:
+        raise ValueError("rmia needs at least one reference model's losses (a model that never saw the forget rows).")
+    if not 0 <= offline_a <= 1:
+        raise ValueError(f"offline_a must be in [0, 1], got {offline_a}.")
+
+    def probs(losses: dict[str, Any], name: str) -> dict[str, np.ndarray]:
+        missing = [k for k in RMIA_SPLITS if k not in losses]
+        if missing:
+            raise ValueError(f"`{name}` lacks the per-sample losses of {missing}; pass {list(RMIA_SPLITS)}.")
+        return {k: np.exp(-_as_scores(losses[k], f"{name}[{k!r}]")) for k in RMIA_SPLITS}
+
+    tgt = probs(target, "target")
+    refs = [probs(r, f"references[{i}]") for i, r in enumerate(references)]
+    for i, ref in enumerate(refs):
+        for k in RMIA_SPLITS:
+            if len(ref[k]) != len(tgt[k]):
+                raise ValueError(
+                    f"references[{i}][{k!r}] has {len(ref[k])} rows, the target {len(tgt[k])}: score the same rows "
+                    "with every model."
+                )
+    if min(len(tgt["forget"]), len(tgt["test"])) < MIN_SAMPLES_PER_CLASS or len(tgt["population"]) < 1:
+        raise ValueError(
+            f"RMIA needs at least {MIN_SAMPLES_PER_CLASS} forget and test rows and one population row; got "
+            f"{len(tgt['forget'])}, {len(tgt['test'])} and {len(tgt['population'])}."
+        )
+
+    def ratio(k: str) -> np.ndarray:
+        p_out = np.mean([ref[k] for ref in refs], axis=0)
+        return tgt[k] / ((1 + offline_a) / 2 * p_out + (1 - offline_a) / 2)
+
+    z = np.sort(ratio("population"))
+    x = np.concatenate([ratio("forget"), ratio("test")])
+    # score(x) = #{z : ratio(x) / ratio(z) > gamma} / |Z| = #{z : ratio(z) < ratio(x) / gamma} / |Z|
+    score = np.searchsorted(z, x / gamma, side="left") / len(z)
+    n_m, n_n = len(tgt["forget"]), len(tgt["test"])
+    y = np.concatenate([np.ones(n_m, dtype=np.int64), np.zeros(n_n, dtype=np.int64)])
+    return ReferenceAttackResult(
+        auc=float(roc_auc_score(y, score)),
+        tpr_at_1pct_fpr=tpr_at_fpr(y, score, 0.01),
+        tpr_at_0_1pct_fpr=tpr_at_fpr(y, score, 0.001),
+        null_auc_std=float(np.sqrt((n_m + n_n + 1) / (12.0 * n_m * n_n))),
+        n_members=n_m,
+        n_nonmembers=n_n,
+        n_population=len(z),
+        n_reference_models=len(refs),
+        offline_a=float(offline_a),
+    )

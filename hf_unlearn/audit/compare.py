@@ -1,14 +1,28 @@
 """Put several audit reports side by side and judge each model against the retrained one (the gold standard).
 
-Verdicts, per model other than ``retrained`` (tolerances in :data:`DEFAULT_TOLERANCES`, overridable):
+Each model other than the references gets one verdict per criterion, with one of five outcomes:
 
-- ``mia_loss`` / ``mia_entropy``: ``|MIA accuracy − retrained's| ≤ tol["mia"]``; without a retrained model the
-  target is 0.5 (chance).
-- ``forget_accuracy``: ``|forget accuracy − retrained's| ≤ tol["forget_accuracy"]``; without a retrained model
-  the target is the model's own test accuracy (what a model that never saw the forget set would score, when
-  forget and test come from the same distribution).
-- ``test_accuracy``: ``original's test accuracy − this model's ≤ tol["test_accuracy_drop"]`` (vs the retrained
-  model when there is no original; otherwise not judged).
+- ``pass`` / ``fail``: the model is within / outside the tolerance of the target.
+- ``inconclusive``: the measurement is noisier than the tolerance (an attack whose accuracy std over its splits
+  exceeds ``tol["mia"]``): more forget rows are needed before it can say anything. Never counted as a failure.
+- ``not measurable``: the setting cannot tell forgetting from doing nothing on this criterion: the original
+  model is itself within tolerance plus twice the noise of the target (it never memorised what is to be
+  forgotten, or the attack cannot see it). Every model gets this outcome on that criterion.
+- ``n/a``: the criterion cannot be judged (no target).
+
+The original model ("do nothing") is never judged against itself: its line states whether it *separates* from
+the target on each criterion, i.e. whether the criterion measures anything here.
+
+Targets (tolerances in :data:`DEFAULT_TOLERANCES`, overridable):
+
+- ``mia_loss`` / ``mia_entropy``: the retrained model's MIA accuracy (without one: 0.5, chance); noise = the
+  attack's accuracy std.
+- ``forget_accuracy``: the retrained model's forget accuracy (without one: the model's own test accuracy);
+  noise = the binomial standard error on the forget rows.
+- ``ref_attack_auc`` (only when reports carry the reference attack): 0.5 (chance), or the retrained model's
+  value when it has one; the tolerance is ``max(tol["ref_attack_auc"], 2 × null std of the AUC)``.
+- ``test_accuracy``: at least the retrained model's minus ``tol["test_accuracy_drop"]`` (without a retrained
+  model: the original's); the anchor model itself is not judged.
 """
 
 from __future__ import annotations
@@ -19,8 +33,11 @@ from typing import Any
 
 from .report import UnlearningReport
 
-DEFAULT_TOLERANCES: dict[str, float] = {"mia": 0.03, "forget_accuracy": 0.03, "test_accuracy_drop": 0.015}
+DEFAULT_TOLERANCES: dict[str, float] = {
+    "mia": 0.03, "forget_accuracy": 0.03, "test_accuracy_drop": 0.01, "ref_attack_auc": 0.03,
+}
 _EPS = 1e-9  # so that a gap equal to the tolerance passes despite float rounding
+OUTCOMES = ("pass", "fail", "inconclusive", "not measurable", "n/a", "separates")
 
 CRITERIA: dict[str, str] = {
     "forget_accuracy": "forget accuracy",
@@ -30,23 +47,42 @@ CRITERIA: dict[str, str] = {
     "test_loss": "test loss",
     "mia_loss": "MIA accuracy (loss)",
     "mia_entropy": "MIA accuracy (entropy)",
+    "ref_attack_auc": "RMIA AUC (reference models)",
+    "ref_attack_tpr_at_1pct_fpr": "RMIA TPR at 1% FPR",
 }
+JUDGED = ("mia_loss", "mia_entropy", "forget_accuracy", "ref_attack_auc")
 
 
 def criterion_value(report: UnlearningReport, criterion: str) -> float | None:
     """The number a criterion reads from a report (MIA criteria read the attack accuracy)."""
     if criterion in ("mia_loss", "mia_entropy"):
         return getattr(report, criterion).accuracy
+    if criterion.startswith("ref_attack_"):
+        ref = report.ref_attack
+        return None if ref is None else getattr(ref, criterion[len("ref_attack_"):])
     return getattr(report, criterion)
+
+
+def _noise(report: UnlearningReport, criterion: str) -> float:
+    """One standard deviation of a criterion's measurement noise (see the module docstring)."""
+    if criterion in ("mia_loss", "mia_entropy"):
+        return getattr(report, criterion).accuracy_std
+    if criterion == "forget_accuracy":
+        p = min(max(report.forget_accuracy, 0.0), 1.0)
+        return (p * (1 - p) / max(report.n_forget, 1)) ** 0.5
+    if criterion == "ref_attack_auc" and report.ref_attack is not None:
+        return report.ref_attack.null_auc_std
+    return 0.0
 
 
 @dataclass
 class Verdict:
-    """One model judged on one criterion; ``passed`` is ``None`` when it cannot be judged."""
+    """One model judged on one criterion; ``outcome`` is one of :data:`OUTCOMES`, ``passed`` is ``True`` only for
+    ``pass``, ``False`` only for ``fail`` and ``None`` otherwise."""
 
     model: str
     criterion: str
-    passed: bool | None
+    outcome: str
     value: float | None
     target: float | None
     tolerance: float
@@ -54,28 +90,27 @@ class Verdict:
     note: str = ""
 
     @property
+    def passed(self) -> bool | None:
+        return {"pass": True, "fail": False}.get(self.outcome)
+
+    @property
     def delta(self) -> float | None:
         return None if self.value is None or self.target is None else self.value - self.target
 
     def line(self) -> str:
         name = CRITERIA[self.criterion]
-        if self.passed is None:
-            return f"{self.model}: {name}: n/a ({self.reference})"
-        status = "PASS" if self.passed else "FAIL"
-        if self.criterion == "test_accuracy":
-            drop = self.target - self.value  # type: ignore[operator]
-            return (
-                f"{self.model}: {name} {self.value:.4f} vs {self.reference} {self.target:.4f} "
-                f"(drop {drop:+.4f}, tol {self.tolerance:.3f}) → {status}"
-            )
         note = f"; {self.note}" if self.note else ""
-        return (
-            f"{self.model}: {name} {self.value:.4f} vs {self.reference} {self.target:.4f} "
-            f"(Δ {self.delta:+.4f}, tol ±{self.tolerance:.3f}{note}) → {status}"
-        )
+        if self.value is None or self.target is None:
+            return f"{self.model}: {name}: {self.outcome} ({self.reference}{note})"
+        status = self.outcome.upper() if self.outcome in ("pass", "fail") else self.outcome
+        if self.criterion == "test_accuracy":
+            return (f"{self.model}: {name} {self.value:.4f} vs {self.reference} {self.target:.4f} "
+                    f"(Δ {self.delta:+.4f}, allowed drop {self.tolerance:.3f}{note}) → {status}")
+        return (f"{self.model}: {name} {self.value:.4f} vs {self.reference} {self.target:.4f} "
+                f"(Δ {self.delta:+.4f}, tol ±{self.tolerance:.3f}{note}) → {status}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "delta": self.delta, "line": self.line()}
+        return {**asdict(self), "passed": self.passed, "delta": self.delta, "line": self.line()}
 
 
 @dataclass
@@ -90,6 +125,10 @@ class Comparison:
     def criteria(self) -> list[str]:
         """Criteria that at least one report has a value for."""
         return [c for c in CRITERIA if any(criterion_value(r, c) is not None for r in self.reports.values())]
+
+    def outcomes(self, model: str) -> dict[str, str]:
+        """``{criterion: outcome}`` of one model."""
+        return {v.criterion: v.outcome for v in self.verdicts if v.model == model}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,7 +154,8 @@ class Comparison:
                 cells = [_fmt(self.gaps[n].get(c), signed=True) for n in gap_names]
                 lines.append(f"| {CRITERIA[c]} | " + " | ".join(cells) + " |")
         if self.verdicts:
-            lines += ["", "Verdicts:", ""] + [f"- {v.line()}" for v in self.verdicts]
+            lines += ["", "Verdicts (pass / fail / inconclusive / not measurable; see hf_unlearn.audit.compare):", ""]
+            lines += [f"- {v.line()}" for v in self.verdicts]
         return "\n".join(lines) + "\n"
 
 
@@ -160,15 +200,16 @@ def compare(
         raise ValueError(f"Unknown tolerance(s) {sorted(unknown)}; valid keys: {sorted(tol)}.")
     tol.update({k: float(v) for k, v in (tolerances or {}).items()})
 
-    ref = named.get("retrained")
-    base = named.get("original")
+    ref, base = named.get("retrained"), named.get("original")
     result = Comparison(reports=named, tolerances=tol)
+    targets = {c: _target(c, ref) for c in JUDGED}
+    measurable = {c: _separates(c, base, targets[c], tol) for c in JUDGED}
     for name, rep in named.items():
         if rep is ref:
             continue
         if ref is not None:
             result.gaps[name] = {c: _diff(criterion_value(rep, c), criterion_value(ref, c)) for c in CRITERIA}
-        result.verdicts += _judge(name, rep, ref, base, tol)
+        result.verdicts += _judge(name, rep, rep is base, targets, measurable, ref, base, tol)
     return result
 
 
@@ -176,37 +217,60 @@ def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
-def _judge(
-    name: str, rep: UnlearningReport, ref: UnlearningReport | None, base: UnlearningReport | None, tol: dict[str, float]
-) -> list[Verdict]:
+def _target(c: str, ref: UnlearningReport | None) -> tuple[float | None, float, str]:
+    """(target value or None for "the model's own test accuracy", its noise, the reference's name)."""
+    value = None if ref is None else criterion_value(ref, c)
+    if value is not None:
+        return value, _noise(ref, c), "retrained"
+    if c == "forget_accuracy":
+        return None, 0.0, "own test accuracy"
+    return 0.5, 0.0, "chance"
+
+
+def _tolerance(c: str, rep: UnlearningReport, tol: dict[str, float]) -> float:
+    if c == "ref_attack_auc":
+        return max(tol["ref_attack_auc"], 2 * _noise(rep, c))
+    return tol["mia"] if c.startswith("mia") else tol[c]
+
+
+def _separates(c, base, target, tol) -> tuple[bool | None, str]:
+    """Whether the original model is further from the target than tolerance + 2 × noise (None: no original)."""
+    value = None if base is None else criterion_value(base, c)
+    if value is None:
+        return None, ""
+    goal = base.test_accuracy if target[0] is None else target[0]
+    margin = _tolerance(c, base, tol) + 2 * max(target[1], _noise(base, c))
+    return abs(value - goal) > margin + _EPS, f"separation needs |Δ| > {margin:.3f}"
+
+
+def _judge(name, rep, is_base, targets, measurable, ref, base, tol) -> list[Verdict]:
     out = []
-    for c in ("mia_loss", "mia_entropy"):
-        target, reference = (criterion_value(ref, c), "retrained") if ref else (0.5, "chance")
+    for c in JUDGED:
         value = criterion_value(rep, c)
-        std = getattr(rep, c).accuracy_std
-        note = f"attack std {std:.3f}" + (" > tol: few samples, inconclusive" if std > tol["mia"] else "")
-        passed = abs(value - target) <= tol["mia"] + _EPS
-        out.append(Verdict(name, c, passed, value, target, tol["mia"], reference, note))
-    target, reference = (ref.forget_accuracy, "retrained") if ref else (rep.test_accuracy, "own test accuracy")
-    t = tol["forget_accuracy"]
-    out.append(
-        Verdict(
-            name,
-            "forget_accuracy",
-            abs(rep.forget_accuracy - target) <= t + _EPS,
-            rep.forget_accuracy,
-            target,
-            t,
-            reference,
-        )
-    )
+        if value is None:
+            continue
+        target, _, reference = targets[c]
+        if target is None:
+            target = rep.test_accuracy
+        t = _tolerance(c, rep, tol)
+        sep, why = measurable[c]
+        if is_base:
+            outcome = "separates" if sep else "not measurable"
+            note = why + ("" if sep else ": the original is already within noise of the target")
+        elif sep is False:
+            outcome, note = "not measurable", "the original (do nothing) is within noise of the target"
+        elif c.startswith("mia") and _noise(rep, c) > tol["mia"]:
+            outcome, note = "inconclusive", f"attack std {_noise(rep, c):.3f} > tol: too few rows to judge"
+        else:
+            outcome = "pass" if abs(value - target) <= t + _EPS else "fail"
+            note = f"attack std {_noise(rep, c):.3f}" if c.startswith("mia") else ""
+        out.append(Verdict(name, c, outcome, value, target, t, reference, note))
+    anchor, reference = (ref, "retrained") if ref is not None else (base, "original")
     t = tol["test_accuracy_drop"]
-    anchor, reference = (base, "original") if base is not None else (ref, "retrained")
     if anchor is None:
-        out.append(Verdict(name, "test_accuracy", None, rep.test_accuracy, None, t, "no original or retrained report"))
-    else:
+        out.append(Verdict(name, "test_accuracy", "n/a", rep.test_accuracy, None, t, "no original or retrained report"))
+    elif not is_base:  # the original is the baseline: its test accuracy is shown in the table, not judged
         drop = anchor.test_accuracy - rep.test_accuracy
-        out.append(
-            Verdict(name, "test_accuracy", drop <= t + _EPS, rep.test_accuracy, anchor.test_accuracy, t, reference)
-        )
+        outcome = "pass" if drop <= t + _EPS else "fail"
+        out.append(Verdict(name, "test_accuracy", outcome, rep.test_accuracy, anchor.test_accuracy, t, reference))
     return out

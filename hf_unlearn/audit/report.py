@@ -16,7 +16,16 @@ import numpy as np
 import torch
 
 from ._batching import Collator, dataset_len, subsample_indices
-from .attacks import MIN_SAMPLES_PER_CLASS, MIAResult, ThresholdResult, lm_attacks, mia, threshold_attack
+from .attacks import (
+    MIN_SAMPLES_PER_CLASS,
+    MIAResult,
+    ReferenceAttackResult,
+    ThresholdResult,
+    lm_attacks,
+    mia,
+    rmia,
+    threshold_attack,
+)
 from .stats import sample_stats_with_task
 
 FORMAT = "hf-unlearn-audit/1"
@@ -40,6 +49,7 @@ class UnlearningReport:
     retain_loss: float | None = None
     mia_threshold: ThresholdResult | None = None
     lm_attacks: dict[str, float] | None = None
+    ref_attack: ReferenceAttackResult | None = None
     seed: int = 0
     max_samples: int | None = None
     history: list[dict[str, float]] | None = None
@@ -56,7 +66,7 @@ class UnlearningReport:
                 if include_losses and value is not None:
                     out[f.name] = [float(v) for v in value]
                 continue
-            if isinstance(value, (MIAResult, ThresholdResult)):
+            if isinstance(value, (MIAResult, ThresholdResult, ReferenceAttackResult)):
                 value = value.to_dict()
             out[f.name] = value
         return out
@@ -73,6 +83,8 @@ class UnlearningReport:
             kwargs[key] = MIAResult.from_dict(kwargs[key])
         if kwargs.get("mia_threshold") is not None:
             kwargs["mia_threshold"] = ThresholdResult.from_dict(kwargs["mia_threshold"])
+        if kwargs.get("ref_attack") is not None:
+            kwargs["ref_attack"] = ReferenceAttackResult.from_dict(kwargs["ref_attack"])
         for key in ("forget_losses", "test_losses"):
             if kwargs.get(key) is not None:
                 kwargs[key] = np.asarray(kwargs[key], dtype=np.float64)
@@ -121,6 +133,13 @@ class UnlearningReport:
             for key, name in (("loss_auc", "LM loss"), ("min_k_auc", "Min-K% (20%)"), ("zlib_auc", "zlib ratio")):
                 if key in self.lm_attacks:
                     lines.append(f"| {name} | – | – | {_f(self.lm_attacks[key])} | {n} |")
+        if self.ref_attack is not None:
+            r = self.ref_attack
+            lines.append(f"| RMIA ({r.n_reference_models} reference model(s)) | – | – | {_f(r.auc)} | "
+                         f"{min(r.n_members, r.n_nonmembers)} |")
+            lines += ["", f"RMIA: AUC {_f(r.auc)} (chance 0.5, null std {_f(r.null_auc_std)}), TPR at 1 % FPR "
+                      f"{_f(r.tpr_at_1pct_fpr)}, at 0.1 % FPR {_f(r.tpr_at_0_1pct_fpr)} ({r.n_members} forget vs "
+                      f"{r.n_nonmembers} test rows)."]
         lines += ["", "MIA accuracy 0.5 = forget set indistinguishable from unseen data; AUC > 0.5 = still memorised."]
         return "\n".join(lines) + "\n"
 
@@ -185,6 +204,9 @@ def audit_model(
     max_samples: int | None = None,
     device: str | torch.device | None = None,
     tokenizer: Any | None = None,
+    population: Any | None = None,
+    references: list[Any] | None = None,
+    offline_a: float = 0.3,
 ) -> UnlearningReport:
     """Measure how well ``model`` has forgotten ``forget``, compared with the unseen ``test`` set.
 
@@ -192,8 +214,13 @@ def audit_model(
     the loss- and entropy-based population MIAs and a loss threshold attack (forget = members, test =
     non-members; see :mod:`hf_unlearn.audit.attacks` for conventions), and for causal LMs the loss / Min-K% /
     zlib AUCs. ``tokenizer`` (optional) is used for padding ids and the zlib statistic only.
+    With ``references`` (models that never saw the forget rows, e.g. retrained ones; or their
+    :func:`reference_losses`) and ``population`` (held-out rows that are neither forget nor test rows, e.g. the τ
+    rows), the per-example reference attack :func:`~hf_unlearn.audit.attacks.rmia` is added as ``ref_attack``.
     Raises ``ValueError`` before any forward pass when forget or test has fewer than 10 rows.
     """
+    if references and population is None:
+        raise ValueError("`references` need a `population` set (held-out rows, e.g. the τ rows) for RMIA.")
     sizes = {"forget": dataset_len(forget, "forget"), "test": dataset_len(test, "test")}
     for name, n in sizes.items():
         usable = n if max_samples is None else min(n, max_samples)
@@ -207,13 +234,20 @@ def audit_model(
     )
 
     def run(ds: Any, offset: int, current_task: str | None) -> tuple[dict[str, np.ndarray], str]:
-        idx = subsample_indices(dataset_len(ds), max_samples, seed + offset)
-        return sample_stats_with_task(model, ds, task=current_task, indices=idx, **common)
+        return _stats(model, ds, offset, current_task, seed=seed, max_samples=max_samples, **common)
 
     f_stats, task = run(forget, 0, task)
     t_stats, _ = run(test, 1, task)
     f_stats, t_stats = _finite_rows(f_stats, "forget"), _finite_rows(t_stats, "test")
     r_stats = _finite_rows(run(retain, 2, task)[0], "retain") if retain is not None else None
+    ref_attack = None
+    if references:
+        target = {"forget": f_stats["loss"], "test": t_stats["loss"],
+                  "population": _finite_rows(run(population, 3, task)[0], "population")["loss"]}
+        refs = [r if isinstance(r, dict) else reference_losses(
+            r, forget=forget, test=test, population=population, task=task, seed=seed, max_samples=max_samples,
+            **common) for r in references]
+        ref_attack = rmia(target, refs, offline_a=offline_a)
 
     return UnlearningReport(
         task=task,
@@ -230,8 +264,41 @@ def audit_model(
         retain_loss=None if r_stats is None else _mean(r_stats["loss"]),
         mia_threshold=threshold_attack(f_stats["loss"], t_stats["loss"], seed=seed),
         lm_attacks=lm_attacks(f_stats, t_stats, seed=seed) if task == "causal_lm" else None,
+        ref_attack=ref_attack,
         seed=seed,
         max_samples=max_samples,
         forget_losses=f_stats["loss"],
         test_losses=t_stats["loss"],
     )
+
+
+_OFFSETS = {"forget": 0, "test": 1, "retain": 2, "population": 3}
+
+
+def _stats(model, ds, offset: int, task: str | None, *, seed: int, max_samples: int | None, **common):
+    idx = subsample_indices(dataset_len(ds), max_samples, seed + offset)
+    return sample_stats_with_task(model, ds, task=task, indices=idx, **common)
+
+
+def reference_losses(
+    model: torch.nn.Module,
+    *,
+    forget: Any,
+    test: Any,
+    population: Any,
+    seed: int = 0,
+    max_samples: int | None = None,
+    **kwargs: Any,
+) -> dict[str, np.ndarray]:
+    """A reference model's per-sample losses on the rows :func:`audit_model` scores (same sampling, same order).
+
+    Pass the result in ``audit_model(..., references=[...])`` to score several models against one reference
+    without running it again. Other keyword arguments: ``data_collator``, ``batch_size``, ``task``, ``loss_fn``,
+    ``device``, ``tokenizer``.
+    """
+    task = kwargs.pop("task", None)
+    out = {}
+    for name, ds in (("forget", forget), ("test", test), ("population", population)):
+        stats, task = _stats(model, ds, _OFFSETS[name], task, seed=seed, max_samples=max_samples, **kwargs)
+        out[name] = _finite_rows(stats, name)["loss"]
+    return out

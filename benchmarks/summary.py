@@ -1,0 +1,145 @@
+"""Summaries of benchmark records: means with 95 % confidence intervals over seeds, gap closed, separation of the
+original from the retrained model, and the targets — as Markdown, from the records alone (``--report_only``).
+
+Gap closed = (original − method) / (original − retrained), per seed, on forget accuracy and loss-MIA: 1 = as far
+as retraining, 0 = as doing nothing. It means something only where the original separates from the retrained
+model (see :func:`separation`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy import stats as st
+
+# A split separates when doing nothing is this far from retraining (means over seeds at 15 %).
+SEPARATION = {"mia_loss": 0.10, "forget_acc": 0.15}
+CI_KEYS = ("forget_acc", "test_acc", "retain_acc", "mia_loss", "ref_attack_auc", "ref_attack_tpr_at_1pct_fpr",
+           "gap_closed_forget_acc", "gap_closed_mia_loss", "retrain_ratio")
+
+
+def mean_ci(values: list[float], level: float = 0.95) -> tuple[float, float, int]:
+    """Mean and half-width of its two-sided Student-t confidence interval (NaN width for one value)."""
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan, 0
+    mean = sum(values) / n
+    if n == 1:
+        return mean, math.nan, 1
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, float(st.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n), n
+
+
+def gap_closed(original: float, method: float, retrain: float) -> float | None:
+    den = original - retrain
+    return None if abs(den) < 1e-12 else (original - method) / den
+
+
+def fmt_ci(values: list[float]) -> str:
+    mean, half, n = mean_ci(values)
+    if n == 0:
+        return ""
+    return f"{mean:.3f}" if n == 1 or math.isnan(half) else f"{mean:.3f} ± {half:.3f}"
+
+
+def select(rows: list[dict], method: str | None = None, forget: str | None = None) -> list[dict]:
+    return [r for r in rows if (method is None or r["method"] == method) and (forget is None or r["forget"] == forget)]
+
+
+def separation(rows: list[dict], forget: str) -> dict[str, tuple[float, float, bool]]:
+    """Original − retrained per criterion at one split: (mean, CI half-width, separates?) over seeds."""
+    out = {}
+    for key, need in SEPARATION.items():
+        by_seed = {r["seed"]: r[key] for r in select(rows, "retrain", forget)}
+        diffs = [r[key] - by_seed[r["seed"]] for r in select(rows, "original", forget) if r["seed"] in by_seed]
+        mean, half, _ = mean_ci(diffs)
+        out[key] = (mean, half, bool(diffs) and mean >= need)
+    return out
+
+
+def methods_of(rows: list[dict]) -> list[str]:
+    return list(dict.fromkeys(r["method"] for r in rows))
+
+
+def ci_table(rows: list[dict], forget: str) -> list[str]:
+    sel = select(rows, forget=forget)
+    cols = ["method", "n"] + list(CI_KEYS)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for m in methods_of(sel):
+        ms = select(sel, m)
+        lines.append(f"| {m} | {len(ms)} | " + " | ".join(fmt_ci([r.get(k) for r in ms]) for k in CI_KEYS) + " |")
+    return lines
+
+
+def targets(rows: list[dict], method: str = "nabla_tau", forget: str = "15%") -> list[str]:
+    """Issue targets at the 15 % split (means over seeds with 95 % CI), each with a verdict."""
+    def m(name: str, key: str) -> tuple[float, float, int]:
+        return mean_ci([r.get(key) for r in select(rows, name, forget)])
+
+    if not select(rows, method, forget) or not select(rows, "retrain", forget):
+        return []
+    sep = separation(rows, forget)
+    measurable = all(ok for _, _, ok in sep.values())
+    gf, gm = m(method, "gap_closed_forget_acc"), m(method, "gap_closed_mia_loss")
+    test_gap = [r["test_acc"] - next(x["test_acc"] for x in select(rows, "retrain", forget) if x["seed"] == r["seed"])
+                for r in select(rows, method, forget)]
+    tg, ratio = mean_ci(test_gap), m(method, "retrain_ratio")
+    baselines = [b for b in methods_of(rows) if b not in (method, "original", "retrain") and
+                 not b.startswith(method + "_")]
+    score = {b: (m(b, "gap_closed_forget_acc")[0] + m(b, "gap_closed_mia_loss")[0]) / 2 for b in baselines}
+    own = (gf[0] + gm[0]) / 2
+
+    def verdict(ok: bool) -> str:
+        return ("yes" if ok else "no") if measurable else "not measurable"
+
+    checks = [
+        ("gap closed, forget accuracy ≥ 0.90", gf, verdict(gf[0] >= 0.9)),
+        ("gap closed, loss-MIA ≥ 0.90", gm, verdict(gm[0] >= 0.9)),
+        ("test accuracy − retrained's ≥ −0.01", tg, verdict(tg[0] >= -0.01)),
+        ("wall time ≤ 10 % of retraining", ratio, "yes" if ratio[0] <= 0.10 else "no"),
+    ]
+    out = ["", f"Targets ({method}, {forget} split, mean ± 95 % CI over seeds):", "",
+           "| target | value | met |", "|---|---|---|"]
+    out += [f"| {name} | {v[0]:.3f} ± {v[1]:.3f} (n={v[2]}) | {ok} |" for name, v, ok in checks]
+    if score:
+        best = max(score, key=lambda b: score[b] if not math.isnan(score[b]) else -math.inf)
+        out.append(f"| mean gap closed ({own:.3f}) ahead of every baseline (best: {best} {score[best]:.3f}) | "
+                   f"{own - score[best]:+.3f} | {verdict(own > score[best])} |")
+    return out
+
+
+def markdown(rows: list[dict], header: list[str], done: int, total: int) -> str:
+    lines = header + ["", f"Splits finished: {done} of {total}.", ""]
+    lines += ["Times: `wall_time_s` is wall clock, `cpu_time_s` the process's CPU time; `retrain_ratio` is the "
+              "CPU-time ratio to the retrained model of the split (robust to other load on the machine), "
+              "`wall_ratio` the wall-clock one.", ""]
+    splits = list(dict.fromkeys(r["forget"] for r in rows))
+    lines += ["## Does the setting measure anything? Original (do nothing) − retrained", "",
+              f"A split separates when the mean difference is at least {SEPARATION['mia_loss']} in loss-MIA and "
+              f"{SEPARATION['forget_acc']} in forget accuracy; elsewhere its verdicts are 'not measurable'.", "",
+              "| split | seeds | loss-MIA | forget accuracy | RMIA AUC (original vs retrained reference) | separates |",
+              "|---|---|---|---|---|---|"]
+    for s in splits:
+        sep = separation(rows, s)
+        n = len(select(rows, "original", s))
+        rmia = fmt_ci([r.get("ref_attack_auc") for r in select(rows, "original", s)])
+        cells = [f"{sep[k][0]:+.3f}" + ("" if math.isnan(sep[k][1]) else f" ± {sep[k][1]:.3f}") for k in SEPARATION]
+        lines.append(f"| {s} | {n} | {cells[0]} | {cells[1]} | {rmia} | "
+                     f"{'yes' if all(v[2] for v in sep.values()) else 'no: not measurable'} |")
+    for s in splits:
+        lines += ["", f"## {s}: mean ± 95 % CI over seeds", ""] + ci_table(rows, s)
+    lines += targets(rows)
+    cols = ["method", "forget", "seed", "forget_acc", "retain_acc", "test_acc", "mia_loss", "mia_entropy",
+            "ref_attack_auc", "ref_attack_tpr_at_1pct_fpr", "gap_closed_forget_acc", "gap_closed_mia_loss",
+            "wall_time_s", "retrain_ratio", "verdicts"]
+    lines += ["", "## Every run", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(r.get(c)) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(v) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {o}" for k, o in v.items())
+    return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
