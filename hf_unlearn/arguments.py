@@ -121,6 +121,9 @@ class UnlearningArguments(TrainingArguments):
         default=False, metadata={"help": "DDP: search for unused parameters each step (off: every objective uses all)."}
     )
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace a model already saved in output_dir (else train() refuses)."}
+    )
 
     def __post_init__(self):
         self._num_train_epochs_given = self.num_train_epochs is not None
@@ -146,6 +149,11 @@ class UnlearningArguments(TrainingArguments):
         from .methods import get_method
 
         get_method(self.method)
+        for name in ("learning_rate", "alpha", "alpha_max", "tau", "npo_beta", "retain_weight", "lr_min_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                raise ValueError(f"{name}={value} is not a finite number; pass a finite value (see --help for its "
+                                 "range), or leave it unset for the default.")
         if self.tau is not None and not (self.tau > 0 and math.isfinite(self.tau)):
             raise ValueError(f"tau={self.tau} must be a positive finite loss value, or None for automatic.")
         if self.learning_rate is not None and not self.learning_rate > 0:
