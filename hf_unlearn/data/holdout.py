@@ -18,7 +18,7 @@ from .checks import CONTENT_COLUMNS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["check_held_out", "content_hashes", "dataset_digest", "drop_shared"]
+__all__ = ["check_held_out", "content_hashes", "dataset_digest", "drop_copies", "drop_shared"]
 
 _BATCH = 1024
 
@@ -117,7 +117,20 @@ def drop_shared(dataset: datasets.Dataset, *others: datasets.Dataset) -> dataset
     taken = set().union(*(set(content_hashes(o) or ()) for o in others))
     keep = [i for i, k in enumerate(keys) if k not in taken]
     if len(keep) < len(keys):
-        logger.warning("Dropped %d of %d rows that share their inputs with another split.", len(keys) - len(keep),
-                       len(keys))
+        logger.warning("Dropped %d of %d rows whose inputs are copies of rows of another split.",
+                       len(keys) - len(keep), len(keys))
         return dataset.select(keep)
     return dataset
+
+
+def drop_copies(forget: Any, retain: Any, validation: Any) -> tuple[Any, Any]:
+    """``(retain, validation)`` without copies of forget rows (retain) and of training rows (validation), so that
+    natural duplicates (the same short text twice in a corpus) pass `check_held_out`; non-`datasets` inputs and
+    datasets without input columns are returned as they are."""
+    if content_hashes(forget) is None:
+        return retain, validation
+    if content_hashes(retain) is not None:
+        retain = drop_shared(retain, forget)
+    if validation is not None and content_hashes(validation) is not None:
+        validation = drop_shared(validation, forget, retain)
+    return retain, validation
