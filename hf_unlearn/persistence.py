@@ -158,18 +158,19 @@ class PersistenceMixin:
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """Save the model (refusing non-finite weights) and, outside checkpoints, its hf-unlearn model card,
         atomically; with ``merge_adapter`` LoRA adapters are merged into a plain model. With
-        ``keep_checkpoints=False`` the checkpoints are deleted once this final save succeeded."""
+        ``keep_checkpoints=False`` the checkpoints are deleted once this final save succeeded; with ``push_to_hub``
+        the saved folder is pushed after that."""
         check_finite_weights(self.accelerator.unwrap_model(self.model))
         output_dir = output_dir or self.args.output_dir
         if _internal_call:  # a checkpoint (complete once its state is written) or push_to_hub's save
-            return self._write_model(output_dir, _internal_call)
+            return self._write_model(output_dir, merge=False)
         staging = os.path.join(output_dir, STAGING_NAME)
         with self._output_lock():
             if self.args.should_save:
                 shutil.rmtree(staging, ignore_errors=True)
                 os.makedirs(staging)
             try:
-                self._write_model(staging, _internal_call)
+                self._write_model(staging, merge=self.args.merge_adapter)
                 if self.args.should_save:
                     from .hub import write_model_card
 
@@ -182,16 +183,18 @@ class PersistenceMixin:
                 for folder in checkpoint_folders(self.args.output_dir):
                     shutil.rmtree(folder, ignore_errors=True)
                 self._delete_checkpoints_after_save = False
+        if self.args.push_to_hub:  # after the files are in place and the lock file is gone
+            self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
 
-    def _write_model(self, output_dir: str, _internal_call: bool) -> None:
+    def _write_model(self, output_dir: str, merge: bool) -> None:
         model = self.accelerator.unwrap_model(self.model)
-        if self.args.merge_adapter and is_peft_model(model) and not _internal_call:
+        if merge and is_peft_model(model):
             if self.args.should_save:
                 merged_copy(model).save_pretrained(output_dir, safe_serialization=True)
                 if self.processing_class is not None:
                     self.processing_class.save_pretrained(output_dir)
-        else:
-            super().save_model(output_dir, _internal_call)
+        else:  # _internal_call=True: Trainer would push to the Hub before the files are in place
+            super().save_model(output_dir, _internal_call=True)
 
     def _load_unlearning_state(self, checkpoint: str) -> None:
         state = read_state(checkpoint)

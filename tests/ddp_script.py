@@ -6,6 +6,7 @@ its τ history, the τ recomputed directly over the full validation set, and the
 
     torchrun --nproc_per_node 2 tests/ddp_script.py --out DIR --batch 4    # 2 ranks × 4 pairs per step
     python tests/ddp_script.py --out DIR --batch 8                         # 1 process × 8 pairs per step
+    torchrun --nproc_per_node 2 tests/ddp_script.py --out DIR --batch 4 --fsdp   # FSDP2 through Accelerate
 """
 
 from __future__ import annotations
