@@ -130,7 +130,9 @@ def drop_copies(forget: Any, retain: Any, validation: Any) -> tuple[Any, Any]:
     if content_hashes(forget) is None:
         return retain, validation
     if content_hashes(retain) is not None:
-        retain = drop_shared(retain, forget)
+        kept = drop_shared(retain, forget)
+        retain = kept if len(kept) else retain  # all copies: leave it to check_held_out's error
     if validation is not None and content_hashes(validation) is not None:
-        validation = drop_shared(validation, forget, retain)
+        kept = drop_shared(validation, forget, retain)
+        validation = kept if len(kept) else validation
     return retain, validation
