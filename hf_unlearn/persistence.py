@@ -6,7 +6,8 @@ checkpoints that belong to their job.
 * ``save_model`` writes the model, processor and card into a temporary folder inside ``output_dir`` and only then
   moves the files into place (``os.replace``), so a failed save (disk full, a crash) leaves the previous model as
   it was; weight files of the previous model that the new save does not replace (other shards) are removed.
-* A finished model in ``output_dir`` is replaced only with ``overwrite_output_dir=True`` (or when resuming).
+* A model in ``output_dir`` saved by another job is replaced only with ``overwrite_output_dir=True`` (or when
+  resuming); a rerun of the same job (``_unlearning_job.json`` beside the model, never pushed) may replace it.
 * ``keep_checkpoints=False`` deletes the checkpoints after the final ``save_model`` succeeded, not before.
 * Checkpoints carry the job's fingerprint: an explicit resume from another job's checkpoint is refused naming what
   differs; ``resume_from_checkpoint=True`` takes the last intact checkpoint of this job.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import logging
 import os
 import shutil
@@ -24,6 +26,7 @@ from typing import Any
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .checkpoints import check_same_job, checkpoint_folders, last_complete_checkpoint, read_state, write_state
+from .fingerprint import job_differences
 from .guards import check_finite_weights
 from .peft_utils import is_peft_model, merged_copy
 
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".hf_unlearn.lock"
 STAGING_NAME = ".hf_unlearn-saving"
+JOB_NAME = "_unlearning_job.json"  # the fingerprint of the job that saved the model ("_*" is never pushed)
 WEIGHT_PATTERNS = ("model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json",
                    "pytorch_model*.bin", "pytorch_model.bin.index.json", "adapter_model.safetensors",
                    "adapter_model.bin", "adapter_config.json")
@@ -83,6 +87,17 @@ def holds_model(folder: str) -> bool:
     """True when ``folder`` holds a saved model (config or weight files)."""
     return os.path.isfile(os.path.join(folder, "config.json")) or any(
         glob.glob(os.path.join(folder, pattern)) for pattern in WEIGHT_PATTERNS)
+
+
+def saved_by_same_job(folder: str, job: dict[str, Any]) -> bool:
+    """True when the model in ``folder`` was saved by this very job (same data digests, method and arguments)."""
+    try:
+        with open(os.path.join(folder, JOB_NAME), encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return False
+    known = saved.get("forget_rows") and saved.get("retain_rows") and job.get("forget_rows") and job.get("retain_rows")
+    return bool(known) and not job_differences(saved, job)
 
 
 def publish(staging: str, output_dir: str) -> None:
@@ -146,10 +161,11 @@ class PersistenceMixin:
                     )
             if resume_from_checkpoint:
                 self._load_unlearning_state(resume_from_checkpoint)
-            elif holds_model(output_dir) and not self.args.overwrite_output_dir:
+            elif (holds_model(output_dir) and not self.args.overwrite_output_dir
+                  and not saved_by_same_job(output_dir, self.job)):
                 raise ValueError(
-                    f"output_dir={output_dir!r} already holds a saved model. Pass overwrite_output_dir=True to "
-                    "replace it, or choose another output_dir."
+                    f"output_dir={output_dir!r} already holds a model saved by another job. Pass "
+                    "overwrite_output_dir=True to replace it, or choose another output_dir."
                 )
             output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
         self._delete_checkpoints_after_save = not self.args.keep_checkpoints
@@ -162,28 +178,32 @@ class PersistenceMixin:
         the saved folder is pushed after that."""
         check_finite_weights(self.accelerator.unwrap_model(self.model))
         output_dir = output_dir or self.args.output_dir
-        if _internal_call:  # a checkpoint (complete once its state is written) or push_to_hub's save
-            return self._write_model(output_dir, merge=False)
+        final = not _internal_call
+        if _internal_call and os.path.abspath(output_dir) != os.path.abspath(self.args.output_dir):
+            return self._write_model(output_dir, merge=False)  # a checkpoint: complete once its state is written
         staging = os.path.join(output_dir, STAGING_NAME)
         with self._output_lock():
             if self.args.should_save:
                 shutil.rmtree(staging, ignore_errors=True)
                 os.makedirs(staging)
             try:
-                self._write_model(staging, merge=self.args.merge_adapter)
+                self._write_model(staging, merge=final and self.args.merge_adapter)
                 if self.args.should_save:
-                    from .hub import write_model_card
+                    if final:
+                        from .hub import write_model_card
 
-                    write_model_card(self, staging)
+                        write_model_card(self, staging)
+                    with open(os.path.join(staging, JOB_NAME), "w", encoding="utf-8") as f:
+                        json.dump(self.job, f, indent=2)
                     publish(staging, output_dir)
             finally:
                 if self.args.should_save:
                     shutil.rmtree(staging, ignore_errors=True)
-            if getattr(self, "_delete_checkpoints_after_save", False) and self.args.should_save:
+            if final and getattr(self, "_delete_checkpoints_after_save", False) and self.args.should_save:
                 for folder in checkpoint_folders(self.args.output_dir):
                     shutil.rmtree(folder, ignore_errors=True)
                 self._delete_checkpoints_after_save = False
-        if self.args.push_to_hub:  # after the files are in place and the lock file is gone
+        if final and self.args.push_to_hub:  # after the files are in place and the lock file is gone
             self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
 
     def _write_model(self, output_dir: str, merge: bool) -> None:

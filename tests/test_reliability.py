@@ -280,15 +280,19 @@ def test_second_concurrent_run_into_the_same_output_dir_is_refused(tmp_path):
 
 
 def test_overwriting_a_saved_model_needs_overwrite_output_dir(tmp_path):
-    """Issue 16, case 9 (second half): a second job into a folder that holds a model."""
+    """Issue 16, case 9 (second half): a second job into a folder that holds a model; a rerun of the same job may."""
     first = _trainer(tmp_path, forget_epochs=1)
     first.train()
     first.save_model()
     weights = (tmp_path / "model.safetensors").read_bytes()
     second = _trainer(tmp_path, forget_rows=range(8, 24), forget_epochs=1)
-    with pytest.raises(ValueError, match="already holds a saved model. Pass overwrite_output_dir=True"):
+    with pytest.raises(ValueError, match="holds a model saved by another job. Pass overwrite_output_dir=True"):
         second.train()
     assert second.state.global_step == 0 and (tmp_path / "model.safetensors").read_bytes() == weights
+    rerun = _trainer(tmp_path, forget_epochs=1)  # the same job again (same data, seed, arguments): same weights
+    rerun.train()
+    rerun.save_model()
+    assert (tmp_path / "model.safetensors").read_bytes() == weights
     third = _trainer(tmp_path, forget_rows=range(8, 24), forget_epochs=1, overwrite_output_dir=True)
     third.train()
     third.save_model()
