@@ -114,7 +114,7 @@ def last_complete_checkpoint(output_dir: str, job: dict[str, Any] | None = None)
         try:
             check_same_job(folder, read_state(folder), job)
         except ValueError as err:
-            logger.warning("Skipping %s: %s", os.path.basename(folder), str(err).split(": ", 1)[-1])
+            logger.warning("Skipping %s. %s", os.path.basename(folder), err)
             continue
         return folder
     return None

@@ -92,11 +92,11 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
                               (validation_dataset, "validation_dataset")):
             check_model_inputs(dataset, name=name, task=self.task, num_labels=getattr(config, "num_labels", None),
                                vocab_size=getattr(config, "vocab_size", None), config=config)
+        if self.method.relabel is not None and self.task == "causal_lm":
+            raise ValueError(f"method={args.method!r} relabels classes; it does not apply to causal LMs.")
         check_held_out(forget_dataset, retain_dataset, validation_dataset)
         self.job = job_fingerprint(args, self.method.hparams, self.samples_per_step, forget_dataset, retain_dataset,
                                    validation_dataset)
-        if self.method.relabel is not None and self.task == "causal_lm":
-            raise ValueError(f"method={args.method!r} relabels classes; it does not apply to causal LMs.")
         self._fresh_adapters = peft_config is not None
         if peft_config is not None:
             model = wrap_with_peft(model, peft_config, args.gradient_checkpointing)
@@ -204,7 +204,7 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
             for batch in loader:
                 batch = self._prepare_inputs(batch)
                 losses = self._per_sample(model, batch)[0].detach().float()
-                kept = supervised_rows(batch.get("labels"), self.task, len(losses))
+                kept = supervised_rows(batch.get("labels"), self.task, len(losses)).to(losses.device)
                 losses, kept = self.accelerator.gather_for_metrics((torch.where(kept > 0, losses, 0.0), kept))
                 total += losses.double().sum()
                 count += int(kept.sum())
