@@ -50,6 +50,12 @@ class UnlearningArguments(TrainingArguments):
         fuse_forget_retain (`bool` or `None`): one forward pass over the forget+retain batch padded together
             (`None` = when the collator can do it; `False` = two passes).
 
+    Parameters that control `output_dir`:
+        overwrite_output_dir (`bool`, defaults to `False`): let `train()` start (not resume) in an `output_dir` that
+            already holds a saved model, which the final `save_model` then replaces.
+        keep_checkpoints (`bool`, defaults to `True`): `False` deletes the checkpoint-* folders (partly unlearned
+            weights) once the final `save_model` succeeded.
+
     > Defaults that differ from `TrainingArguments`: `learning_rate=None` = the paper's 3e-4 for text and 1e-3 for
     > images (for causal LMs start lower, e.g. 5e-5–1e-4: 3e-4 overshot τ on SmolLM2-135M);
     > `lr_scheduler_type="linear"` decays to `lr_min_ratio` (0.1) × the learning rate instead of 0; the run length
@@ -105,7 +111,7 @@ class UnlearningArguments(TrainingArguments):
         default=10, metadata={"help": "Stop with an error after this many steps in a row with a NaN/inf loss."}
     )
     keep_checkpoints: bool = field(
-        default=True, metadata={"help": "Keep checkpoint-* folders (partly unlearned weights) after a finished run."}
+        default=True, metadata={"help": "Keep checkpoint-* folders (partly unlearned weights) after the final save."}
     )
     merge_adapter: bool = field(
         default=False, metadata={"help": "With PEFT adapters, save the merged plain model instead of the adapter."}
@@ -121,6 +127,9 @@ class UnlearningArguments(TrainingArguments):
         default=False, metadata={"help": "DDP: search for unused parameters each step (off: every objective uses all)."}
     )
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace a model already saved in output_dir (else train() refuses)."}
+    )
 
     def __post_init__(self):
         self._num_train_epochs_given = self.num_train_epochs is not None
@@ -146,6 +155,11 @@ class UnlearningArguments(TrainingArguments):
         from .methods import get_method
 
         get_method(self.method)
+        for name in ("learning_rate", "alpha", "alpha_max", "tau", "npo_beta", "retain_weight", "lr_min_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                raise ValueError(f"{name}={value} is not a finite number; pass a finite value (see --help for its "
+                                 "range), or leave it unset for the default.")
         if self.tau is not None and not (self.tau > 0 and math.isfinite(self.tau)):
             raise ValueError(f"tau={self.tau} must be a positive finite loss value, or None for automatic.")
         if self.learning_rate is not None and not self.learning_rate > 0:

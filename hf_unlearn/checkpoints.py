@@ -1,31 +1,45 @@
-"""Unlearning state in checkpoints: written last and atomically, with a manifest that catches truncated files.
+"""Unlearning state in checkpoints: written last and atomically, with a manifest of content hashes and the job's
+fingerprint.
 
 A checkpoint folder counts as complete only once ``unlearning_state.json`` exists: it is written after every other
-file (model, optimizer, scheduler, RNG, trainer state) and records their sizes, so a run killed mid-save leaves a
-folder that resuming skips (``last_complete_checkpoint``) or rejects with a clear error (``read_state``).
+file (model, optimizer, scheduler, RNG, trainer state) and records their sizes and SHA-256 hashes, so a run killed
+mid-save, a truncated file or a flipped byte leaves a folder that resuming skips (``last_complete_checkpoint``, with
+a warning naming it) or rejects with a clear error (``read_state``). The state also holds the job's fingerprint
+(``hf_unlearn.fingerprint``): a checkpoint resumes only the job that wrote it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import re
 from typing import Any
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .fingerprint import job_differences
+
+logger = logging.getLogger(__name__)
+
 STATE_NAME = "unlearning_state.json"
 
 
-def _manifest(folder: str) -> dict[str, int]:
-    sizes = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
+def _sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _manifest(folder: str) -> dict[str, dict[str, Any]]:
+    files = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
             if name == STATE_NAME or name.startswith(f".{STATE_NAME}"):
                 continue
             path = os.path.join(root, name)
-            sizes[os.path.relpath(path, folder)] = os.path.getsize(path)
-    return sizes
+            files[os.path.relpath(path, folder)] = {"size": os.path.getsize(path), "sha256": _sha256(path)}
+    return files
 
 
 def write_state(folder: str, state: dict[str, Any]) -> None:
@@ -48,32 +62,59 @@ def read_state(folder: str) -> dict[str, Any]:
             "killed while saving it). Resume from an earlier checkpoint-* folder or with resume_from_checkpoint=True."
         )
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             state = json.load(f)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); resume from an earlier checkpoint.") from None
-    for name, size in state.get("manifest", {}).items():
+        if not isinstance(state, dict):
+            raise ValueError(f"a JSON {type(state).__name__}, not an object")
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{path} is not a valid unlearning state ({err}); resume from an earlier checkpoint."
+                         ) from None
+    for name, expected in (state.get("manifest") or {}).items():
         file = os.path.join(folder, name)
+        expected = expected if isinstance(expected, dict) else {"size": expected}  # older manifests: sizes only
         actual = os.path.getsize(file) if os.path.isfile(file) else None
-        if actual != size:
-            found = "missing" if actual is None else f"{actual} bytes, expected {size}"
-            raise ValueError(
-                f"Checkpoint {folder!r} is damaged: {name} is {found} (truncated or changed after saving). Resume "
-                "from an earlier checkpoint-* folder."
-            )
+        if actual != expected.get("size"):
+            found = "missing" if actual is None else f"{actual} bytes, expected {expected.get('size')}"
+        elif "sha256" in expected and _sha256(file) != expected["sha256"]:
+            found = "changed (its SHA-256 differs from the one saved)"
+        else:
+            continue
+        raise ValueError(
+            f"Checkpoint {folder!r} is damaged: {name} is {found} (truncated or changed after saving). Resume "
+            "from an earlier checkpoint-* folder."
+        )
     return state
 
 
-def last_complete_checkpoint(output_dir: str) -> str | None:
-    """The checkpoint-* folder with the highest step that holds a complete unlearning state, or ``None``."""
+def check_same_job(folder: str, state: dict[str, Any], job: dict[str, Any] | None) -> None:
+    """``ValueError`` naming what differs when the checkpoint in ``folder`` was written by another job."""
+    differences = job_differences(state.get("job"), job) if job else []
+    if differences:
+        raise ValueError(
+            f"Checkpoint {folder!r} belongs to another job: {'; '.join(differences)}. Resume it with the same data "
+            "and arguments, or start this job in another output_dir (or without resume_from_checkpoint)."
+        )
+
+
+def checkpoint_folders(output_dir: str) -> list[str]:
+    """The checkpoint-* folders of ``output_dir``, highest step first."""
     if not os.path.isdir(output_dir):
-        return None
+        return []
     pattern = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
-    steps = sorted(
-        (int(m.group(1)), name) for name in os.listdir(output_dir) if (m := pattern.match(name))
-    )
-    for _, name in reversed(steps):
-        folder = os.path.join(output_dir, name)
-        if os.path.isfile(os.path.join(folder, STATE_NAME)):
-            return folder
+    steps = sorted((int(m.group(1)), name) for name in os.listdir(output_dir) if (m := pattern.match(name)))
+    return [os.path.join(output_dir, name) for _, name in reversed(steps)]
+
+
+def last_complete_checkpoint(output_dir: str, job: dict[str, Any] | None = None) -> str | None:
+    """The highest-step checkpoint whose state is complete and intact (and, given ``job``, written by that job),
+    or ``None``. Damaged checkpoints and those of other jobs are skipped with a warning naming them."""
+    for folder in checkpoint_folders(output_dir):
+        if not os.path.isfile(os.path.join(folder, STATE_NAME)):
+            continue  # being written, or killed while being written: not a checkpoint yet
+        try:
+            check_same_job(folder, read_state(folder), job)
+        except ValueError as err:
+            logger.warning("Skipping %s. %s", os.path.basename(folder), err)
+            continue
+        return folder
     return None

@@ -62,6 +62,20 @@ def resolve(spec: str) -> tuple[str, str | None]:
     raise CLIError(f"Package '{package}' holds no model folder or .gguf file.")
 
 
+def require_model(spec: str, flag: str) -> None:
+    """``FileNotFoundError`` for a local model folder that does not exist (before anything asks the Hub for it).
+
+    A spec counts as local when it is absolute, starts with ``.`` or ``~``, has more than one ``/``, or its first
+    component is an existing folder; other specs (``org/name``, ``name``) may be Hub ids and are left to the Hub.
+    """
+    if spec.startswith("pypi:") or os.path.exists(os.path.expanduser(spec)):
+        return
+    first = spec.replace(os.sep, "/").split("/")[0]
+    if os.path.isabs(spec) or spec.startswith((".", "~")) or spec.count("/") > 1 or (first and os.path.isdir(first)):
+        raise FileNotFoundError(f"{flag} {spec!r}: no such model folder (relative paths start from {os.getcwd()}). "
+                                "Pass the folder `hf-unlearn run` wrote (its output_dir), or a Hub model id.")
+
+
 def _default_spec(job: JobArguments, task: str) -> str:
     if job.model:
         return job.model
@@ -277,6 +291,9 @@ def cmd_audit(argv: list[str]) -> int:
     parser.epilog = "Any other --key value overrides a config key, as in `hf-unlearn run` (e.g. --forget_fraction)."
     parser.error = _raise  # type: ignore[method-assign]
     ns, overrides = parser.parse_known_args(argv)
+    for flag in ("model", "original", "retrained"):
+        if getattr(ns, flag):
+            require_model(getattr(ns, flag), f"--{flag}")
     job, args = _config_job(ns.config, overrides)
     _setup_logging(args.should_log)
     with contextlib.redirect_stdout(sys.stderr):

@@ -28,6 +28,7 @@ from .data import (
     load_mnist,
     load_tofu,
     preprocess_images,
+    read_text_file,
     sample_rows,
     select_forget,
     tokenize_classification,
@@ -120,13 +121,32 @@ def valid_keys() -> tuple[list[str], list[str]]:
     return ([f.name for f in fields(JobArguments)], [f.name for f in fields(UnlearningArguments) if f.init])
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key set twice in one mapping (instead of keeping the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise CLIError(f"'{key}' is set twice in '{self.name}' (lines {seen[key]} and "
+                               f"{key_node.start_mark.line + 1}); keep one.")
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_config(path: str | os.PathLike) -> dict[str, Any]:
     """A YAML job config as a flat ``{field: value}``; sections (``model:``, ``unlearning:``, ...) are flattened."""
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"Config file not found: '{p}'. Pass the path of a YAML job config.")
+    text = read_text_file(p, "Config file", "Pass the path of a YAML job config.")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        loader = _UniqueKeyLoader(text)
+        loader.name = str(p)
+        try:
+            raw = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
@@ -139,6 +159,9 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     job_keys, unlearning_keys = valid_keys()
     flat: dict[str, Any] = {}
     for key, value in raw.items():
+        if key in SECTIONS and key not in job_keys + unlearning_keys and not isinstance(value, dict):
+            raise CLIError(f"Section '{key}' in '{p}' must be a mapping of option: value (indented lines below "
+                           f"'{key}:'), not a {type(value).__name__}.")
         items = value.items() if key in SECTIONS and isinstance(value, dict) else [(key, value)]
         for k, v in items:
             if k in flat:

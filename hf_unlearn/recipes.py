@@ -17,6 +17,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trai
 from .arguments import UnlearningArguments
 from .audit import UnlearningReport, audit_model
 from .data import sample_rows
+from .data.holdout import drop_copies
 from .trainer import UnlearningTrainer
 
 logger = logging.getLogger(__name__)
@@ -109,7 +110,12 @@ def finetune(model, train, recipe: FinetuneRecipe, *, output_dir: str, data_coll
 
 def unlearn(model, *, forget, retain, validation, args: UnlearningArguments, data_collator=None,
             processing_class=None, callbacks=None) -> tuple[UnlearningTrainer, float]:
-    """One unlearning run; returns the trainer (its logs, τ history) and the wall time in seconds (τ included)."""
+    """One unlearning run; returns the trainer (its logs, τ history) and the wall time in seconds (τ included).
+
+    Retain rows that copy a forget row, and validation rows that copy a training row (natural duplicates, e.g. the
+    same short comment twice in GoEmotions), are dropped first (counts in the log): the trainer refuses them.
+    """
+    retain, validation = drop_copies(forget, retain, validation)
     trainer = UnlearningTrainer(model=model, args=args, forget_dataset=forget, retain_dataset=retain,
                                 validation_dataset=validation, data_collator=data_collator,
                                 processing_class=processing_class, callbacks=callbacks)

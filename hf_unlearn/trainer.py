@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import copy
-import glob
 import logging
 import math
-import os
-import shutil
 from collections import defaultdict
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForSeq2Seq, Trainer
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType
+from transformers.trainer_utils import SchedulerType
 
 from .arguments import UnlearningArguments, alpha_at, plan_run
-from .checkpoints import last_complete_checkpoint, read_state, write_state
 from .data.checks import check_forget_retain, check_model_inputs, is_class_removal
 from .data.collators import ForgetRetainCollator
+from .data.holdout import check_held_out
 from .data.sampling import ForgetRetainPairs, ForgetRetainSampler
-from .guards import NonFiniteGuard, check_finite_weights
+from .fingerprint import job_fingerprint
+from .guards import NonFiniteGuard
 from .losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses
+from .masking import drop_unsupervised, supervised_rows
 from .methods import ObjectiveInputs, get_method
-from .peft_utils import is_peft_model, merged_copy, wrap_with_peft
+from .peft_utils import wrap_with_peft
+from .persistence import PersistenceMixin
 from .reporting import ReportingMixin
 from .stopping import TauStop
 
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 METRIC_KEYS = ("alpha", "tau", "forget_loss", "retain_loss", "forget_gap")
 
 
-class UnlearningTrainer(ReportingMixin, Trainer):
+class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
     """Unlearn ``forget_dataset`` from ``model`` while keeping ``retain_dataset``, with the ∇τ method by default.
 
     Every optimizer step sees one forget batch and one retain batch (``per_device_train_batch_size`` each, per
@@ -91,9 +91,12 @@ class UnlearningTrainer(ReportingMixin, Trainer):
         for dataset, name in ((forget_dataset, "forget_dataset"), (retain_dataset, "retain_dataset"),
                               (validation_dataset, "validation_dataset")):
             check_model_inputs(dataset, name=name, task=self.task, num_labels=getattr(config, "num_labels", None),
-                               vocab_size=getattr(config, "vocab_size", None))
+                               vocab_size=getattr(config, "vocab_size", None), config=config)
         if self.method.relabel is not None and self.task == "causal_lm":
             raise ValueError(f"method={args.method!r} relabels classes; it does not apply to causal LMs.")
+        check_held_out(forget_dataset, retain_dataset, validation_dataset)
+        self.job = job_fingerprint(args, self.method.hparams, self.samples_per_step, forget_dataset, retain_dataset,
+                                   validation_dataset)
         self._fresh_adapters = peft_config is not None
         if peft_config is not None:
             model = wrap_with_peft(model, peft_config, args.gradient_checkpointing)
@@ -199,10 +202,12 @@ class UnlearningTrainer(ReportingMixin, Trainer):
         count = 0
         with torch.no_grad():
             for batch in loader:
-                losses = self._per_sample(model, self._prepare_inputs(batch))[0]
-                losses = self.accelerator.gather_for_metrics(losses.detach().float())
+                batch = self._prepare_inputs(batch)
+                losses = self._per_sample(model, batch)[0].detach().float()
+                kept = supervised_rows(batch.get("labels"), self.task, len(losses)).to(losses.device)
+                losses, kept = self.accelerator.gather_for_metrics((torch.where(kept > 0, losses, 0.0), kept))
                 total += losses.double().sum()
-                count += losses.numel()
+                count += int(kept.sum())
         model.train(was_training)
         if count == 0:
             raise ValueError("The validation set is empty: τ needs held-out samples.")
@@ -243,6 +248,8 @@ class UnlearningTrainer(ReportingMixin, Trainer):
                         ref_losses = self._per_sample(model, forget_inputs)[0]
                 else:
                     ref_losses = self._per_sample(self.ref_model, forget_inputs)[0]
+        forget_losses, retain_losses, ref_losses = drop_unsupervised(self.task, inputs, forget_losses, retain_losses,
+                                                                     ref_losses)
         alpha = self.current_alpha() if self.method.needs_alpha else 0.0
         hparams = {name: getattr(self.args, name) for name in self.method.hparams}
         loss = self.method.objective(
@@ -344,63 +351,6 @@ class UnlearningTrainer(ReportingMixin, Trainer):
                 )
             return prepare_deepspeed_reference(ref, self.accelerator)
         return self.accelerator.prepare_model(ref, evaluation_mode=True)
-
-    # --------------------------------------------------------------------- checkpoints and resume
-    def unlearning_state(self) -> dict[str, Any]:
-        """What a checkpoint needs beyond Trainer's state to resume unlearning exactly."""
-        return {"tau": self.tau, "tau_step": self.tau_step, "tau_history": self.tau_history,
-                "alpha0": self.alpha0, "forget_epochs": self.args.forget_epochs,
-                "samples_per_step": self.samples_per_step}
-
-    def _save_checkpoint(self, model, trial) -> None:
-        super()._save_checkpoint(model, trial)
-        if self.args.should_save:
-            name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            write_state(os.path.join(self._get_output_dir(trial=trial), name), self.unlearning_state())
-
-    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
-        """Run the unlearning; ``resume_from_checkpoint`` (a folder, or True for the last complete checkpoint in
-        ``output_dir``) also restores τ, its history and α₀. Incomplete or damaged checkpoints are refused."""
-        if resume_from_checkpoint is True:
-            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
-            if resume_from_checkpoint is None:
-                raise ValueError(f"No complete checkpoint in output_dir={self.args.output_dir!r} to resume from.")
-        if resume_from_checkpoint:
-            self._load_unlearning_state(resume_from_checkpoint)
-        output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
-        if not self.args.keep_checkpoints and self.args.should_save:
-            for folder in glob.glob(os.path.join(self.args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-*")):
-                shutil.rmtree(folder, ignore_errors=True)
-        return output
-
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Save the model (refusing non-finite weights) and, outside checkpoints, its hf-unlearn model card; with
-        ``merge_adapter`` LoRA adapters are merged into a plain model."""
-        model = self.accelerator.unwrap_model(self.model)
-        check_finite_weights(model)
-        output_dir = output_dir or self.args.output_dir
-        if self.args.merge_adapter and is_peft_model(model) and not _internal_call:
-            if self.args.should_save:
-                merged_copy(model).save_pretrained(output_dir, safe_serialization=True)
-                if self.processing_class is not None:
-                    self.processing_class.save_pretrained(output_dir)
-        else:
-            super().save_model(output_dir, _internal_call)
-        if not _internal_call and self.args.should_save:
-            from .hub import write_model_card
-
-            write_model_card(self, output_dir)
-
-    def _load_unlearning_state(self, checkpoint: str) -> None:
-        state = read_state(checkpoint)
-        if state["samples_per_step"] != self.samples_per_step:
-            raise ValueError(
-                f"The checkpoint was written with {state['samples_per_step']} samples per optimizer step, this run "
-                f"has {self.samples_per_step}: keep batch size × processes × accumulation the same to resume."
-            )
-        self.tau, self.tau_step = state["tau"], state["tau_step"]
-        self.tau_history = state["tau_history"]
-        self.alpha0 = state["alpha0"]
 
 
 def _rows(inputs: dict[str, Any], start: int, stop: int | None) -> dict[str, Any]:

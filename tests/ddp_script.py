@@ -6,6 +6,7 @@ its τ history, the τ recomputed directly over the full validation set, and the
 
     torchrun --nproc_per_node 2 tests/ddp_script.py --out DIR --batch 4    # 2 ranks × 4 pairs per step
     python tests/ddp_script.py --out DIR --batch 8                         # 1 process × 8 pairs per step
+    torchrun --nproc_per_node 2 tests/ddp_script.py --out DIR --batch 4 --fsdp   # FSDP2 through Accelerate
 """
 
 from __future__ import annotations
@@ -85,6 +86,32 @@ class RecordingTrainer(UnlearningTrainer):
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
 
+# Accelerate's FSDP plugin, FSDP2 (torch.distributed.fsdp.fully_shard), one unit per BertLayer, full-shard
+FSDP_ARGS = {"fsdp": "full_shard", "fsdp_config": {"version": 2, "transformer_layer_cls_to_wrap": ["BertLayer"],
+                                                   "state_dict_type": "FULL_STATE_DICT"},
+             "accelerator_config": {"use_configured_state": True}}
+
+
+def route_accelerate_to_fsdp() -> None:
+    """Accelerate only switches to FSDP from a GPU-like multi-process state (``AcceleratorState`` ignores the FSDP
+    plugin under ``MULTI_CPU``, silently: the run would be plain gloo DDP). Mark the shared gloo process state
+    ``MULTI_GPU`` so Accelerate takes its FSDP2 path (``fully_shard`` on CPU tensors); the device stays CPU."""
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType
+
+    state = PartialState(cpu=True)
+    if state.distributed_type == DistributedType.MULTI_CPU:
+        state.distributed_type = DistributedType.MULTI_GPU
+
+
+def full_model(trainer: UnlearningTrainer) -> torch.nn.Module:
+    """The unsharded model after an FSDP2 run, on every rank: each DTensor shard all-gathered into a fresh copy."""
+    state = {k: v.full_tensor() if hasattr(v, "full_tensor") else v for k, v in trainer.model.state_dict().items()}
+    model = tiny_model()
+    model.load_state_dict({k: v.detach().cpu() for k, v in state.items()})
+    return model
+
+
 def memorize(model: torch.nn.Module, train: datasets.Dataset, steps: int = 60) -> None:
     """Overfit the training rows first, so the forget loss starts well below τ (as for a real trained model)."""
     collator = RecordingCollator()
@@ -109,28 +136,35 @@ def mean_loss(model: torch.nn.Module, dataset: datasets.Dataset) -> float:
     return float(losses.double().mean())
 
 
-def run_job(name: str, batch: int, steps: int, out: str) -> None:
+def run_job(name: str, batch: int, steps: int, out: str, fsdp: bool = False) -> None:
     forget, retain = synthetic(N_FORGET, FORGET_UID, 1), synthetic(N_RETAIN, RETAIN_UID, 2)
     validation = synthetic(N_VALIDATION, VALIDATION_UID, 3)
     model = tiny_model()
     memorize(model, datasets.concatenate_datasets([forget, retain]))
     tau_reference = mean_loss(model, validation)
     alpha, schedule = JOBS[name]
+    if fsdp:
+        route_accelerate_to_fsdp()
     args = UnlearningArguments(
         output_dir=os.path.join(out, f"trainer_{name}"), use_cpu=True, report_to=[],
         per_device_train_batch_size=batch, per_device_eval_batch_size=4, max_steps=steps, learning_rate=1e-3,
         warmup_steps=0, alpha=alpha, alpha_schedule=schedule, tau_refresh_epochs=1, logging_steps=1, seed=0,
         remove_unused_columns=False, disable_tqdm=True, save_strategy="no",
+        **(FSDP_ARGS if fsdp else {}),
     )
     collator = RecordingCollator()
     trainer = RecordingTrainer(model=model, args=args, forget_dataset=forget, retain_dataset=retain,
                                validation_dataset=validation, data_collator=collator)
     trainer.train()
-    final = trainer.accelerator.unwrap_model(trainer.model)
     rank = trainer.args.process_index
+    final = full_model(trainer) if fsdp else trainer.accelerator.unwrap_model(trainer.model)
     train_calls = [c for c in collator.calls if c and c[0] < VALIDATION_UID]
     record = {
         "world_size": trainer.args.world_size,
+        "distributed_type": str(trainer.accelerator.distributed_type),
+        "fsdp2_modules": sum(type(m).__name__.startswith("FSDP") for m in trainer.model.modules()),
+        "local_param_numel": sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel()
+                                 for p in trainer.model.parameters()),
         "steps": [{"forget": c[: len(c) // 2], "retain": c[len(c) // 2:]} for c in train_calls[:steps]],
         "used": trainer.used,
         "tau_history": trainer.tau_history,
@@ -151,11 +185,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, required=True, help="per-device pairs per step")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS))
+    parser.add_argument("--fsdp", action="store_true", help="shard with Accelerate's FSDP plugin (FSDP2)")
     cli = parser.parse_args()
     torch.set_num_threads(1)  # same reduction order in the 1- and 2-process runs
     os.makedirs(cli.out, exist_ok=True)
     for name in cli.jobs:
-        run_job(name, cli.batch, cli.steps, cli.out)
+        run_job(name, cli.batch, cli.steps, cli.out, cli.fsdp)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,13 @@ folder is still empty (or absent) afterwards.
 import subprocess
 import sys
 
+import datasets
 import pytest
 from helpers import tiny_bert, token_dataset
 from transformers import BertConfig, BertModel, default_data_collator
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer, select_forget
-from hf_unlearn.data import check_disjoint, load_data
+from hf_unlearn.data import check_disjoint, load_data, read_ids
 
 
 def _train(tmp_path, forget=None, retain=None, validation="default", model=None, **kw):
@@ -40,8 +41,55 @@ def _cli(tmp_path, *argv):
 
 def _yaml(tmp_path, text):
     path = tmp_path / "job.yaml"
-    path.write_text(text)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     return str(path)
+
+
+def _cli_line(*argv):
+    """The CLI in this process (fast): its exit code must be 1 with one line on stderr, raised as ValueError."""
+    import contextlib
+    import io
+
+    from hf_unlearn.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    lines = err.getvalue().strip().splitlines()
+    assert code == 1 and len(lines) == 1, (code, lines)
+    raise ValueError(lines[0])
+
+
+def _file(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    return str(path)
+
+
+def _tokens(rows):
+    return datasets.Dataset.from_dict({"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows],
+                                       "labels": [i % 3 for i in range(len(rows))]})
+
+
+def _lm_train(tmp_path, forget_labels=None, validation_labels=None):
+    """A tiny causal LM job; ``*_labels``: replace those rows' labels (e.g. all -100)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=60, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2))
+    data = token_dataset(40, 0).map(lambda r: {"labels": r["input_ids"]})
+    validation = token_dataset(8, 1).map(lambda r: {"labels": r["input_ids"]})
+    forget, retain = data.select(range(8)), data.select(range(8, 40))
+
+    def mask(ds, rows):
+        return ds.map(lambda r, i: {"labels": [-100] * len(r["labels"]) if i in rows else r["labels"]},
+                      with_indices=True)
+
+    forget = mask(forget, forget_labels or ())
+    validation = mask(validation, validation_labels or ())
+    args = UnlearningArguments(str(tmp_path / "out"), report_to=[], per_device_train_batch_size=4)
+    UnlearningTrainer(model=model, args=args, forget_dataset=forget, retain_dataset=retain,
+                      validation_dataset=validation, data_collator=default_data_collator)
 
 
 DATA = token_dataset(40, 0)
@@ -60,6 +108,32 @@ CASES = {
     "labels of the wrong dtype": (lambda t: _train(t, retain=_labels(["joy", "anger"] * 15)), ValueError,
                                   "integer class ids"),
     "no validation data": (lambda t: _train(t, validation=None), ValueError, "Pass validation_dataset"),
+    # issue 16: τ data held out, copies, masked causal-LM rows (cases 3, 4, 5)
+    "validation set is the forget set": (lambda t: _train(t, validation=DATA.select(range(8))), ValueError,
+                                         "validation_dataset is not held out: 8 of its 8 rows are forget rows"),
+    "validation rows are retain rows": (lambda t: _train(t, validation=token_dataset(48, 0).select(range(30, 40))),
+                                        ValueError, "0 of its 10 rows are forget rows and 10 are retain rows"),
+    "exact copies of forget rows in retain": (
+        lambda t: _train(t, retain=datasets.concatenate_datasets([token_dataset(48, 0).select(range(8, 48)),
+                                                                  token_dataset(48, 0).select([1, 2])])),
+        ValueError, "retain_dataset holds 2 exact copies of forget rows"),
+    "causal LM: forget rows without a supervised token": (lambda t: _lm_train(t, forget_labels={0, 3}), ValueError,
+                                                          "forget_dataset: 2 of 8 rows have every label -100"),
+    "causal LM: validation rows without a supervised token": (
+        lambda t: _lm_train(t, validation_labels=set(range(8))), ValueError,
+        "validation_dataset: 8 of 8 rows have every label -100"),
+    # issue 16: inputs the model cannot take (cases 11-14)
+    "empty token rows": (lambda t: _train(t, retain=_tokens([[5, 6, 7]] * 30 + [[]] * 2)), ValueError,
+                         "retain_dataset: 2 rows have no tokens (empty input_ids)"),
+    "rows longer than max_position_embeddings": (lambda t: _train(t, forget=token_dataset(8, 5, length=40)),
+                                                 ValueError, "8 rows are longer than the model's "
+                                                 "max_position_embeddings=32 (longest 40 tokens)"),
+    "an IterableDataset": (lambda t: _train(t, forget=DATA.select(range(8)).to_iterable_dataset()), ValueError,
+                           "forget_dataset is an IterableDataset (streamed)"),
+    "a DatasetDict as retain": (lambda t: _train(t, retain=datasets.DatasetDict(train=DATA.select(range(8, 40)))),
+                                ValueError, "retain_dataset is a DatasetDict with splits ['train']; pass one split"),
+    "a DatasetDict as validation": (lambda t: _train(t, validation=datasets.DatasetDict(dev=token_dataset(8, 1))),
+                                    ValueError, "validation_dataset is a DatasetDict"),
     # model
     "model without a classification head": (
         lambda t: _train(t, model=BertModel(BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1,
@@ -75,14 +149,37 @@ CASES = {
                         "per_device_train_batch_size"),
     "unknown method": (lambda t: UnlearningArguments(str(t / "out"), method="forget_all"), ValueError,
                        "Valid methods"),
+    # issue 16, case 10: non-finite values
+    "learning_rate=inf": (lambda t: UnlearningArguments(str(t / "out"), learning_rate=float("inf")), ValueError,
+                          "learning_rate=inf is not a finite number"),
+    "npo_beta=nan": (lambda t: UnlearningArguments(str(t / "out"), npo_beta=float("nan")), ValueError,
+                     "npo_beta=nan is not a finite number"),
+    "retain_weight=inf": (lambda t: UnlearningArguments(str(t / "out"), retain_weight=float("inf")), ValueError,
+                          "retain_weight=inf is not a finite number"),
     # configs
     "unknown config key": (lambda t: _cli(t, "run", _yaml(t, "learnig_rate: 0.1\n")), ValueError, "learnig_rate"),
     "malformed YAML": (lambda t: _cli(t, "run", _yaml(t, "method: [nabla_tau\n")), ValueError, "line"),
+    # issue 16, cases 16-19
+    "non-UTF-8 YAML": (lambda t: _cli_line("run", _yaml(t, b"method: caf\xe9\n")), ValueError,
+                       "job.yaml' is not UTF-8 text (byte 0xe9 at offset 11); save it as UTF-8"),
+    "a folder as the config": (lambda t: _cli_line("run", str(t)), ValueError, "is a folder, not a file"),
+    "a YAML section that is not a mapping": (lambda t: _cli_line("run", _yaml(t, "unlearning: [0.1, 3]\n")),
+                                             ValueError, "Section 'unlearning' in"),
+    "a key set twice in one YAML mapping": (
+        lambda t: _cli_line("run", _yaml(t, "unlearning:\n  alpha: 0.1\n  alpha: 0.3\n")), ValueError,
+        "'alpha' is set twice in"),
+    # issue 16, case 15: a missing local model folder is "not found", not a Hub error
+    "audit --model with a missing folder": (
+        lambda t: _cli_line("audit", "--model", str(t / "out" / "model"), "--config", _yaml(t, "method: npo\n")),
+        ValueError, "no such model folder"),
     # files
     "missing data file": (lambda t: load_data(str(t / "nope.csv")), FileNotFoundError, "nope.csv"),
     "unreadable data file": (lambda t: (t / "bad.parquet").write_bytes(b"not parquet") and
                              load_data(str(t / "bad.parquet")), Exception, "bad.parquet"),
     "truncated checkpoint": (lambda t: _resume_truncated(t), ValueError, "damaged"),
+    "non-UTF-8 ids file": (lambda t: read_ids(_file(t, "ids.txt", b"row-1\nrow-\xff\n")), ValueError,
+                           "ids.txt' is not UTF-8 text"),
+    "a folder as the ids file": (lambda t: read_ids(str(t)), FileNotFoundError, "is a folder, not a file"),
 }
 
 
@@ -115,5 +212,6 @@ def test_bad_input(case, tmp_path):
     assert message in str(caught.value), str(caught.value)
     written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()] if (tmp_path / "out").exists() else []
     assert not written, f"{case}: files written to output_dir: {written}"
-    inputs = {"out", "job.yaml", "bad.parquet", "checkpoint-1"}  # the case's own inputs and the (empty) output_dir
+    # the case's own inputs and the (empty) output_dir
+    inputs = {"out", "job.yaml", "bad.parquet", "checkpoint-1", "ids.txt"}
     assert {p.name for p in tmp_path.iterdir()} <= set(before) | inputs

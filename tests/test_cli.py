@@ -32,7 +32,9 @@ def tiny_job(tmp_path_factory) -> Path:
         vocab_size=len(WORDS) + 5, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=32, max_position_embeddings=32, num_labels=3))
     model.save_pretrained(root / "model")
-    BertTokenizer(vocab_file=str(root / "vocab.txt")).save_pretrained(root / "model")
+    # vocab= (not vocab_file=: transformers 5 reads no words from it, every word became [UNK] and every row a copy)
+    BertTokenizer(vocab={w: i for i, w in enumerate((root / "vocab.txt").read_text().split())}).save_pretrained(
+        root / "model")
     rng = random.Random(0)
     for split, n in (("train", 60), ("validation", 12), ("test", 12)):
         with open(root / f"{split}.csv", "w", newline="") as f:

@@ -1,4 +1,4 @@
-"""DDP on CPU (gloo): `torchrun --nproc_per_node 2` vs one process with the same global batch.
+"""DDP and FSDP2 on CPU (gloo): `torchrun --nproc_per_node 2` vs one process with the same global batch.
 
 tests/ddp_script.py runs two tiny jobs in each launch: ∇τ (α₀ = 0.5, linear) and "retain_only" (α = 0, so the
 objective is a plain mean over the batch). Tolerances:
@@ -10,6 +10,13 @@ objective is a plain mean over the batch). Tolerances:
   ≈ spread of the rank means / (τ − mean forget loss), about 1% here (measured: final forget loss 1.0% apart,
   weights 4e-4 relative). Asserted: final forget and retain losses within 5%, weights within 1e-2 relative L2,
   i.e. same trajectory, but not bit-identical.
+
+FSDP2: the same script with ``--fsdp`` runs Accelerate's FSDP plugin (``fsdp_version=2``: ``fully_shard`` per
+BertLayer, each rank holds half the parameters). Accelerate does not take its FSDP path on CPU by itself
+(``AcceleratorState`` drops the plugin under ``MULTI_CPU``, without an error: the run is then plain DDP), so the
+script marks the gloo process state as multi-device first (``route_accelerate_to_fsdp``). FSDP2 averages the same
+per-rank gradients as DDP, so it matches the DDP run to float reduction order and the 1-process run with the DDP
+tolerances above; τ after the first refresh within 2 % (the covariance gap).
 """
 
 from __future__ import annotations
@@ -50,12 +57,13 @@ def _run(cmd: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    two, one = tmp_path_factory.mktemp("ddp2"), tmp_path_factory.mktemp("single")
-    _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-          "--master_port", str(_free_port()), str(SCRIPT), "--out", str(two), "--batch", str(PER_DEVICE),
-          "--steps", str(STEPS)])
+    two, one, fsdp = (tmp_path_factory.mktemp(name) for name in ("ddp2", "single", "fsdp2"))
+    for out, extra in ((two, []), (fsdp, ["--fsdp"])):
+        _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+              "--master_port", str(_free_port()), str(SCRIPT), "--out", str(out), "--batch", str(PER_DEVICE),
+              "--steps", str(STEPS), *extra])
     _run([sys.executable, str(SCRIPT), "--out", str(one), "--batch", str(2 * PER_DEVICE), "--steps", str(STEPS)])
-    return {"two": two, "one": one}
+    return {"two": two, "one": one, "fsdp": fsdp}
 
 
 def _load(folder: Path, job: str, rank: int) -> tuple[dict, torch.Tensor]:
@@ -113,3 +121,45 @@ def test_nabla_tau_two_ranks_match_one_process(runs):
     assert float((w2 - w1).norm() / w1.norm()) < 1e-2
     for key in ("final_forget_loss", "final_retain_loss"):
         assert _rel(two[key], one[key]) < 0.05, key
+
+
+# ---------------------------------------------------------------------------------------------- FSDP2 on CPU
+def test_fsdp_run_is_really_sharded(runs):
+    for rank in (0, 1):
+        record, _ = _load(runs["fsdp"], "nabla_tau", rank)
+        plain, _ = _load(runs["two"], "nabla_tau", rank)
+        assert record["distributed_type"] == "DistributedType.FSDP" and plain["distributed_type"] != record[
+            "distributed_type"]
+        assert record["fsdp2_modules"] >= 3  # one FSDP unit per BertLayer (2) plus the root model
+        # each rank holds about half of the parameters
+        assert record["local_param_numel"] < 0.55 * plain["local_param_numel"]
+
+
+@pytest.mark.parametrize("job", ["nabla_tau", "retain_only"])
+def test_fsdp_two_ranks_match_ddp(runs, job):
+    """FSDP2 averages the same per-rank gradients as DDP: the same run up to float reduction order."""
+    (fsdp, wf), (ddp, wd) = _load(runs["fsdp"], job, 0), _load(runs["two"], job, 0)
+    assert fsdp["steps"] == ddp["steps"] and fsdp["used"] == ddp["used"]
+    assert float((wf - wd).norm() / wd.norm()) < 1e-4
+    for a, b in zip(fsdp["tau_history"], ddp["tau_history"], strict=True):
+        assert a["step"] == b["step"] and _rel(a["tau"], b["tau"]) < 1e-5
+    assert torch.equal(wf, _load(runs["fsdp"], job, 1)[1]), "ranks gathered different full weights"
+
+
+def test_fsdp_nabla_tau_matches_one_process(runs):
+    (fsdp, wf), (one, w1) = _load(runs["fsdp"], "nabla_tau", 0), _load(runs["one"], "nabla_tau", 0)
+    assert one["final_forget_loss"] > 10 * one["logs"][0]["forget_loss"]
+    assert [t["step"] for t in fsdp["tau_history"]] == [t["step"] for t in one["tau_history"]] == [0, 2, 4, 6]
+    assert _rel(fsdp["tau_history"][0]["tau"], one["tau_history"][0]["tau"]) < 1e-5
+    for a, b in zip(fsdp["tau_history"][1:], one["tau_history"][1:]):
+        assert _rel(a["tau"], b["tau"]) < 0.02  # τ after sharded ∇τ steps: the DDP covariance gap, no more
+    assert float((wf - w1).norm() / w1.norm()) < 1e-2
+    for key in ("final_forget_loss", "final_retain_loss"):
+        assert _rel(fsdp[key], one[key]) < 0.05, key
+
+
+def test_fsdp_retain_only_matches_one_process(runs):
+    (fsdp, wf), (one, w1) = _load(runs["fsdp"], "retain_only", 0), _load(runs["one"], "retain_only", 0)
+    assert float((wf - w1).norm() / w1.norm()) < 1e-4
+    for a, b in zip(fsdp["tau_history"], one["tau_history"], strict=True):
+        assert _rel(a["tau"], b["tau"]) < 1e-5

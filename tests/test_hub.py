@@ -28,7 +28,8 @@ def unlearned(tmp_path_factory):
     """A tiny BERT after 2 ∇τ steps and an audit; its forget rows hold distinctive strings and ids."""
     tmp = tmp_path_factory.mktemp("hub")
     (tmp / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizer(vocab_file=str(tmp / "vocab.txt"))
+    # vocab= (not vocab_file=: transformers 5 reads no words from it, every word became [UNK] and every row a copy)
+    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate((tmp / "vocab.txt").read_text().split())})
     rng = random.Random(0)
 
     def rows(n: int, prefix: str, text=None) -> Dataset:

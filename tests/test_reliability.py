@@ -15,6 +15,7 @@ from transformers import default_data_collator
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer, select_forget
 from hf_unlearn.checkpoints import STATE_NAME, last_complete_checkpoint
+from hf_unlearn.persistence import LOCK_NAME, STAGING_NAME
 
 HERE = Path(__file__).parent
 
@@ -41,13 +42,15 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     assert (tmp_path / "full" / "tau.txt").read_text() == (tmp_path / "run" / "tau.txt").read_text()
 
 
-def _trainer(out, **kw):
+def _trainer(out, forget_rows=range(16), callbacks=None, **kw):
     train = token_dataset(48, 0)
     args = UnlearningArguments(str(out), per_device_train_batch_size=8, report_to=[], disable_tqdm=True,
                                logging_steps=1, **{"forget_epochs": 2, **kw})
-    return UnlearningTrainer(model=tiny_bert(), args=args, forget_dataset=train.select(range(16)),
-                             retain_dataset=train.select(range(16, 48)), validation_dataset=token_dataset(24, 1),
-                             data_collator=default_data_collator)
+    forget = [i for i in range(48) if i in forget_rows]
+    return UnlearningTrainer(model=tiny_bert(), args=args, forget_dataset=train.select(forget),
+                             retain_dataset=train.select([i for i in range(48) if i not in forget]),
+                             validation_dataset=token_dataset(24, 1), data_collator=default_data_collator,
+                             callbacks=callbacks)
 
 
 def test_half_written_checkpoint_is_never_picked_up(tmp_path):
@@ -69,8 +72,12 @@ def test_truncated_checkpoint_is_refused(tmp_path):
 
 
 def test_keep_checkpoints_false_deletes_partial_unlearning_weights(tmp_path):
-    _trainer(tmp_path, save_strategy="steps", save_steps=2, keep_checkpoints=False).train()
+    trainer = _trainer(tmp_path, save_strategy="steps", save_steps=2, keep_checkpoints=False)
+    trainer.train()
+    assert len(list(tmp_path.glob("checkpoint-*"))) == 2  # kept until the final model is safely saved
+    trainer.save_model()
     assert not list(tmp_path.glob("checkpoint-*"))
+    assert (tmp_path / "model.safetensors").is_file()
 
 
 def test_nonfinite_loss_steps_are_skipped_and_counted(tmp_path):
@@ -139,3 +146,154 @@ def test_nonfinite_tau_is_a_clear_error(tmp_path):
     trainer.loss_fn = lambda logits, labels: logits.sum(-1) * float("inf")
     with pytest.raises(ValueError, match="τ is not finite"):
         trainer.train()
+
+
+# ------------------------------------------------------------------------- a checkpoint belongs to its job
+def _weights(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_resume_true_skips_checkpoints_of_another_job(tmp_path, caplog):
+    """Issue 16, case 1: job B (other forget rows) in job A's folder must not resume A's checkpoint."""
+    _trainer(tmp_path, save_strategy="steps", save_steps=2).train()  # job A: checkpoint-2, checkpoint-4
+    b = _trainer(tmp_path, forget_rows=range(16, 32), save_strategy="steps", save_steps=2)
+    with pytest.raises(ValueError, match="No complete checkpoint of this job") as caught:
+        b.train(resume_from_checkpoint=True)
+    assert "2 checkpoint folder(s) skipped" in str(caught.value)
+    assert "forget rows" in caplog.text and "checkpoint-4" in caplog.text
+    assert b.state.global_step == 0 and b.tau is None  # nothing of A's run was loaded
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"forget_rows": range(8, 24)}, "forget rows"),   # issue 16, case 2: another forget set
+    ({"method": "grad_diff"}, "method ('nabla_tau' in the checkpoint, 'grad_diff' now)"),
+    ({"seed": 7}, "seed (42 in the checkpoint, 7 now)"),
+    ({"learning_rate": 1e-4}, "learning_rate"),
+])
+def test_resuming_another_jobs_checkpoint_is_refused_naming_the_difference(tmp_path, change, named):
+    _trainer(tmp_path, save_strategy="steps", save_steps=2).train()
+    other = _trainer(tmp_path, save_strategy="steps", save_steps=2, **change)
+    before = _weights(other.model)
+    with pytest.raises(ValueError, match="belongs to another job") as caught:
+        other.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    assert named in str(caught.value)
+    assert all(torch.equal(a, b) for a, b in zip(before, other.model.parameters()))
+
+
+def test_same_job_resumes_its_own_checkpoint(tmp_path):
+    _trainer(tmp_path, save_strategy="steps", save_steps=2).train()
+    again = _trainer(tmp_path, save_strategy="steps", save_steps=2)
+    again.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    assert again.state.global_step == 4 and again.tau_history[0]["step"] == 0
+
+
+# --------------------------------------------------------------- damaged checkpoints: hashes, fall-back
+@pytest.mark.parametrize("damage", ["flipped byte", "garbage state"])
+def test_damaged_last_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog, damage):
+    """Issue 16, cases 6 and 20: a same-size byte flip in the weights, or a garbage unlearning_state.json."""
+    _trainer(tmp_path, save_strategy="steps", save_steps=2).train()
+    last = tmp_path / "checkpoint-4"
+    if damage == "flipped byte":
+        weights = last / "model.safetensors"
+        data = bytearray(weights.read_bytes())
+        data[-10] ^= 0xFF
+        weights.write_bytes(bytes(data))
+    else:
+        (last / STATE_NAME).write_bytes(b"\x00garbage{")
+    with pytest.raises(ValueError, match="damaged: model.safetensors is changed" if damage == "flipped byte"
+                       else "not a valid unlearning state"):
+        _trainer(tmp_path, save_strategy="steps", save_steps=2).train(resume_from_checkpoint=str(last))
+    resumed = _trainer(tmp_path, save_strategy="steps", save_steps=2)
+    resumed.train(resume_from_checkpoint=True)
+    assert "Skipping" in caplog.text and "checkpoint-4" in caplog.text
+    assert resumed.state.global_step == 4  # resumed from checkpoint-2, then trained to the end
+    assert [h["step"] for h in resumed.tau_history] == [0]
+
+
+# ------------------------------------------------------------------------------ saves and output_dir
+def test_failed_save_leaves_the_previous_model_intact(tmp_path, monkeypatch):
+    """Issue 16, case 7: the disk fills up while the new weights are written over an existing model."""
+    import errno
+
+    import transformers.modeling_utils as modeling_utils
+
+    first = _trainer(tmp_path, forget_epochs=1)
+    first.train()
+    first.save_model()
+    saved = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert {"model.safetensors", "config.json", "README.md"} <= set(saved)
+
+    def disk_full(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"\0" * 100)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    second = _trainer(tmp_path, forget_rows=range(8, 24), forget_epochs=1, overwrite_output_dir=True)
+    second.train()
+    monkeypatch.setattr(modeling_utils, "safe_save_file", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        second.save_model()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == saved
+    assert not (tmp_path / STAGING_NAME).exists()
+
+
+def test_keep_checkpoints_false_keeps_them_when_the_final_save_fails(tmp_path, monkeypatch):
+    """Issue 16, case 8."""
+    import transformers.modeling_utils as modeling_utils
+
+    trainer = _trainer(tmp_path, save_strategy="steps", save_steps=2, keep_checkpoints=False)
+    trainer.train()
+
+    def fail(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(modeling_utils, "safe_save_file", fail)
+    with pytest.raises(OSError):
+        trainer.save_model()
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert last_complete_checkpoint(str(tmp_path)).endswith("checkpoint-4")
+
+
+def test_second_concurrent_run_into_the_same_output_dir_is_refused(tmp_path):
+    """Issue 16, case 9: while run A trains, run B into the same output_dir is refused and writes nothing."""
+    from transformers import TrainerCallback
+
+    outcome = {}
+
+    class StartSecondRun(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1 and not outcome:
+                assert (tmp_path / LOCK_NAME).exists()
+                second = _trainer(tmp_path, forget_rows=range(16, 32), save_strategy="steps", save_steps=1)
+                try:
+                    second.train()
+                except ValueError as err:
+                    outcome["error"] = str(err)
+                outcome["checkpoints"] = sorted(p.name for p in tmp_path.glob("checkpoint-*"))
+
+    first = _trainer(tmp_path, save_strategy="steps", save_steps=2, callbacks=[StartSecondRun()])
+    first.train()
+    assert "is in use by another run" in outcome["error"]
+    assert outcome["checkpoints"] == []  # B wrote nothing (A's first checkpoint comes at step 2)
+    assert not (tmp_path / LOCK_NAME).exists()  # released at the end of A
+    assert last_complete_checkpoint(str(tmp_path), first.job).endswith("checkpoint-4")
+
+
+def test_overwriting_a_saved_model_needs_overwrite_output_dir(tmp_path):
+    """Issue 16, case 9 (second half): a second job into a folder that holds a model; a rerun of the same job may."""
+    first = _trainer(tmp_path, forget_epochs=1)
+    first.train()
+    first.save_model()
+    weights = (tmp_path / "model.safetensors").read_bytes()
+    second = _trainer(tmp_path, forget_rows=range(8, 24), forget_epochs=1)
+    with pytest.raises(ValueError, match="holds a model saved by another job. Pass overwrite_output_dir=True"):
+        second.train()
+    assert second.state.global_step == 0 and (tmp_path / "model.safetensors").read_bytes() == weights
+    rerun = _trainer(tmp_path, forget_epochs=1)  # the same job again (same data, seed, arguments): same weights
+    rerun.train()
+    rerun.save_model()
+    assert (tmp_path / "model.safetensors").read_bytes() == weights
+    third = _trainer(tmp_path, forget_rows=range(8, 24), forget_epochs=1, overwrite_output_dir=True)
+    third.train()
+    third.save_model()
+    assert (tmp_path / "model.safetensors").read_bytes() != weights

@@ -5,7 +5,8 @@ This package never imports the trainer.
 
 from .checks import check_disjoint, content_columns, count_shared, require_columns, row_keys
 from .collators import CausalLMCollator, ClassificationCollator, ForgetRetainCollator
-from .loading import default_data_dir, load_data, read_local_file, rename_to_standard, slice_split
+from .holdout import check_held_out, drop_shared
+from .loading import default_data_dir, load_data, read_local_file, read_text_file, rename_to_standard, slice_split
 from .preprocessing import QA_TEMPLATE, preprocess_images, tokenize_classification, tokenize_qa
 from .selection import (
     UnlearningSplits,
@@ -37,9 +38,11 @@ __all__ = [
     "ForgetRetainCollator",
     "UnlearningSplits",
     "check_disjoint",
+    "check_held_out",
     "content_columns",
     "count_shared",
     "default_data_dir",
+    "drop_shared",
     "get_source",
     "label_names",
     "load_data",
@@ -53,6 +56,7 @@ __all__ = [
     "read_idx",
     "read_ids",
     "read_local_file",
+    "read_text_file",
     "rename_to_standard",
     "require_columns",
     "row_keys",

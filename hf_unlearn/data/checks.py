@@ -13,12 +13,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from datasets import Dataset, Image
+import torch
+from datasets import Dataset, DatasetDict, Image, IterableDataset, IterableDatasetDict
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "CONTENT_COLUMNS",
+    "check_dataset_kind",
     "check_disjoint",
     "content_columns",
     "count_shared",
@@ -161,10 +163,28 @@ def count_shared(
     return shared
 
 
+def check_dataset_kind(dataset: Any, name: str) -> None:
+    """``ValueError`` for a streamed ``IterableDataset`` or a ``DatasetDict`` (the trainer needs one sized split)."""
+    if isinstance(dataset, (DatasetDict, IterableDatasetDict)):
+        splits = list(dataset)
+        example = splits[0] if splits else "train"
+        raise ValueError(
+            f"{name} is a {type(dataset).__name__} with splits {splits}; pass one split, e.g. "
+            f"{name}=data[{example!r}]."
+        )
+    if isinstance(dataset, (IterableDataset, torch.utils.data.IterableDataset)):
+        raise ValueError(
+            f"{name} is an IterableDataset (streamed): pairing forget and retain rows needs its length and random "
+            "access. Load it with streaming=False, or materialise it (datasets.Dataset.from_list(list(ds)))."
+        )
+
+
 def check_forget_retain(forget, retain) -> None:
-    """The trainer's cheap input checks: both given, not the same object, neither empty."""
+    """The trainer's cheap input checks: both given, sized datasets, not the same object, neither empty."""
     if forget is None or retain is None:
         raise ValueError("Pass both forget_dataset (the data to remove) and retain_dataset (the data to keep).")
+    check_dataset_kind(forget, "forget_dataset")
+    check_dataset_kind(retain, "retain_dataset")
     if forget is retain:
         raise ValueError(
             "forget_dataset and retain_dataset are the same object; split the training data into disjoint forget "
@@ -192,15 +212,18 @@ def is_class_removal(forget, retain) -> bool:
 
 
 def check_model_inputs(dataset, *, name: str, num_labels: int | None = None, vocab_size: int | None = None,
-                       task: str | None = None, max_rows: int = 2000) -> None:
-    """Labels inside the model's head and token ids inside its vocabulary (errors name the fix).
+                       task: str | None = None, max_rows: int = 2000, config: Any = None) -> None:
+    """Labels inside the model's head, token ids inside its vocabulary, rows with tokens and within the model's
+    positions, and (causal LM) forget / validation rows with a supervised token (errors name the fix).
 
     Checks a `datasets.Dataset` only (other datasets are passed through); token ids on the first ``max_rows`` rows.
     """
     import datasets
 
+    check_dataset_kind(dataset, name)
     if not isinstance(dataset, datasets.Dataset) or len(dataset) == 0:
         return
+    check_token_rows(dataset, name=name, config=config, task=task)
     head = dataset.with_format(None).select(range(min(len(dataset), max_rows)))
     column = next((c for c in ("labels", "label") if c in dataset.column_names), None)
     if column is not None and task in ("single_label", "image_classification") and num_labels:
@@ -223,4 +246,37 @@ def check_model_inputs(dataset, *, name: str, num_labels: int | None = None, voc
             raise ValueError(
                 f"{name}: token id {top} is outside the model's vocabulary ({vocab_size} tokens): the data was "
                 "tokenized with a different tokenizer than the model's. Re-tokenize with the model's tokenizer."
+            )
+
+
+def check_token_rows(dataset: Dataset, *, name: str, config: Any = None, task: str | None = None) -> None:
+    """Every row has tokens and fits the model's positions; causal-LM forget and validation rows supervise a token."""
+    import pyarrow.compute as pc
+
+    if "input_ids" in dataset.column_names:
+        lengths = np.asarray(pc.list_value_length(dataset.with_format("arrow")["input_ids"]).to_numpy(
+            zero_copy_only=False))
+        empty = int((lengths == 0).sum())
+        if empty:
+            raise ValueError(
+                f"{name}: {empty} rows have no tokens (empty input_ids). Drop them, e.g. "
+                f"{name}.filter(lambda row: len(row['input_ids']) > 0)."
+            )
+        limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        too_long = int((lengths > limit).sum()) if isinstance(limit, int) else 0
+        if too_long:
+            raise ValueError(
+                f"{name}: {too_long} rows are longer than the model's max_position_embeddings={limit} (longest "
+                f"{int(lengths.max())} tokens). Tokenize with truncation=True, max_length={limit} (or less)."
+            )
+    if task == "causal_lm" and "labels" in dataset.column_names and name in ("forget_dataset", "validation_dataset"):
+        from ..masking import count_unsupervised
+
+        masked = count_unsupervised(dataset.with_format(None)["labels"])
+        if masked:
+            use = "to unlearn" if name == "forget_dataset" else "for τ"
+            raise ValueError(
+                f"{name}: {masked} of {len(dataset)} rows have every label -100 (no supervised token), so their loss "
+                f"is undefined and they carry nothing {use}. Drop them, or keep the answer tokens when truncating "
+                "(hf_unlearn.data.tokenize_qa keeps at least one)."
             )

@@ -24,6 +24,7 @@ import datasets
 from datasets import Dataset, DatasetDict, Features, Value
 
 __all__ = [
+    "read_text_file",
     "LOCAL_FORMATS",
     "default_data_dir",
     "load_data",
@@ -86,6 +87,21 @@ def read_local_file(path: str | os.PathLike, fmt: str | None = None, **kw: Any) 
         f"Cannot read '{path}': unknown file type '{path.suffix}'. "
         f"Use one of {sorted(LOCAL_FORMATS)} or a folder written by save_to_disk."
     )
+
+
+def read_text_file(path: str | os.PathLike, what: str, fix: str) -> str:
+    """The UTF-8 text of a file; ``FileNotFoundError`` (missing, or a folder) / ``ValueError`` (not UTF-8) naming
+    the file, ``what`` it should be and the ``fix``."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise FileNotFoundError(f"{what} '{p}' is a folder, not a file. {fix}")
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} not found: '{p}'. {fix}")
+    try:
+        return p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{what} '{p}' is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+                         f"{err.start}); save it as UTF-8.") from None
 
 
 def _read_json_records(path: Path, fmt: str, field: str | None) -> list[dict]:

@@ -10,7 +10,6 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict
 
 from .checks import check_disjoint, count_shared, require_columns
+from .loading import read_text_file
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +26,8 @@ __all__ = ["UnlearningSplits", "label_names", "make_splits", "read_ids", "select
 
 def read_ids(path: str | os.PathLike) -> list[str]:
     """Read a deletion request: one id per line; blank lines and ``#`` comments are skipped."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"Id file not found: '{p}'. Pass a file with one id per line.")
-    lines = (line.strip() for line in p.read_text(encoding="utf-8").splitlines())
+    text = read_text_file(path, "Id file", "Pass a file with one id per line.")
+    lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
 

@@ -1,0 +1,229 @@
+"""What `UnlearningTrainer` writes to ``output_dir``, and how it resumes: one run at a time, atomic model saves,
+checkpoints that belong to their job.
+
+* A lock file in ``output_dir`` (``fcntl.flock``, released when the process ends, even by SIGKILL) refuses a second
+  run into the same folder while one is training or saving.
+* ``save_model`` writes the model, processor and card into a temporary folder inside ``output_dir`` and only then
+  moves the files into place (``os.replace``), so a failed save (disk full, a crash) leaves the previous model as
+  it was; weight files of the previous model that the new save does not replace (other shards) are removed.
+* A model in ``output_dir`` saved by another job is replaced only with ``overwrite_output_dir=True`` (or when
+  resuming); a rerun of the same job (``_unlearning_job.json`` beside the model, never pushed) may replace it.
+* ``keep_checkpoints=False`` deletes the checkpoints after the final ``save_model`` succeeded, not before.
+* Checkpoints carry the job's fingerprint: an explicit resume from another job's checkpoint is refused naming what
+  differs; ``resume_from_checkpoint=True`` takes the last intact checkpoint of this job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import logging
+import os
+import shutil
+from typing import Any
+
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from .checkpoints import check_same_job, checkpoint_folders, last_complete_checkpoint, read_state, write_state
+from .fingerprint import job_differences
+from .guards import check_finite_weights
+from .peft_utils import is_peft_model, merged_copy
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; runs are not guarded against each other
+    fcntl = None
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAME = ".hf_unlearn.lock"
+STAGING_NAME = ".hf_unlearn-saving"
+JOB_NAME = "_unlearning_job.json"  # the fingerprint of the job that saved the model ("_*" is never pushed)
+WEIGHT_PATTERNS = ("model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json",
+                   "pytorch_model*.bin", "pytorch_model.bin.index.json", "adapter_model.safetensors",
+                   "adapter_model.bin", "adapter_config.json")
+
+
+class OutputDirLock:
+    """An exclusive advisory lock on ``output_dir/.hf_unlearn.lock``; ``ValueError`` when another run holds it."""
+
+    def __init__(self, output_dir: str):
+        self.path = os.path.join(output_dir, LOCK_NAME)
+        self.file = None
+
+    def acquire(self) -> None:
+        if fcntl is None:
+            return
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        while True:
+            file = open(self.path, "a+")
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                file.close()
+                raise ValueError(
+                    f"output_dir={os.path.dirname(self.path)!r} is in use by another run (it holds {LOCK_NAME}). "
+                    "Use another output_dir, or wait until that run ends."
+                ) from None
+            try:
+                same = os.fstat(file.fileno()).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:  # released and removed between our open and our lock: take a fresh one
+                same = False
+            if same:
+                self.file = file
+                return
+            file.close()
+
+    def release(self) -> None:
+        if self.file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.path)
+            self.file.close()
+            self.file = None
+
+
+def holds_model(folder: str) -> bool:
+    """True when ``folder`` holds a saved model (config or weight files)."""
+    return os.path.isfile(os.path.join(folder, "config.json")) or any(
+        glob.glob(os.path.join(folder, pattern)) for pattern in WEIGHT_PATTERNS)
+
+
+def saved_by_same_job(folder: str, job: dict[str, Any]) -> bool:
+    """True when the model in ``folder`` was saved by this very job (same data digests, method and arguments)."""
+    try:
+        with open(os.path.join(folder, JOB_NAME), encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return False
+    known = saved.get("forget_rows") and saved.get("retain_rows") and job.get("forget_rows") and job.get("retain_rows")
+    return bool(known) and not job_differences(saved, job)
+
+
+def publish(staging: str, output_dir: str) -> None:
+    """Move every file of ``staging`` into ``output_dir`` (each move atomic), after removing the weight files of
+    the previous model that the new save does not replace; then remove ``staging``."""
+    new = set(os.listdir(staging))
+    for pattern in WEIGHT_PATTERNS:
+        for old in glob.glob(os.path.join(output_dir, pattern)):
+            if os.path.basename(old) not in new:
+                os.remove(old)
+    for name in sorted(new, key=lambda n: n == "config.json"):  # config last: it marks the folder as a model
+        target = os.path.join(output_dir, name)
+        if os.path.isdir(os.path.join(staging, name)) and os.path.isdir(target):
+            shutil.rmtree(target)
+        os.replace(os.path.join(staging, name), target)
+    os.rmdir(staging)
+
+
+class PersistenceMixin:
+    """`UnlearningTrainer`'s saving, checkpointing and resuming (see the module docstring)."""
+
+    def unlearning_state(self) -> dict[str, Any]:
+        """What a checkpoint needs beyond Trainer's state to resume unlearning exactly, and the job it belongs to."""
+        return {"tau": self.tau, "tau_step": self.tau_step, "tau_history": self.tau_history,
+                "alpha0": self.alpha0, "forget_epochs": self.args.forget_epochs,
+                "samples_per_step": self.samples_per_step, "job": self.job}
+
+    def _save_checkpoint(self, model, trial) -> None:
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            write_state(os.path.join(self._get_output_dir(trial=trial), name), self.unlearning_state())
+
+    @contextlib.contextmanager
+    def _output_lock(self):
+        """Hold ``output_dir``'s lock (main process only; re-entrant within this trainer)."""
+        if not self.args.should_save or getattr(self, "_lock", None) is not None:
+            yield
+            return
+        self._lock = OutputDirLock(self.args.output_dir)
+        self._lock.acquire()
+        try:
+            yield
+        finally:
+            self._lock.release()
+            self._lock = None
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
+        """Run the unlearning; ``resume_from_checkpoint`` (a folder, or True for the last intact checkpoint of this
+        job in ``output_dir``) also restores τ, its history and α₀. Damaged checkpoints and other jobs' are refused."""
+        output_dir = self.args.output_dir
+        with self._output_lock():
+            if resume_from_checkpoint is True:
+                resume_from_checkpoint = last_complete_checkpoint(output_dir, self.job)
+                if resume_from_checkpoint is None:
+                    others = len(checkpoint_folders(output_dir))
+                    raise ValueError(
+                        f"No complete checkpoint of this job in output_dir={output_dir!r} to resume from"
+                        + (f" ({others} checkpoint folder(s) skipped: incomplete, damaged or of another job, see "
+                           "the warnings)" if others else "") + ". Start without resume_from_checkpoint."
+                    )
+            if resume_from_checkpoint:
+                self._load_unlearning_state(resume_from_checkpoint)
+            elif (holds_model(output_dir) and not self.args.overwrite_output_dir
+                  and not saved_by_same_job(output_dir, self.job)):
+                raise ValueError(
+                    f"output_dir={output_dir!r} already holds a model saved by another job. Pass "
+                    "overwrite_output_dir=True to replace it, or choose another output_dir."
+                )
+            output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        self._delete_checkpoints_after_save = not self.args.keep_checkpoints
+        return output
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Save the model (refusing non-finite weights) and, outside checkpoints, its hf-unlearn model card,
+        atomically; with ``merge_adapter`` LoRA adapters are merged into a plain model. With
+        ``keep_checkpoints=False`` the checkpoints are deleted once this final save succeeded; with ``push_to_hub``
+        the saved folder is pushed after that."""
+        check_finite_weights(self.accelerator.unwrap_model(self.model))
+        output_dir = output_dir or self.args.output_dir
+        final = not _internal_call
+        if _internal_call and os.path.abspath(output_dir) != os.path.abspath(self.args.output_dir):
+            return self._write_model(output_dir, merge=False)  # a checkpoint: complete once its state is written
+        staging = os.path.join(output_dir, STAGING_NAME)
+        with self._output_lock():
+            if self.args.should_save:
+                shutil.rmtree(staging, ignore_errors=True)
+                os.makedirs(staging)
+            try:
+                self._write_model(staging, merge=final and self.args.merge_adapter)
+                if self.args.should_save:
+                    if final:
+                        from .hub import write_model_card
+
+                        write_model_card(self, staging)
+                    with open(os.path.join(staging, JOB_NAME), "w", encoding="utf-8") as f:
+                        json.dump(self.job, f, indent=2)
+                    publish(staging, output_dir)
+            finally:
+                if self.args.should_save:
+                    shutil.rmtree(staging, ignore_errors=True)
+            if final and getattr(self, "_delete_checkpoints_after_save", False) and self.args.should_save:
+                for folder in checkpoint_folders(self.args.output_dir):
+                    shutil.rmtree(folder, ignore_errors=True)
+                self._delete_checkpoints_after_save = False
+        if final and self.args.push_to_hub:  # after the files are in place and the lock file is gone
+            self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
+
+    def _write_model(self, output_dir: str, merge: bool) -> None:
+        model = self.accelerator.unwrap_model(self.model)
+        if merge and is_peft_model(model):
+            if self.args.should_save:
+                merged_copy(model).save_pretrained(output_dir, safe_serialization=True)
+                if self.processing_class is not None:
+                    self.processing_class.save_pretrained(output_dir)
+        else:  # _internal_call=True: Trainer would push to the Hub before the files are in place
+            super().save_model(output_dir, _internal_call=True)
+
+    def _load_unlearning_state(self, checkpoint: str) -> None:
+        state = read_state(checkpoint)
+        check_same_job(checkpoint, state, self.job)
+        if state["samples_per_step"] != self.samples_per_step:
+            raise ValueError(
+                f"The checkpoint was written with {state['samples_per_step']} samples per optimizer step, this run "
+                f"has {self.samples_per_step}: keep batch size × processes × accumulation the same to resume."
+            )
+        self.tau, self.tau_step = state["tau"], state["tau_step"]
+        self.tau_history = state["tau_history"]
+        self.alpha0 = state["alpha0"]
