@@ -52,7 +52,8 @@ class UnlearningArguments(TrainingArguments):
         stop_at_tau (`bool`, defaults to `False`): adaptive length: end after the first forget-epoch in which the
             forget loss sat at τ (at or above τ in at least half its batches); `forget_epochs` stays the upper bound.
         fuse_forget_retain (`bool` or `None`): one forward pass over the forget+retain batch padded together
-            (`None` = when the collator can do it; `False` = two passes).
+            (`None` = automatic: one pass for classifiers when the collator can, two for causal LMs, whose
+            full-vocabulary logits make two half-size passes leaner; `False` = two passes).
 
     > Defaults that differ from `TrainingArguments`: `learning_rate=None` = the paper's 3e-4 for text and 1e-3 for
     > images (for causal LMs start lower, e.g. 5e-5–1e-4: 3e-4 overshot τ on SmolLM2-135M);
@@ -106,7 +107,8 @@ class UnlearningArguments(TrainingArguments):
     )
     modality: str = field(default="auto", metadata={"help": "auto | text | image: picks the automatic α₀ rule."})
     fuse_forget_retain: bool | None = field(
-        default=None, metadata={"help": "One forward pass over forget+retain (None = when possible)."}
+        default=None, metadata={"help": "One forward pass over forget+retain (None = classifiers: when possible; "
+                                "causal LMs: two passes, leaner)."}
     )
     lr_min_ratio: float = field(
         default=0.1, metadata={"help": "Linear LR schedule decays to this fraction of the LR (paper: 0.1)."}

@@ -39,9 +39,6 @@ from .stopping import TauStop
 logger = logging.getLogger(__name__)
 
 METRIC_KEYS = ("alpha", "tau", "forget_loss", "retain_loss", "forget_gap")
-# Causal LMs: forget and retain share one forward pass only when padding them together adds at most this share of
-# token positions (every position costs full-vocabulary logits); classifiers always fuse when they can.
-CAUSAL_LM_MAX_EXTRA_PADDING = 0.02
 
 
 class UnlearningTrainer(ReportingMixin, Trainer):
@@ -129,9 +126,7 @@ class UnlearningTrainer(ReportingMixin, Trainer):
         self.validation_dataset = validation_dataset
         self.train_dataset = forget_dataset
         self.loss_is_scaled_for_ga = False
-        self.pair_collator = ForgetRetainCollator(
-            self.data_collator, fused=args.fuse_forget_retain,
-            max_extra_padding=CAUSAL_LM_MAX_EXTRA_PADDING if self.task == "causal_lm" else None)
+        self.pair_collator = ForgetRetainCollator(self.data_collator, fused=self.fuses(args.fuse_forget_retain))
         needs_reference = self.method.needs_reference or self.kl_retain
         self.ref_model = self._build_reference(ref_model) if needs_reference else None
         self.tau: float | None = None
@@ -197,6 +192,17 @@ class UnlearningTrainer(ReportingMixin, Trainer):
         if isinstance(dataset, datasets.Dataset):
             return self._remove_unused_columns(dataset, description=description)
         return dataset
+
+    def fuses(self, fuse: bool | None) -> bool | None:
+        """Whether forget and retain share one forward pass; ``None`` (automatic) decides by task.
+
+        Classifiers: one pass over the padded pair when the collator can (their head reads one position, so a
+        single forward is as cheap as a plain Trainer step). Causal LMs: two passes. Every position carries
+        full-vocabulary logits, and backward's largest temporaries (the gradients of the logits and of their
+        log-softmax) scale with the rows of one pass: two half-size passes peak at ~0.7× the fused memory, with no
+        padding of short rows to the other half's longest and no slower step (benchmarks/throughput_lm.py).
+        """
+        return fuse if fuse is not None or self.task != "causal_lm" else False
 
     # ------------------------------------------------------------------------------------------- τ
     def compute_tau(self) -> float:

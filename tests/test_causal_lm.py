@@ -6,10 +6,11 @@ import math
 import datasets
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from helpers import tiny_bert, token_dataset
+from transformers import LlamaConfig, LlamaForCausalLM, default_data_collator
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
-from hf_unlearn.data.collators import CausalLMCollator, ForgetRetainCollator, extra_padding
+from hf_unlearn.data.collators import CausalLMCollator
 from hf_unlearn.losses import causal_lm_loss, per_sample_kl, supervised_token_counts
 from hf_unlearn.methods import get_method, npo_loss
 from hf_unlearn.methods.base import ObjectiveInputs
@@ -125,14 +126,16 @@ def test_grad_diff_kl_retain_builds_the_reference_only_then(tmp_path):
         _trainer(tmp_path, retain_loss="kl")
 
 
-def test_fusion_is_decided_per_batch_by_the_padding_it_adds():
-    short, long_ = {"input_ids": [5] * 4}, {"input_ids": [5] * 12}
-    assert extra_padding([short, short], [short, short]) == 0.0
-    assert extra_padding([short, short], [long_, long_]) == pytest.approx(2 * 2 * 12 / (2 * 4 + 2 * 12) - 1)
-    collate = ForgetRetainCollator(CausalLMCollator(pad_token_id=0), max_extra_padding=0.02)
-    assert "num_forget" in collate([(short, short), (short, short)])
-    assert "forget" in collate([(short, long_), (short, long_)])
-    assert "num_forget" in ForgetRetainCollator(CausalLMCollator(pad_token_id=0))([(short, long_)])
+def test_fusion_is_decided_by_task(tmp_path):
+    # causal LMs: two passes by default (leaner: full-vocabulary logits per position); fusion on request
+    assert "forget" in next(iter(_trainer(tmp_path).get_train_dataloader()))
+    assert "num_forget" in next(iter(_trainer(tmp_path, fuse_forget_retain=True).get_train_dataloader()))
+    # classifiers: one pass whenever the collator can
+    rows = token_dataset(24, 0)
+    bert = UnlearningTrainer(model=tiny_bert(), args=UnlearningArguments(str(tmp_path / "b"), report_to=[]),
+                             forget_dataset=rows.select(range(8)), retain_dataset=rows.select(range(8, 24)),
+                             validation_dataset=rows, data_collator=default_data_collator)
+    assert "num_forget" in next(iter(bert.get_train_dataloader()))
 
 
 @pytest.mark.parametrize("method", ["nabla_tau", "npo"])
