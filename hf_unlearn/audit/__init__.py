@@ -11,6 +11,7 @@ from .compare import DEFAULT_TOLERANCES, Comparison, Verdict, compare
 from .metrics import MIAMetric, ThresholdAttackMetric, UnlearningAuditMetric
 from .report import UnlearningReport, audit_model
 from .stats import sample_stats
+from .tofu import TofuData, tofu_markdown, tofu_metrics, truth_ratios
 
 __all__ = [
     "DEFAULT_TOLERANCES",
@@ -21,6 +22,7 @@ __all__ = [
     "MIAResult",
     "ThresholdAttackMetric",
     "ThresholdResult",
+    "TofuData",
     "UnlearningAuditMetric",
     "UnlearningReport",
     "Verdict",
@@ -30,4 +32,7 @@ __all__ = [
     "mia",
     "sample_stats",
     "threshold_attack",
+    "tofu_markdown",
+    "tofu_metrics",
+    "truth_ratios",
 ]

@@ -40,6 +40,7 @@ class UnlearningReport:
     retain_loss: float | None = None
     mia_threshold: ThresholdResult | None = None
     lm_attacks: dict[str, float] | None = None
+    tofu: dict[str, float] | None = None
     seed: int = 0
     max_samples: int | None = None
     history: list[dict[str, float]] | None = None
@@ -121,6 +122,10 @@ class UnlearningReport:
             for key, name in (("loss_auc", "LM loss"), ("min_k_auc", "Min-K% (20%)"), ("zlib_auc", "zlib ratio")):
                 if key in self.lm_attacks:
                     lines.append(f"| {name} | – | – | {_f(self.lm_attacks[key])} | {n} |")
+        if self.tofu:
+            from .tofu import tofu_markdown
+
+            lines += ["", tofu_markdown({"value": self.tofu}).rstrip()]
         lines += ["", "MIA accuracy 0.5 = forget set indistinguishable from unseen data; AUC > 0.5 = still memorised."]
         return "\n".join(lines) + "\n"
 
@@ -171,6 +176,12 @@ def _finite_rows(stats: dict[str, np.ndarray], name: str) -> dict[str, np.ndarra
     return {k: v[keep] for k, v in stats.items()}
 
 
+def _tofu(model: torch.nn.Module, tokenizer: Any, data: Any) -> dict[str, float]:
+    from .tofu import tofu_metrics
+
+    return tofu_metrics(model, tokenizer, data)
+
+
 def audit_model(
     model: torch.nn.Module,
     *,
@@ -185,13 +196,16 @@ def audit_model(
     max_samples: int | None = None,
     device: str | torch.device | None = None,
     tokenizer: Any | None = None,
+    tofu: Any | None = None,
 ) -> UnlearningReport:
     """Measure how well ``model`` has forgotten ``forget``, compared with the unseen ``test`` set.
 
     Each split is capped at ``max_samples`` rows by seeded sampling. Computes per-split accuracy and mean loss,
     the loss- and entropy-based population MIAs and a loss threshold attack (forget = members, test =
     non-members; see :mod:`hf_unlearn.audit.attacks` for conventions), and for causal LMs the loss / Min-K% /
-    zlib AUCs. ``tokenizer`` (optional) is used for padding ids and the zlib statistic only.
+    zlib AUCs. ``tokenizer`` (optional) is used for padding ids and the zlib statistic only. ``tofu`` (a
+    :class:`~hf_unlearn.audit.tofu.TofuData` of raw QA rows, causal LMs, needs ``tokenizer``) adds TOFU's forget
+    quality, truth ratio, answer probability, ROUGE-L and model utility.
     Raises ``ValueError`` before any forward pass when forget or test has fewer than 10 rows.
     """
     sizes = {"forget": dataset_len(forget, "forget"), "test": dataset_len(test, "test")}
@@ -230,6 +244,7 @@ def audit_model(
         retain_loss=None if r_stats is None else _mean(r_stats["loss"]),
         mia_threshold=threshold_attack(f_stats["loss"], t_stats["loss"], seed=seed),
         lm_attacks=lm_attacks(f_stats, t_stats, seed=seed) if task == "causal_lm" else None,
+        tofu=_tofu(model, tokenizer, tofu) if tofu is not None else None,
         seed=seed,
         max_samples=max_samples,
         forget_losses=f_stats["loss"],
