@@ -19,20 +19,13 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType
 from .arguments import UnlearningArguments, alpha_at, plan_run
 from .checkpoints import last_complete_checkpoint, read_state, write_state
 from .data.checks import check_forget_retain, check_model_inputs, is_class_removal
-from .data.collators import ForgetRetainCollator
+from .data.collators import ForgetRetainCollator, automatic_fusion
 from .data.sampling import ForgetRetainPairs, ForgetRetainSampler
 from .guards import NonFiniteGuard, check_finite_weights
-from .losses import (
-    PerSampleLoss,
-    get_loss_fn,
-    infer_task,
-    logits_of,
-    per_sample_kl,
-    per_sample_losses,
-    supervised_token_counts,
-)
+from .losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses, supervised_token_counts
 from .methods import ObjectiveInputs, get_method
 from .peft_utils import is_peft_model, merged_copy, wrap_with_peft
+from .reference import kl_retain_losses, reference_outputs
 from .reporting import ReportingMixin
 from .stopping import TauStop
 
@@ -126,7 +119,8 @@ class UnlearningTrainer(ReportingMixin, Trainer):
         self.validation_dataset = validation_dataset
         self.train_dataset = forget_dataset
         self.loss_is_scaled_for_ga = False
-        self.pair_collator = ForgetRetainCollator(self.data_collator, fused=self.fuses(args.fuse_forget_retain))
+        self.pair_collator = ForgetRetainCollator(self.data_collator,
+                                                  fused=automatic_fusion(args.fuse_forget_retain, self.task))
         needs_reference = self.method.needs_reference or self.kl_retain
         self.ref_model = self._build_reference(ref_model) if needs_reference else None
         self.tau: float | None = None
@@ -193,17 +187,6 @@ class UnlearningTrainer(ReportingMixin, Trainer):
             return self._remove_unused_columns(dataset, description=description)
         return dataset
 
-    def fuses(self, fuse: bool | None) -> bool | None:
-        """Whether forget and retain share one forward pass; ``None`` (automatic) decides by task.
-
-        Classifiers: one pass over the padded pair when the collator can (their head reads one position, so a
-        single forward is as cheap as a plain Trainer step). Causal LMs: two passes. Every position carries
-        full-vocabulary logits, and backward's largest temporaries (the gradients of the logits and of their
-        log-softmax) scale with the rows of one pass: two half-size passes peak at ~0.7× the fused memory, with no
-        padding of short rows to the other half's longest and no slower step (benchmarks/throughput_lm.py).
-        """
-        return fuse if fuse is not None or self.task != "causal_lm" else False
-
     # ------------------------------------------------------------------------------------------- τ
     def compute_tau(self) -> float:
         """Mean per-sample loss on the validation set (eval mode, no gradients, averaged over all processes);
@@ -260,16 +243,17 @@ class UnlearningTrainer(ReportingMixin, Trainer):
             return (losses.mean(), {"logits": logits}) if return_outputs else losses.mean()
         forget_losses, retain_losses, forget_inputs, logits, retain_part = self._paired_losses(model, inputs)
         ref_losses = counts = None
+        def reference(fn):
+            return reference_outputs(self.accelerator, self.ref_model, model, fn)
+
         if self.method.needs_reference:
-            ref_losses = self._reference(model, lambda ref: self._per_sample(ref, forget_inputs)[0])
+            ref_losses = reference(lambda ref: self._per_sample(ref, forget_inputs)[0])
         if self.task == "causal_lm" and forget_losses is not None:
             counts = supervised_token_counts(forget_inputs["labels"])
         if self.kl_retain and retain_part is not None:
-            retain_inputs, retain_logits = retain_part
-            batch = {k: v for k, v in retain_inputs.items() if k not in ("labels", "label")}
-            ref_logits = self._reference(model, lambda ref: logits_of(ref(**batch)))
-            retain_losses = per_sample_kl(retain_logits, ref_logits, retain_inputs["labels"],
-                                          self.task or infer_task(model, retain_inputs["labels"]))
+            retain_in, retain_logits = retain_part
+            retain_losses = kl_retain_losses(reference, retain_in, retain_logits,
+                                             self.task or infer_task(model, retain_in["labels"]))
         alpha = self.current_alpha() if self.method.needs_alpha else 0.0
         hparams = {name: getattr(self.args, name) for name in self.method.hparams}
         loss = self.method.objective(
@@ -283,14 +267,6 @@ class UnlearningTrainer(ReportingMixin, Trainer):
 
     def _per_sample(self, model, inputs) -> tuple[torch.Tensor, torch.Tensor]:
         return per_sample_losses(model, inputs, loss_fn=self.loss_fn)
-
-    def _reference(self, model, fn):
-        """``fn(reference model)`` without gradients: the frozen copy, or the base model with adapters off."""
-        with torch.no_grad():
-            if self.ref_model is None:
-                with self.accelerator.unwrap_model(model).disable_adapter():
-                    return fn(model)
-            return fn(self.ref_model)
 
     def _paired_losses(self, model, inputs):
         """Per-sample forget and retain losses: one forward pass over a fused batch, or one per half.

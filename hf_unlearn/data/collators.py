@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["CausalLMCollator", "ClassificationCollator", "ForgetRetainCollator", "extra_padding"]
+__all__ = ["CausalLMCollator", "ClassificationCollator", "ForgetRetainCollator", "automatic_fusion"]
 
 Features = Sequence[Mapping[str, Any]]
 
@@ -114,44 +114,32 @@ class ClassificationCollator:
         return batch
 
 
-def _row_length(example: Mapping[str, Any]) -> int | None:
-    ids = example.get("input_ids")
-    return len(ids) if ids is not None and hasattr(ids, "__len__") else None
+def automatic_fusion(fuse: bool | None, task: str | None) -> bool | None:
+    """Whether forget and retain share one forward pass: ``fuse`` when set, else decided by task.
 
-
-def extra_padding(forget: Features, retain: Features) -> float:
-    """Token positions that padding forget and retain together adds, relative to padding each half on its own.
-
-    ``0.0`` for equal-length rows, images, or examples without ``input_ids`` (nothing to pad).
+    Classifiers: one pass over the padded pair when the collator can (their head reads one position, so a single
+    forward is as cheap as a plain Trainer step on the same rows). Causal LMs: two passes. Every position carries
+    full-vocabulary logits and backward's largest temporaries (the gradients of the logits and of their
+    log-softmax) scale with the rows of one pass: two half-size passes peak at ~0.7× the fused memory, pad no
+    short row to the other half's longest, and are no slower (``benchmarks/throughput_lm.py``).
     """
-    f_len, r_len = [_row_length(x) for x in forget], [_row_length(x) for x in retain]
-    if not f_len or not r_len or None in f_len or None in r_len:
-        return 0.0
-    apart = len(f_len) * max(f_len) + len(r_len) * max(r_len)
-    together = (len(f_len) + len(r_len)) * max(max(f_len), max(r_len))
-    return together / apart - 1.0
+    return fuse if fuse is not None or task != "causal_lm" else False
 
 
 class ForgetRetainCollator:
     """Collate ``(forget_example, retain_example)`` pairs for one unlearning step.
 
-    Fused: ``base_collator(forget + retain)`` padded together, the first ``num_forget`` rows being the forget half,
-    plus ``"num_forget": tensor(n)``; one forward pass serves both halves. Two passes:
-    ``{"forget": base(forget), "retain": base(retain)}``. Both give the same losses and gradients.
-
-    ``fused=None`` decides per batch: fused unless padding the halves together would add more than
-    ``max_extra_padding`` (a fraction, see :func:`extra_padding`) token positions (``None``: no limit), or the
-    halves have different keys or the base collator fails on them together. Padding matters where the per-token
-    cost is high (a causal LM computes full-vocabulary logits at every position); classifiers, whose head reads one
-    position, gain more from one forward pass. ``fused=True`` forces fusion (ValueError if impossible), ``False``
-    forces two passes.
+    Fused (default when possible): ``base_collator(forget + retain)`` padded together, the
+    first ``num_forget`` rows being the forget half, plus ``"num_forget": tensor(n)``; one
+    forward pass serves both halves. Two-pass fallback, when the halves have different keys
+    or the base collator fails on them together:
+    ``{"forget": base(forget), "retain": base(retain)}``.
+    ``fused=True`` forces fusion (ValueError if impossible), ``False`` forces two passes.
     """
 
-    def __init__(self, base_collator: Callable[[list], dict], fused: bool | None = None,
-                 max_extra_padding: float | None = None) -> None:
+    def __init__(self, base_collator: Callable[[list], dict], fused: bool | None = None) -> None:
         self.base_collator = base_collator
         self.fused = fused
-        self.max_extra_padding = max_extra_padding
 
     @staticmethod
     def _split(pairs: Sequence[Any]) -> tuple[list, list]:
@@ -169,16 +157,13 @@ class ForgetRetainCollator:
         if not pairs:
             raise ValueError("ForgetRetainCollator got an empty batch.")
         forget, retain = self._split(pairs)
-        fuse = self.fused
-        if fuse is None and self.max_extra_padding is not None:
-            fuse = None if extra_padding(forget, retain) <= self.max_extra_padding else False
-        if fuse is not False:
+        if self.fused is not False:
             keys = {frozenset(x.keys()) for x in forget + retain}
             if len(keys) == 1:
                 try:
                     batch = dict(self.base_collator(forget + retain))
                 except Exception as err:  # e.g. shapes that cannot be stacked together
-                    if fuse:
+                    if self.fused:
                         raise ValueError(
                             f"Cannot collate forget and retain together ({type(err).__name__}). "
                             "Use fused=None or False for two passes."
@@ -186,7 +171,7 @@ class ForgetRetainCollator:
                 else:
                     batch["num_forget"] = torch.tensor(len(forget))
                     return batch
-            elif fuse:
+            elif self.fused:
                 raise ValueError(
                     "Cannot fuse forget and retain: their examples have different keys. Preprocess both "
                     "the same way, or use fused=None or False for two passes."
