@@ -33,16 +33,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import ctypes
-import gc
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +46,7 @@ from pathlib import Path
 import datasets
 import torch
 import transformers
-from torch.utils.data import SequentialSampler
+from _timing import CLOCKS, CUDA, InOrderTrainer, PeakMemory, clocks, in_child, machine, plain_rows, round_robin_steps
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -59,21 +55,17 @@ from transformers import (
     DataCollatorWithPadding,
     PrinterCallback,
     Trainer,
-    TrainerCallback,
     TrainingArguments,
 )
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
 from hf_unlearn.arguments import automatic_forget_epochs
-from hf_unlearn.data.sampling import ForgetRetainSampler
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions"
 RESULTS = Path(__file__).resolve().parent / "results"
 NUM_LABELS, MAX_LENGTH = 28, 64
 GOEMOTIONS_TRAIN, GOEMOTIONS_DEV = 43_410, 5_426
-CUDA = torch.cuda.is_available()
 SIDES = ("nabla_tau", "plain")
-CLOCKS = ("wall", "cpu")
 
 
 @dataclass
@@ -126,13 +118,6 @@ def build(tiny: bool, n_rows: int, n_validation: int) -> Setup:
                  tokenize(read_tsv(DATA / "dev.tsv", n_validation)), name)
 
 
-class _InOrderTrainer(Trainer):
-    """A plain Trainer that reads its dataset in order (the rows are already arranged step by step)."""
-
-    def _get_train_sampler(self, train_dataset=None):
-        return SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
-
-
 def make_trainer(side: str, setup: Setup, forget, retain, batch: int, max_steps: int | None, out: str,
                  callbacks: list) -> Trainer:
     """``nabla_tau``: UnlearningTrainer as shipped (``max_steps=None``: the automatic run length).
@@ -146,94 +131,24 @@ def make_trainer(side: str, setup: Setup, forget, retain, batch: int, max_steps:
                                     forget_dataset=forget, retain_dataset=retain, validation_dataset=setup.validation,
                                     data_collator=setup.collator, callbacks=callbacks)
     else:
-        pairs = list(ForgetRetainSampler(len(forget), len(retain), batch, seed=0))
-        order = []
-        for k in range(0, len(pairs), batch):
-            order += [f for f, _ in pairs[k:k + batch]] + [len(forget) + r for _, r in pairs[k:k + batch]]
-        rows = datasets.concatenate_datasets([forget, retain]).select(order)
-        trainer = _InOrderTrainer(model=model, args=TrainingArguments(per_device_train_batch_size=2 * batch, **common),
+        rows = plain_rows(forget, retain, batch)
+        trainer = InOrderTrainer(model=model, args=TrainingArguments(per_device_train_batch_size=2 * batch, **common),
                                   train_dataset=rows, data_collator=setup.collator, callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)
     return trainer
 
 
-def clocks() -> tuple[float, float]:
-    """(wall, process CPU) seconds."""
-    if CUDA:
-        torch.cuda.synchronize()
-    return time.perf_counter(), time.process_time()
-
-
 # ------------------------------------------------------------------------------------------------ step time
-class Baton(TrainerCallback):
-    """Makes two trainers, each in its own thread, take optimizer steps strictly in turn, and times each step."""
-
-    def __init__(self, side: str, lock: threading.Condition, shared: dict) -> None:
-        self.side, self.lock, self.shared = side, lock, shared
-        self.steps: list[tuple[float, float]] = []
-
-    def _wait_turn(self) -> None:
-        with self.lock:
-            if not self.lock.wait_for(lambda: self.shared["turn"] in (self.side, None), timeout=600):
-                raise TimeoutError("the other trainer never finished its step")
-        self.start = clocks()
-
-    def _pass_turn(self, finished: bool = False) -> None:
-        with self.lock:
-            if finished:
-                self.shared["done"].add(self.side)
-            other = next(s for s in SIDES if s != self.side)
-            self.shared["turn"] = None if finished or other in self.shared["done"] else other
-            self.lock.notify_all()
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        with self.lock:
-            self.shared["ready"].add(self.side)
-            self.lock.notify_all()
-        self._wait_turn()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        end = clocks()
-        self.steps.append((end[0] - self.start[0], end[1] - self.start[1]))
-        self._pass_turn()
-        self._wait_turn()
-
-    def on_train_end(self, args, state, control, **kwargs):
-        self._pass_turn(finished=True)
-
-
-def paired_steps(setup: Setup, forget, retain, batch: int, max_steps: int, first: str) -> dict[str, Baton]:
+def paired_steps(setup: Setup, forget, retain, batch: int, max_steps: int, first: str) -> dict:
     """Both sides train in threads, one step at a time in turn (``first`` starts); τ is computed beforehand."""
-    lock, shared = threading.Condition(), {"turn": "", "ready": set(), "done": set()}
-    batons, threads, errors = {}, [], []
-    with tempfile.TemporaryDirectory() as out:
-        for side in (first, next(s for s in SIDES if s != first)):
-            batons[side] = Baton(side, lock, shared)
-            trainer = make_trainer(side, setup, forget, retain, batch, max_steps, out, [batons[side]])
-            if side == "nabla_tau":  # τ at step 0, outside the timed steps
-                trainer.tau, trainer.tau_step = trainer.compute_tau(), 0
 
-            def train(trainer=trainer) -> None:
-                try:
-                    trainer.train()
-                except BaseException as err:  # re-raised in the main thread
-                    errors.append(err)
-                    with lock:
-                        shared["turn"], shared["done"] = None, set(SIDES)
-                        lock.notify_all()
+    def make(side: str, out: str, callbacks: list) -> Trainer:
+        trainer = make_trainer(side, setup, forget, retain, batch, max_steps, out, callbacks)
+        if side == "nabla_tau":  # τ at step 0, outside the timed steps
+            trainer.tau, trainer.tau_step = trainer.compute_tau(), 0
+        return trainer
 
-            threads.append(threading.Thread(target=train, name=side))
-            threads[-1].start()
-            with lock:  # the two trainers set up one after the other
-                lock.wait_for(lambda side=side: side in shared["ready"] or errors, timeout=600)
-        with lock:
-            shared["turn"] = first
-            lock.notify_all()
-        for thread in threads:
-            thread.join()
-    if errors:
-        raise errors[0]
-    return batons
+    return round_robin_steps(make, (first, next(s for s in SIDES if s != first)))
 
 
 def data_ms_per_step(setup: Setup, forget, retain, batch: int, steps: int) -> dict[str, float]:
@@ -273,34 +188,6 @@ def measure_time(setup: Setup, forget, retain, cfg: argparse.Namespace) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ memory, τ
-class PeakMemory:
-    """Bytes at the peak of a block over the bytes in use when it starts (see the module docstring)."""
-
-    def __enter__(self) -> PeakMemory:
-        gc.collect()
-        if CUDA:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-        else:
-            libc = ctypes.CDLL("libc.so.6")
-            libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD, fixed: large frees go back to the OS
-            libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
-            libc.malloc_trim(0)
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # resets VmHWM to the current RSS
-            self.base = _proc_status("VmRSS")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.extra = (torch.cuda.max_memory_allocated() if CUDA else _proc_status("VmHWM")) - self.base
-
-
-def _proc_status(key: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key + ":"))
-
-
 def run(side: str, setup: Setup, forget, retain, batch: int, max_steps: int | None, memory: bool = False) -> dict:
     """One ordinary ``train()``: its (wall, CPU) time, each compute_tau's, the steps, the training memory."""
     taus = []
@@ -324,25 +211,6 @@ def run(side: str, setup: Setup, forget, retain, batch: int, max_steps: int | No
     return {"train": train, "taus": taus, "steps": trainer.state.global_step, "extra": meter.extra if meter else 0}
 
 
-def _in_child(fn):
-    """``fn()`` in a forked child (the same heap state for every measurement); its JSON result comes by pipe."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        status = 1
-        try:
-            os.write(write, json.dumps(fn()).encode())
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write)
-    with os.fdopen(read, "rb") as f:
-        data = f.read()
-    if os.waitpid(pid, 0)[1] != 0:
-        raise RuntimeError("the memory measurement failed in the child process")
-    return json.loads(data)
-
-
 def measure_memory(setup: Setup, forget, retain, cfg: argparse.Namespace) -> dict:
     def measure(side: str) -> int:
         if not CUDA:  # discarded: one-time allocations
@@ -352,7 +220,7 @@ def measure_memory(setup: Setup, forget, retain, cfg: argparse.Namespace) -> dic
     runs = {side: [] for side in SIDES}
     for repeat in range(cfg.memory_repeats):
         for side in SIDES if repeat % 2 == 0 else SIDES[::-1]:
-            runs[side].append(measure(side) if CUDA else _in_child(lambda side=side: measure(side)))
+            runs[side].append(in_child(lambda side=side: measure(side)))
     extra = {side: statistics.median(v) for side, v in runs.items()}
     return {
         "peak_memory_ratio": extra["nabla_tau"] / extra["plain"],
@@ -399,15 +267,6 @@ def measure_tau_share(setup: Setup, cfg: argparse.Namespace, scenario: tuple, st
 
 
 # ------------------------------------------------------------------------------------------------ report
-def machine() -> dict:
-    cpu = platform.processor()
-    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:
-        cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name() if CUDA else None, "torch": torch.__version__,
-            "transformers": transformers.__version__, "python": platform.python_version()}
-
-
 def tau_line(t: dict) -> str:
     full = t["full_size_estimate"]
     return (f"{t['scenario']}: forget {t['n_forget']} / retain {t['n_retain']} / validation {t['n_validation']} "
@@ -441,6 +300,8 @@ def write_markdown(result: dict, path: Path) -> None:
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the memory runs fork
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", choices=("classification", "causal_lm"), default="classification",
+                   help="causal_lm: tiny Llama (SmolLM2 vocabulary) on TOFU rows, see benchmarks/throughput_lm.py")
     p.add_argument("--quick", action="store_true", help="fewer steps, repeats and rows (< 2 min on 2 idle cores)")
     p.add_argument("--tiny", action="store_true", help="a random tiny BERT instead of all-MiniLM-L6-v2")
     p.add_argument("--batch", type=int, default=16, help="B: forget (and retain) samples per step")
@@ -449,7 +310,14 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=None, help="repeats, first side alternating (default 3 quick, 5)")
     p.add_argument("--threads", type=int, default=1, help="torch threads on CPU")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--data_dir", default=None, help="causal_lm: folder with TOFU's forget10/retain90 JSON")
+    p.add_argument("--load_note", default="machine shared with other jobs",
+                   help="causal_lm: how loaded the machine was, quoted in the results")
     cfg = p.parse_args()
+    if cfg.task == "causal_lm":
+        import throughput_lm
+
+        return throughput_lm.main(cfg)
     cfg.warmup = cfg.warmup if cfg.warmup is not None else (1 if cfg.quick else 2)
     cfg.steps = cfg.steps or (4 if cfg.quick else 20)
     cfg.repeats = cfg.repeats or (3 if cfg.quick else 5)

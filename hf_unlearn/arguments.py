@@ -32,7 +32,11 @@ class UnlearningArguments(TrainingArguments):
             `None` = automatic: as many rows as keep the τ passes within 5% of the run's compute (one training
             sample ≈ 3 forward passes), at least 128; `0` = every validation row.
         retain_weight (`float`, defaults to 1.0): λ of the retain term for `grad_diff` and `npo`.
-        npo_beta (`float`, defaults to 0.1): β of NPO.
+        retain_loss (`str`, defaults to `"nll"`): retain term of `grad_diff` and `npo`: `nll` (the task loss) or
+            `kl` (KL(p_original ‖ p_θ) on the retain rows; builds a frozen copy of the original model).
+        npo_beta (`float`, defaults to 0.1): β of NPO, an inverse temperature on the log-likelihood ratio of each
+            forget *sequence* (sum over its supervised tokens, as in the NPO paper): the push on a sequence fades
+            once it is about e^{1/β} times less likely than under the original model (β → 0: gradient ascent).
 
     Parameters that control the run length:
         forget_epochs (`int` or `None`): passes over the forget set; each pass is one Trainer epoch and the retain
@@ -48,7 +52,8 @@ class UnlearningArguments(TrainingArguments):
         stop_at_tau (`bool`, defaults to `False`): adaptive length: end after the first forget-epoch in which the
             forget loss sat at τ (at or above τ in at least half its batches); `forget_epochs` stays the upper bound.
         fuse_forget_retain (`bool` or `None`): one forward pass over the forget+retain batch padded together
-            (`None` = when the collator can do it; `False` = two passes).
+            (`None` = automatic: one pass for classifiers when the collator can, two for causal LMs, whose
+            full-vocabulary logits make two half-size passes leaner; `False` = two passes).
 
     Parameters that control `output_dir`:
         overwrite_output_dir (`bool`, defaults to `False`): let `train()` start (not resume) in an `output_dir` that
@@ -95,14 +100,21 @@ class UnlearningArguments(TrainingArguments):
         metadata={"help": "Adaptive length: end after the first forget-epoch in which the forget loss sat at τ."},
     )
     retain_weight: float = field(default=1.0, metadata={"help": "λ of the retain term in grad_diff and npo."})
-    npo_beta: float = field(default=0.1, metadata={"help": "β of NPO (inverse temperature)."})
+    retain_loss: str = field(
+        default="nll", metadata={"help": "Retain term of grad_diff/npo: nll | kl (KL to the original model)."}
+    )
+    npo_beta: float = field(
+        default=0.1, metadata={"help": "β of NPO: inverse temperature on each forget sequence's log-likelihood ratio "
+                               "(summed over its tokens); the push fades once it is ~e^(1/β) less likely."}
+    )
     task: str | None = field(
         default=None,
         metadata={"help": "single_label | multi_label | causal_lm | image_classification (None = infer)."},
     )
     modality: str = field(default="auto", metadata={"help": "auto | text | image: picks the automatic α₀ rule."})
     fuse_forget_retain: bool | None = field(
-        default=None, metadata={"help": "One forward pass over forget+retain (None = when possible)."}
+        default=None, metadata={"help": "One forward pass over forget+retain (None = classifiers: when possible; "
+                                "causal LMs: two passes, leaner)."}
     )
     lr_min_ratio: float = field(
         default=0.1, metadata={"help": "Linear LR schedule decays to this fraction of the LR (paper: 0.1)."}
@@ -187,6 +199,9 @@ class UnlearningArguments(TrainingArguments):
             raise ValueError(f"max_nonfinite_steps={self.max_nonfinite_steps} must be ≥ 1.")
         if self.npo_beta <= 0:
             raise ValueError(f"npo_beta={self.npo_beta} must be > 0.")
+        if self.retain_loss not in ("nll", "kl"):
+            raise ValueError(f"retain_loss={self.retain_loss!r}; choose 'nll' (the task loss) or 'kl' (KL to the "
+                             "original model on retain rows).")
         if self.retain_weight < 0:
             raise ValueError(f"retain_weight={self.retain_weight} must be ≥ 0.")
         if not 0.0 <= self.lr_min_ratio <= 1.0:

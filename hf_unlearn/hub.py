@@ -80,6 +80,13 @@ def _eval_results(report: Any, pipeline_tag: str, dataset: str | None) -> list[E
     for key, name in (("loss_auc", "LM loss attack AUC"), ("min_k_auc", "Min-K% attack AUC"),
                       ("zlib_auc", "zlib attack AUC")):
         rows.append(("forget-vs-test", key, name, (report.lm_attacks or {}).get(key)))
+    tofu = getattr(report, "tofu", None) or {}
+    for split, key, name in (("forget", "forget_quality", "TOFU forget quality (KS p-value vs retrained)"),
+                             ("forget", "forget_truth_ratio", "TOFU truth ratio"),
+                             ("forget", "forget_rouge_l", "TOFU ROUGE-L recall"),
+                             ("retain", "retain_rouge_l", "TOFU ROUGE-L recall"),
+                             ("retain", "model_utility", "TOFU model utility")):
+        rows.append((split, key, name, tofu.get(key)))
     return [EvalResult(**common, dataset_split=split, metric_type=kind, metric_name=name,
                        metric_value=round(float(value), 4))
             for split, kind, name, value in rows if _finite(value)]
@@ -144,6 +151,10 @@ def _body(trainer: Any, model_name: str, base_model: str | None, dataset: str | 
     ]
     if trainer.last_comparison is not None:
         lines.append(trainer.last_comparison.to_markdown())
+        if getattr(trainer.last_audit, "tofu", None):
+            from .audit.tofu import tofu_markdown
+
+            lines.append(tofu_markdown({"unlearned": trainer.last_audit.tofu}))
     elif trainer.last_audit is not None:
         lines.append(trainer.last_audit.to_markdown())
     else:

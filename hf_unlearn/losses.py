@@ -27,21 +27,51 @@ def multi_label_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return bce.mean(dim=-1)
 
 
+def shift_labels(labels: torch.Tensor) -> torch.Tensor:
+    """Next-token targets: ``labels`` shifted left by one with ``-100`` appended (transformers' own shift).
+
+    Shifting the labels (a ``[B, T]`` integer tensor) instead of the logits (``[B, T, V]``) leaves the logits
+    untouched, so they are never copied for the loss.
+    """
+    return F.pad(labels, (0, 1), value=-100)[:, 1:]
+
+
+def supervised_token_counts(labels: torch.Tensor) -> torch.Tensor:
+    """Supervised (next-token) targets per sequence of a causal-LM batch: ``[B]`` int64."""
+    return (labels[:, 1:] != -100).sum(dim=1)
+
+
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Token-mean negative log-likelihood per sequence, next-token shifted, ignoring ``-100`` labels.
 
-    A sequence without any supervised token gets loss 0.
+    Equal per row to ``model(..., labels=row).loss`` (transformers' ``ForCausalLMLoss``) and no heavier: labels are
+    shifted, not logits; the logits are viewed, not copied, and up-cast to fp32 only when they are in lower
+    precision (as transformers does). A sequence without any supervised token gets loss 0.
     """
-    shift_logits = logits[:, :-1, :].float()
-    shift_labels = labels[:, 1:]
-    mask = shift_labels != -100
-    nll = F.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.size(-1)),
-        shift_labels.reshape(-1).clamp(min=0),
-        reduction="none",
-    ).view_as(shift_labels)
-    nll = nll * mask
-    return nll.sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+    targets = shift_labels(labels)
+    nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100,
+                          reduction="none").view_as(targets)
+    counts = (targets != -100).sum(dim=1)
+    return nll.sum(dim=1) / counts.clamp(min=1)
+
+
+def per_sample_kl(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor, task: str) -> torch.Tensor:
+    """KL(p_ref ‖ p_θ) per sample, from the model's and a frozen reference's logits on the same batch.
+
+    Causal LM: the next-token KL averaged over each sequence's supervised tokens (0 for a row without any);
+    multi-label: the Bernoulli KL averaged over labels; otherwise the KL between the class distributions.
+    """
+    if task == "multi_label":
+        log_p, log_q = F.logsigmoid(logits.float()), F.logsigmoid(ref_logits.float())
+        log_p0, log_q0 = F.logsigmoid(-logits.float()), F.logsigmoid(-ref_logits.float())
+        return (log_q.exp() * (log_q - log_p) + log_q0.exp() * (log_q0 - log_p0)).mean(dim=-1)
+    log_p = F.log_softmax(logits.float(), dim=-1)
+    log_q = F.log_softmax(ref_logits.float(), dim=-1)
+    kl = F.kl_div(log_p, log_q, reduction="none", log_target=True).sum(dim=-1)
+    if task != "causal_lm":
+        return kl
+    mask = shift_labels(labels) != -100
+    return (kl * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
 
 
 LOSSES: dict[str, PerSampleLoss] = {

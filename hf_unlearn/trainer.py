@@ -15,16 +15,17 @@ from transformers.trainer_utils import SchedulerType
 
 from .arguments import UnlearningArguments, alpha_at, plan_run
 from .data.checks import check_forget_retain, check_model_inputs, is_class_removal
-from .data.collators import ForgetRetainCollator
+from .data.collators import ForgetRetainCollator, automatic_fusion
 from .data.holdout import check_held_out
 from .data.sampling import ForgetRetainPairs, ForgetRetainSampler
 from .fingerprint import job_fingerprint
 from .guards import NonFiniteGuard
-from .losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses
+from .losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses, supervised_token_counts
 from .masking import drop_unsupervised, supervised_rows
 from .methods import ObjectiveInputs, get_method
 from .peft_utils import wrap_with_peft
 from .persistence import PersistenceMixin
+from .reference import kl_retain_losses, reference_outputs
 from .reporting import ReportingMixin
 from .stopping import TauStop
 
@@ -69,6 +70,10 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
                 "TrainingArguments with method, alpha, tau_refresh_epochs, ...)."
             )
         self.method = get_method(args.method)
+        self.kl_retain = args.retain_loss == "kl"
+        if self.kl_retain and not self.method.supports_kl_retain:
+            raise ValueError(f"retain_loss='kl' applies to grad_diff and npo, not method={args.method!r}; "
+                             "use retain_loss='nll'.")
         check_forget_retain(forget_dataset, retain_dataset)
         self.task = args.task or (None if loss_fn else infer_task(model))
         self.loss_fn = loss_fn or get_loss_fn(self.task)
@@ -117,8 +122,10 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         self.validation_dataset = validation_dataset
         self.train_dataset = forget_dataset
         self.loss_is_scaled_for_ga = False
-        self.pair_collator = ForgetRetainCollator(self.data_collator, fused=args.fuse_forget_retain)
-        self.ref_model = self._build_reference(ref_model) if self.method.needs_reference else None
+        self.pair_collator = ForgetRetainCollator(self.data_collator,
+                                                  fused=automatic_fusion(args.fuse_forget_retain, self.task))
+        needs_reference = self.method.needs_reference or self.kl_retain
+        self.ref_model = self._build_reference(ref_model) if needs_reference else None
         self.tau: float | None = None
         self.last_audit = self.last_comparison = None
         self.tau_step = -1
@@ -239,22 +246,27 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         if "num_forget" not in inputs and "forget" not in inputs:
             losses, logits = self._per_sample(model, inputs)
             return (losses.mean(), {"logits": logits}) if return_outputs else losses.mean()
-        forget_losses, retain_losses, forget_inputs, logits = self._paired_losses(model, inputs)
-        ref_losses = None
+        forget_losses, retain_losses, forget_inputs, logits, retain_part = self._paired_losses(model, inputs)
+        ref_losses = counts = None
+        def reference(fn):
+            return reference_outputs(self.accelerator, self.ref_model, model, fn)
+
         if self.method.needs_reference:
-            with torch.no_grad():
-                if self.ref_model is None:
-                    with self.accelerator.unwrap_model(model).disable_adapter():
-                        ref_losses = self._per_sample(model, forget_inputs)[0]
-                else:
-                    ref_losses = self._per_sample(self.ref_model, forget_inputs)[0]
+            ref_losses = reference(lambda ref: self._per_sample(ref, forget_inputs)[0])
+        if self.kl_retain and retain_part is not None:
+            retain_in, retain_logits = retain_part
+            retain_losses = kl_retain_losses(reference, retain_in, retain_logits,
+                                             self.task or infer_task(model, retain_in["labels"]))
         forget_losses, retain_losses, ref_losses = drop_unsupervised(self.task, inputs, forget_losses, retain_losses,
                                                                      ref_losses)
+        if self.task == "causal_lm" and forget_losses is not None:
+            counts = supervised_token_counts(forget_inputs["labels"])
+            counts = counts[counts > 0]  # the rows drop_unsupervised kept
         alpha = self.current_alpha() if self.method.needs_alpha else 0.0
         hparams = {name: getattr(self.args, name) for name in self.method.hparams}
         loss = self.method.objective(
             ObjectiveInputs(forget_losses, retain_losses, tau=self.tau, alpha=alpha,
-                            ref_forget_losses=ref_losses, hparams=hparams)
+                            ref_forget_losses=ref_losses, forget_token_counts=counts, hparams=hparams)
         )
         self._record(alpha, forget_losses, retain_losses)
         if self.model.training:
@@ -265,7 +277,9 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         return per_sample_losses(model, inputs, loss_fn=self.loss_fn)
 
     def _paired_losses(self, model, inputs):
-        """Per-sample forget and retain losses: one forward pass over a fused batch, or one per half."""
+        """Per-sample forget and retain losses: one forward pass over a fused batch, or one per half.
+
+        Returns ``(forget, retain, forget inputs, logits, (retain inputs, retain logits) or None)``."""
         method = self.method
         if "num_forget" in inputs:
             inputs = dict(inputs)
@@ -282,9 +296,10 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
             offset = n if method.uses_forget else 0
             forget = losses[:n] if method.uses_forget else None
             retain = losses[offset:] if method.uses_retain else None
-            return forget, retain, forget_in, logits
+            retain_part = (retain_in, logits[offset:]) if method.uses_retain else None
+            return forget, retain, forget_in, logits, retain_part
         forget_in, retain_in = inputs["forget"], inputs["retain"]
-        forget = retain = logits = None
+        forget = retain = logits = retain_part = None
         if method.uses_forget:
             batch = dict(forget_in)
             if method.relabel is not None:
@@ -292,7 +307,8 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
             forget, logits = self._per_sample(model, batch)
         if method.uses_retain:
             retain, logits = self._per_sample(model, retain_in)
-        return forget, retain, forget_in, logits
+            retain_part = (retain_in, logits)
+        return forget, retain, forget_in, logits, retain_part
 
     def _relabel(self, labels: torch.Tensor) -> torch.Tensor:
         num_classes = getattr(self.accelerator.unwrap_model(self.model).config, "num_labels", 0)
@@ -333,7 +349,7 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
 
     # ------------------------------------------------------------------------------- reference model
     def _build_reference(self, ref_model):
-        """A frozen copy of the model before unlearning (only for methods that need one, e.g. NPO)."""
+        """A frozen copy of the model before unlearning (only for NPO, or ``retain_loss="kl"``)."""
         if ref_model is None and self._fresh_adapters:
             return None  # the base model with the (fresh) adapters disabled is the reference: no copy
         ref = ref_model if ref_model is not None else copy.deepcopy(self.accelerator.unwrap_model(self.model))

@@ -98,3 +98,18 @@ def test_causal_lm_tiny_forgets_and_leaks_no_text(tmp_path: Path) -> None:
     # A second run reuses the cached fine-tuned model.
     again = run_example("unlearn_causal_lm.py", "--tiny", "--output_dir", str(out))
     assert "Reusing the cached finetuned model" in again.stdout
+
+
+def test_causal_lm_runs_offline_on_the_bundled_tofu_sample(tmp_path: Path) -> None:
+    """A fresh clone (no ../shared, no Hub): the example says it uses the bundled sample and finishes."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_UNLEARN_DATA_DIR": str(tmp_path / "none")}
+    args = ["--tiny", "--max_train_samples", "24", "--finetune_epochs", "2", "--forget_epochs", "1",
+            "--output_dir", str(tmp_path / "out")]
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "unlearn_causal_lm.py"), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "TOFU source: bundled sample" in proc.stdout and "forget quality" not in proc.stdout
+    assert "| forget truth ratio" in proc.stdout and (tmp_path / "out" / "README.md").is_file()
+    bad = subprocess.run([sys.executable, str(EXAMPLES / "unlearn_causal_lm.py"), "--tiny", "--data_dir",
+                          str(tmp_path / "missing")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "--data_dir" in bad.stderr

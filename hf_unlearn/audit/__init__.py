@@ -20,6 +20,7 @@ from .compare import DEFAULT_TOLERANCES, Comparison, Verdict, compare
 from .metrics import MIAMetric, ThresholdAttackMetric, UnlearningAuditMetric
 from .report import UnlearningReport, audit_model, reference_losses
 from .stats import sample_stats
+from .tofu import TofuData, tofu_markdown, tofu_metrics, truth_ratios
 
 __all__ = [
     "DEFAULT_TOLERANCES",
@@ -31,6 +32,7 @@ __all__ = [
     "ReferenceAttackResult",
     "ThresholdAttackMetric",
     "ThresholdResult",
+    "TofuData",
     "UnlearningAuditMetric",
     "UnlearningReport",
     "Verdict",
@@ -42,4 +44,7 @@ __all__ = [
     "rmia",
     "sample_stats",
     "threshold_attack",
+    "tofu_markdown",
+    "tofu_metrics",
+    "truth_ratios",
 ]

@@ -50,6 +50,7 @@ class UnlearningReport:
     mia_threshold: ThresholdResult | None = None
     lm_attacks: dict[str, float] | None = None
     ref_attack: ReferenceAttackResult | None = None
+    tofu: dict[str, float] | None = None
     seed: int = 0
     max_samples: int | None = None
     history: list[dict[str, float]] | None = None
@@ -140,6 +141,10 @@ class UnlearningReport:
             lines += ["", f"RMIA: AUC {_f(r.auc)} (chance 0.5, null std {_f(r.null_auc_std)}), TPR at 1 % FPR "
                       f"{_f(r.tpr_at_1pct_fpr)}, at 0.1 % FPR {_f(r.tpr_at_0_1pct_fpr)} ({r.n_members} forget vs "
                       f"{r.n_nonmembers} test rows)."]
+        if self.tofu:
+            from .tofu import tofu_markdown
+
+            lines += ["", tofu_markdown({"value": self.tofu}).rstrip()]
         lines += ["", "MIA accuracy 0.5 = forget set indistinguishable from unseen data; AUC > 0.5 = still memorised."]
         return "\n".join(lines) + "\n"
 
@@ -190,6 +195,12 @@ def _finite_rows(stats: dict[str, np.ndarray], name: str) -> dict[str, np.ndarra
     return {k: v[keep] for k, v in stats.items()}
 
 
+def _tofu(model: torch.nn.Module, tokenizer: Any, data: Any) -> dict[str, float]:
+    from .tofu import tofu_metrics
+
+    return tofu_metrics(model, tokenizer, data)
+
+
 def audit_model(
     model: torch.nn.Module,
     *,
@@ -207,6 +218,7 @@ def audit_model(
     population: Any | None = None,
     references: list[Any] | None = None,
     offline_a: float = 0.3,
+    tofu: Any | None = None,
 ) -> UnlearningReport:
     """Measure how well ``model`` has forgotten ``forget``, compared with the unseen ``test`` set.
 
@@ -217,6 +229,8 @@ def audit_model(
     With ``references`` (models that never saw the forget rows, e.g. retrained ones; or their
     :func:`reference_losses`) and ``population`` (held-out rows that are neither forget nor test rows, e.g. the τ
     rows), the per-example reference attack :func:`~hf_unlearn.audit.attacks.rmia` is added as ``ref_attack``.
+    ``tofu`` (a :class:`~hf_unlearn.audit.tofu.TofuData` of raw QA rows, causal LMs, needs ``tokenizer``) adds
+    TOFU's forget quality, truth ratio, answer probability, ROUGE-L and model utility.
     Raises ``ValueError`` before any forward pass when forget or test has fewer than 10 rows.
     """
     if references and population is None:
@@ -265,6 +279,7 @@ def audit_model(
         mia_threshold=threshold_attack(f_stats["loss"], t_stats["loss"], seed=seed),
         lm_attacks=lm_attacks(f_stats, t_stats, seed=seed) if task == "causal_lm" else None,
         ref_attack=ref_attack,
+        tofu=_tofu(model, tokenizer, tofu) if tofu is not None else None,
         seed=seed,
         max_samples=max_samples,
         forget_losses=f_stats["loss"],

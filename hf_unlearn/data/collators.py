@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["CausalLMCollator", "ClassificationCollator", "ForgetRetainCollator"]
+__all__ = ["CausalLMCollator", "ClassificationCollator", "ForgetRetainCollator", "automatic_fusion"]
 
 Features = Sequence[Mapping[str, Any]]
 
@@ -112,6 +112,18 @@ class ClassificationCollator:
             labels = _stack([f[label_key] for f in features])
             batch["labels"] = labels.to(torch.float32 if labels.is_floating_point() else torch.long)
         return batch
+
+
+def automatic_fusion(fuse: bool | None, task: str | None) -> bool | None:
+    """Whether forget and retain share one forward pass: ``fuse`` when set, else decided by task.
+
+    Classifiers: one pass over the padded pair when the collator can (their head reads one position, so a single
+    forward is as cheap as a plain Trainer step on the same rows). Causal LMs: two passes. Every position carries
+    full-vocabulary logits and backward's largest temporaries (the gradients of the logits and of their
+    log-softmax) scale with the rows of one pass: two half-size passes peak at ~0.7× the fused memory, pad no
+    short row to the other half's longest, and are no slower (``benchmarks/throughput_lm.py``).
+    """
+    return fuse if fuse is not None or task != "causal_lm" else False
 
 
 class ForgetRetainCollator:

@@ -12,7 +12,7 @@ import gzip
 import os
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -258,12 +258,23 @@ def load_tofu(
     *,
     forget: str = "forget10",
     hub_id: str = "locuslab/TOFU",
+    with_variants: bool = False,
 ) -> tuple[Dataset, Dataset]:
-    """TOFU: ``(forget, retain)`` question/answer Datasets; forget01/05/10 pairs with retain99/95/90."""
+    """TOFU: ``(forget, retain)`` question/answer Datasets; forget01/05/10 pairs with retain99/95/90.
+
+    ``with_variants`` keeps the forget rows' ``paraphrased_answer`` and ``perturbed_answer`` (a list of wrong
+    answers), which TOFU's truth ratio and forget quality need (:mod:`hf_unlearn.audit.tofu`).
+    """
     if forget not in ("forget01", "forget05", "forget10"):
         raise ValueError(f"forget must be 'forget01', 'forget05' or 'forget10', got {forget!r}.")
     retain = f"retain{100 - int(forget[-2:]):02d}"
-    data = load_source("tofu", data_dir, splits=[forget, retain], hub_id=hub_id)
+    spec = get_source("tofu")
+    if with_variants:
+        spec = replace(spec, keep_columns=None)
+    data = load_source(spec, data_dir, splits=[forget, retain], hub_id=hub_id)
+    if with_variants:
+        return (data[forget].select_columns(["question", "answer", "paraphrased_answer", "perturbed_answer"]),
+                data[retain].select_columns(["question", "answer"]))
     return data[forget], data[retain]
 
 

@@ -14,7 +14,9 @@ class ObjectiveInputs:
 
     ``forget_losses`` / ``retain_losses`` are 1-D tensors (``None`` when the method does not use that half);
     ``ref_forget_losses`` are the frozen reference model's per-sample forget losses (methods with
-    ``needs_reference``); ``hparams`` holds the method's own hyperparameters by name.
+    ``needs_reference``); ``forget_token_counts`` the supervised tokens per forget sequence (causal LMs; ``None``
+    for classifiers), for objectives on the sequence log-probability; ``hparams`` holds the method's own
+    hyperparameters by name. With ``retain_loss="kl"`` the ``retain_losses`` are per-sample KL(p_ref ‖ p_θ).
     """
 
     forget_losses: torch.Tensor | None
@@ -22,6 +24,7 @@ class ObjectiveInputs:
     tau: torch.Tensor | float | None = None
     alpha: float = 0.0
     ref_forget_losses: torch.Tensor | None = None
+    forget_token_counts: torch.Tensor | None = None
     hparams: dict[str, float] = field(default_factory=dict)
 
 
@@ -41,6 +44,8 @@ class Method:
         needs_tau: τ (held-out loss) is computed and refreshed for it.
         needs_alpha: the α schedule applies to it.
         needs_reference: a frozen copy of the original model is built (and only then).
+        supports_kl_retain: ``retain_loss="kl"`` applies (the retain term becomes the KL to the reference on retain
+            rows; the reference is then built for it).
         relabel: replaces the forget labels before the forward pass (random-label methods); classification only.
         length_multiplier: run length relative to the automatic number of forget-epochs.
         hparams: names of the ``UnlearningArguments`` fields the objective reads.
@@ -53,6 +58,7 @@ class Method:
     needs_tau: bool = False
     needs_alpha: bool = False
     needs_reference: bool = False
+    supports_kl_retain: bool = False
     relabel: Relabel | None = None
     length_multiplier: float = 1.0
     hparams: tuple[str, ...] = ()

@@ -1,0 +1,108 @@
+"""TOFU metrics on a tiny Llama: ROUGE-L and truth ratio by hand, forget quality's KS test, metrics moving the right
+way after training on the forget answers, and the report / JSON / markdown / card carrying them."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from datasets import load_dataset
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from hf_unlearn.audit import TofuData, UnlearningReport, audit_model, tofu_metrics, truth_ratios
+from hf_unlearn.audit.tofu import answer_nll, rouge_l_recall, tofu_markdown
+from hf_unlearn.data import CausalLMCollator, tokenize_qa
+from hf_unlearn.hub import _eval_results
+
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "tofu"
+
+
+def byte_tokenizer() -> PreTrainedTokenizerFast:
+    vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    for special in ("<s>", "</s>", "<pad>"):
+        vocab[special] = len(vocab)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    backend.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+
+
+@pytest.fixture(scope="module")
+def setup():
+    tokenizer = byte_tokenizer()
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                                         max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
+                                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id))
+    forget = load_dataset("json", data_files=str(SAMPLE / "forget10.json"), split="train").select(range(10))
+    retain = load_dataset("json", data_files=str(SAMPLE / "retain90.json"), split="train")
+    return model, tokenizer, forget, retain.select(range(10)), retain.select(range(60, 80))
+
+
+def test_rouge_l_recall_by_hand():
+    assert rouge_l_recall("The cat sat on the mat.", "the cat is on the mat") == pytest.approx(5 / 6)
+    assert rouge_l_recall("mat the", "the mat") == pytest.approx(1 / 2)
+    assert rouge_l_recall("", "anything") == 0.0 and rouge_l_recall("x", "") == 0.0
+
+
+def test_truth_ratio_by_hand(setup):
+    model, tokenizer, forget, _, _ = setup
+    rows = forget.select(range(3))
+    ratios = truth_ratios(model, tokenizer, rows, max_length=512)
+    for i in range(3):
+        q, para, perturbed = rows[i]["question"], rows[i]["paraphrased_answer"], rows[i]["perturbed_answer"]
+        l_para = answer_nll(model, tokenizer, [q], [para], max_length=512)[0]
+        l_pert = answer_nll(model, tokenizer, [q] * len(perturbed), perturbed, max_length=512)
+        assert ratios[i] == pytest.approx(math.exp(l_para - np.mean(l_pert)), rel=1e-6)
+    # answer_nll is the token-mean NLL of the answer tokens, as transformers computes it
+    row = tokenize_qa(rows.select(range(1)), tokenizer, max_length=512)[0]
+    batch = CausalLMCollator(tokenizer)([{k: row[k] for k in ("input_ids", "attention_mask", "labels")}])
+    with torch.no_grad():
+        expected = model(**batch).loss.item()
+    assert answer_nll(model, tokenizer, [rows[0]["question"]], [rows[0]["answer"]], max_length=512)[0] == \
+        pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="paraphrased_answer"):
+        truth_ratios(model, tokenizer, setup[3])
+
+
+def test_metrics_move_the_right_way_and_forget_quality(setup):
+    model, tokenizer, forget, retain, _ = setup
+    data = TofuData(forget=forget, retain=retain, max_new_tokens=8, max_length=512)
+    before = tofu_metrics(model, tokenizer, data)
+    same = tofu_metrics(model, tokenizer, TofuData(forget=forget, retrained=model, max_new_tokens=4, max_length=512))
+    assert same["forget_quality"] == pytest.approx(1.0)  # identical truth ratios: indistinguishable
+    trained = LlamaForCausalLM(model.config)
+    trained.load_state_dict(model.state_dict())
+    rows = tokenize_qa(forget.map(lambda r: {"answer": r["paraphrased_answer"]}), tokenizer, max_length=512)
+    batch = CausalLMCollator(tokenizer)([{k: r[k] for k in ("input_ids", "attention_mask", "labels")} for r in rows])
+    optim = torch.optim.AdamW(trained.parameters(), lr=3e-3)
+    for _ in range(30):  # learn the paraphrased (true) answers of the forget rows
+        optim.zero_grad()
+        trained(**batch).loss.backward()
+        optim.step()
+    after = tofu_metrics(trained, tokenizer, TofuData(forget=forget, retain=retain, retrained=model,
+                                                      max_new_tokens=8, max_length=512))
+    assert after["forget_truth_ratio"] < before["forget_truth_ratio"]  # prefers the true answer now
+    assert after["forget_answer_prob"] > before["forget_answer_prob"]
+    assert after["forget_quality"] < 0.05  # its truth ratios are far from the untrained ("retrained") model's
+    assert 0 <= after["model_utility"] <= 1 and after["n_forget"] == 10 and after["n_retain"] == 10
+
+
+def test_report_json_markdown_and_card_carry_tofu(setup, tmp_path):
+    model, tokenizer, forget, retain, test = setup
+    tok = lambda ds: tokenize_qa(ds, tokenizer, max_length=512)  # noqa: E731
+    report = audit_model(model, forget=tok(forget), test=tok(test.select(range(10))), data_collator=CausalLMCollator(
+        tokenizer), tokenizer=tokenizer, tofu=TofuData(forget=forget, retain=retain, retrained=model,
+                                                       max_new_tokens=4, max_length=512))
+    assert report.tofu["forget_quality"] == pytest.approx(1.0)
+    loaded = UnlearningReport.from_json(report.to_json(tmp_path / "audit.json"))
+    assert loaded.tofu == report.tofu
+    assert "forget quality" in report.to_markdown()
+    names = {r.metric_name for r in _eval_results(report, "text-generation", None)}
+    assert {"TOFU forget quality (KS p-value vs retrained)", "TOFU model utility"} <= names
+    assert "| TOFU metric | a | b |" in tofu_markdown({"a": report.tofu, "b": report.tofu})
+    text = (tmp_path / "audit.json").read_text()
+    assert all(row["answer"] not in text and row["question"] not in text for row in forget)
