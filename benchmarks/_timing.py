@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import datasets
 import torch
@@ -31,6 +32,7 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
 
 from hf_unlearn.data.sampling import ForgetRetainSampler
+from hf_unlearn.provenance import git_commit, versions
 
 CUDA = torch.cuda.is_available()
 CLOCKS = ("wall", "cpu")
@@ -186,4 +188,5 @@ def machine() -> dict:
         cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name() if CUDA else None, "torch": torch.__version__,
-            "transformers": transformers.__version__, "python": platform.python_version()}
+            "transformers": transformers.__version__, "python": platform.python_version(),
+            **git_commit(Path(__file__)), "versions": versions()}

@@ -21,6 +21,8 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 import unlearn_causal_lm  # noqa: E402
 
+from hf_unlearn.provenance import provenance  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("nabla_tau", "grad_diff", "npo")
 KEYS = ("forget_quality", "forget_truth_ratio", "forget_answer_prob", "forget_rouge_l", "model_utility")
@@ -55,7 +57,8 @@ def main() -> None:
         lines.append(f"| {name} | " + " | ".join(f"{r.get(k, float('nan')):.4g}" for k in KEYS) + " |")
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "tofu_forget_quality.json").write_text(json.dumps({"command": command, "sizes": sizes,
-                                                                  "models": rows}, indent=2))
+                                                                  "provenance": provenance(), "models": rows},
+                                                                 indent=2))
     (cfg.out / "tofu_forget_quality.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(" ".join(f"forget_quality_{m}={rows[m]['forget_quality']:.4g}" for m in METHODS))
