@@ -19,6 +19,7 @@ from .selection import (
 from .sources import (
     SOURCES,
     DatasetSpec,
+    bundled_sample_dir,
     get_source,
     load_digits,
     load_goemotions,
@@ -36,6 +37,7 @@ __all__ = [
     "DatasetSpec",
     "ForgetRetainCollator",
     "UnlearningSplits",
+    "bundled_sample_dir",
     "check_disjoint",
     "content_columns",
     "count_shared",
