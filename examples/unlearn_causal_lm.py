@@ -38,7 +38,6 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    HfArgumentParser,
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedModel,
@@ -52,6 +51,7 @@ from hf_unlearn import UnlearningArguments, UnlearningTrainer
 from hf_unlearn.audit import UnlearningReport, audit_model, compare
 from hf_unlearn.data import CausalLMCollator, load_tofu, splits_from, tokenize_qa
 from hf_unlearn.recipes import SMOLLM2_GGUF, load_gguf_causal_lm, smollm2_folder
+from hf_unlearn.scripts import run_script, script_parser
 
 
 @dataclass
@@ -202,7 +202,7 @@ def lm_table(reports: dict[str, UnlearningReport]) -> str:
 
 
 def parse(argv: list[str] | None) -> tuple[ScriptArguments, UnlearningArguments]:
-    parser = HfArgumentParser((ScriptArguments, UnlearningArguments))
+    parser = script_parser((ScriptArguments, UnlearningArguments), __doc__, argv, prog="unlearn_causal_lm.py")
     # learning_rate: the library's 3e-4 (the paper's BERT recipe) overshoots τ on SmolLM2 (forget loss 0.75 → 4.7
     # with τ = 2.5 in 5 steps); 5e-5 for 10 steps stops short (→ 1.6). 1e-4 for 2 forget-epochs sits in between.
     parser.set_defaults(output_dir="causal_lm_unlearned", per_device_train_batch_size=4, per_device_eval_batch_size=8,
@@ -268,4 +268,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_script(main, sys.argv[1:])
