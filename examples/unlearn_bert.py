@@ -58,12 +58,13 @@ class JobArguments:
     forget_fraction: float | None = field(default=None, metadata={"help": "Random forget fraction (default 0.15)."})
     forget_classes: list[str] | None = field(default=None, metadata={"help": "Remove these classes (names or ids)."})
     forget_ids: str | None = field(default=None, metadata={"help": "File with one comment id per line to forget."})
-    train_rows: int = field(default=800, metadata={"help": "Single-label training rows (seeded sample; 0 = all)."})
+    train_rows: int = field(default=600, metadata={"help": "Single-label training rows (seeded sample; 0 = all)."})
     val_rows: int = field(default=300, metadata={"help": "Dev rows for τ (held out)."})
     test_rows: int = field(default=400, metadata={"help": "Test rows for the audit."})
-    original_epochs: float = field(default=10, metadata={"help": "Epochs of the original (and retrain) recipe."})
+    original_epochs: float = field(default=8, metadata={"help": "Epochs of the original (and retrain) recipe."})
     original_lr: float = field(default=2e-4, metadata={"help": "Learning rate of the original (and retrain) recipe."})
     max_length: int = field(default=64, metadata={"help": "Token limit per comment."})
+    audit_retain_rows: int = field(default=200, metadata={"help": "Retain rows audited (utility only)."})
     retrain: bool = field(default=False, metadata={"help": "Also retrain on the retain set (gold standard)."})
     quick: bool = field(default=False, metadata={
         "help": f"A tiny smoke run ({', '.join(f'{k}={v}' for k, v in QUICK.items())}); explicit flags win."})
@@ -148,7 +149,8 @@ def main(argv: list[str]) -> None:
     if keep:
         forget, retain = forget.remove_columns(keep), retain.remove_columns(keep)
 
-    split = dict(forget=forget, test=test, retain=retain, data_collator=collator, seed=seed)
+    split = dict(forget=forget, test=test, retain=retain, data_collator=collator, seed=seed,
+                 max_retain=job.audit_retain_rows)
     step(f"Auditing the original model: forget set ({len(forget)} rows) vs unseen test rows ({len(test)})")
     reports = {"original": audit(original, **split)}
     step(f"Unlearning {len(forget)} rows with `{args.method}` while keeping {len(retain)} "
