@@ -19,7 +19,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from transformers import set_seed
+from transformers import AutoTokenizer, set_seed
 
 from hf_unlearn import (
     ClassificationCollator,
@@ -109,7 +109,7 @@ def main(argv: list[str]) -> None:
     data, source = load_job_data(job)
     print(f"Data: {source}.", flush=True)
     names = label_names(data["train"], "label")
-    _, tokenizer = load_text_classifier(base, len(names), label_names=names)
+    tokenizer = AutoTokenizer.from_pretrained(base)
     keep = ["id"] if job.forget_ids else []
 
     def tok(ds):
