@@ -95,6 +95,11 @@ def test_user_errors_are_one_line(clone, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     line = proc.stderr.strip().splitlines()[-1]
     assert "train.tsv, dev.tsv, test.tsv" in line and "--data_dir" in line
+    from_env = subprocess.run([sys.executable, "examples/unlearn_bert.py", "--output_dir", str(tmp_path / "out")],
+                              cwd=clone, env={**env, "HF_UNLEARN_DATA_DIR": str(tmp_path / "elsewhere")},
+                              capture_output=True, text=True, timeout=300)  # what `make demo` honours
+    assert from_env.returncode == 2 and str(tmp_path / "elsewhere") in from_env.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()
     help_text = subprocess.run([sys.executable, "examples/unlearn_bert.py", "--help"], cwd=clone, env=env,
                                capture_output=True, text=True, timeout=300).stdout
     assert help_text.startswith("Make a MiniLM (BERT) emotion classifier forget") and len(help_text.splitlines()) < 250
