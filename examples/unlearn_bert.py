@@ -94,15 +94,15 @@ def main(argv: list[str]) -> None:
     parser.set_defaults(output_dir="outputs/unlearn_bert", per_device_train_batch_size=32, report_to="none")
     job, args = parser.parse_args_into_dataclasses(argv)
     if job.quick:
-        given = {a.lstrip("-").split("=")[0] for a in argv if a.startswith("--")}
+        given = {a.lstrip("-").split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
         for key, value in QUICK.items():
             if key not in given:
                 setattr(job, key, value)
     if sum(x is not None for x in (job.forget_fraction, job.forget_classes, job.forget_ids)) > 1:
         raise ValueError("Choose one of --forget_fraction, --forget_classes, --forget_ids.")
     if args.push_to_hub:  # before any work: a missing token or an unreachable Hub fails now, with nothing written
-        user = check_hub_access(args.hub_token)
-        args.hub_model_id = args.hub_model_id or f"{user}/{os.path.basename(os.path.abspath(args.output_dir))}"
+        user, name = check_hub_access(args.hub_token), os.path.basename(os.path.abspath(args.output_dir))
+        args.hub_model_id = args.hub_model_id or (f"{user}/{name}" if user else name)
     base = job.model or default_text_model()
 
     step("Loading the data and the tokenizer")
