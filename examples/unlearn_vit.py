@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 from datasets import Dataset, concatenate_datasets
 from transformers import (
-    HfArgumentParser,
     Trainer,
     TrainingArguments,
     ViTConfig,
@@ -54,6 +53,7 @@ from hf_unlearn.data import (
     select_forget,
     splits_from,
 )
+from hf_unlearn.scripts import run_script, script_parser
 
 
 @dataclass
@@ -171,7 +171,7 @@ def class_accuracy(model: Any, test: Dataset, classes: list[int]) -> dict[str, f
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = HfArgumentParser((ScriptArguments, UnlearningArguments))
+    parser = script_parser((ScriptArguments, UnlearningArguments), __doc__, argv, prog="unlearn_vit.py")
     parser.set_defaults(output_dir="vit_unlearned", per_device_train_batch_size=64, per_device_eval_batch_size=256,
                         learning_rate=1e-3, logging_steps=5, report_to="none", disable_tqdm=True,
                         # The image α₀ rule. Explicit because training sets config.problem_type, which then makes
@@ -274,4 +274,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_script(main, sys.argv[1:])

@@ -246,7 +246,8 @@ def alpha_at(step: int, total_steps: int, alpha0: float, schedule: str) -> float
 
 @dataclass
 class RunPlan:
-    """Every automatic default of one run, resolved from the data sizes (see `plan_run`)."""
+    """Every automatic default of one run, resolved from the data sizes (see `plan_run`); ``automatic`` says, in
+    words, which values were chosen automatically (logged once, at warning level, by the trainer)."""
 
     modality: str
     forget_fraction: float
@@ -255,25 +256,33 @@ class RunPlan:
     steps_per_forget_epoch: int
     fixed_tau: float | None
     tau_samples: int | None
+    automatic: list[str] = field(default_factory=list)
 
 
 def plan_run(args: UnlearningArguments, *, task: str | None, needs_tau: bool, length_multiplier: float,
-             n_forget: int, n_retain: int, num_labels: int | None = None, class_removal: bool = False) -> RunPlan:
+             n_forget: int, n_retain: int, num_labels: int | None = None, class_removal: bool = False,
+             needs_alpha: bool = True) -> RunPlan:
     """Resolve the automatic rules; fills ``args.learning_rate``, ``args.forget_epochs`` and ``num_train_epochs``."""
+    automatic: list[str] = []
     modality = args.modality if args.modality != "auto" else ("image" if task == "image_classification" else "text")
     if args.learning_rate is None:
         args.learning_rate = automatic_learning_rate(modality)
+        automatic.append(f"learning rate {args.learning_rate:g} ({modality})")
     fixed_tau = args.tau
     if fixed_tau is None and needs_tau and class_removal and (num_labels or 0) > 1:
         fixed_tau = math.log(num_labels)
-        logger.info("Class removal (no forget class in the retain set): τ = log(num_labels) = %.3f, the loss of a "
-                    "uniform guess; held-out data cannot show the loss of a class the model never saw.", fixed_tau)
+        automatic.append(f"τ = log(num_labels) = {fixed_tau:.3f} (class removal: the loss of a uniform guess, as "
+                         "held-out data cannot show the loss of a class the model never saw)")
     samples_per_step = args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
     fraction = n_forget / (n_forget + n_retain)
     alpha0 = args.alpha if args.alpha is not None else automatic_alpha(modality, fraction, args.alpha_max)
+    if args.alpha is None and needs_alpha:
+        automatic.append(f"α₀ = {alpha0:.4g} ({'5/3 × forget fraction' if modality == 'image' else 'text'})")
     if args.forget_epochs is None and args.max_steps <= 0:
         batch = args.per_device_train_batch_size * args.world_size
         args.forget_epochs = automatic_forget_epochs(n_forget, n_retain, batch, length_multiplier)
+        automatic.append(f"{args.forget_epochs} forget-epoch(s) (⌊retain batches / (2 × forget batches)⌋"
+                         + (f" × {length_multiplier:g}" if length_multiplier != 1 else "") + ")")
     if args.forget_epochs is not None:
         args.num_train_epochs = float(args.forget_epochs)
     steps_per_epoch = math.ceil(n_forget / samples_per_step)
@@ -283,4 +292,5 @@ def plan_run(args: UnlearningArguments, *, task: str | None, needs_tau: bool, le
         refreshes = 1 + (math.ceil(steps / steps_per_epoch) - 1) // args.tau_refresh_epochs
         # each step runs B forget + B retain samples: 2 × samples_per_step forward-backward passes
         tau_samples = automatic_tau_samples(2 * samples_per_step, steps, refreshes)
-    return RunPlan(modality, fraction, alpha0, samples_per_step, steps_per_epoch, fixed_tau, tau_samples)
+        automatic.append(f"τ from at most {tau_samples} validation rows per refresh (≤ 5 % of the run's compute)")
+    return RunPlan(modality, fraction, alpha0, samples_per_step, steps_per_epoch, fixed_tau, tau_samples, automatic)

@@ -211,6 +211,10 @@ def cmd_run(argv: list[str]) -> int:
     config = read_config(argv[0])
     parser.set_defaults(output_dir=os.path.join("outputs", Path(argv[0]).stem), report_to="none", disable_tqdm=True)
     job, args = parse_job(parser, config, argv)
+    if args.push_to_hub:  # pre-flight: no token or no Hub fails now, before any training, with nothing written
+        from .hub import check_hub_access
+
+        check_hub_access(args.hub_token)
     _setup_logging(args.should_log)
     with contextlib.redirect_stdout(sys.stderr):  # Trainer's prints go to the log; stdout holds the table only
         table = _run_job(job, args)

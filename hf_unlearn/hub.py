@@ -1,4 +1,4 @@
-"""Model card content for unlearned models, and what a push to the Hub must leave out.
+"""Model card content for unlearned models, what a push to the Hub must leave out, and the push pre-flight.
 
 A card reports sizes, arguments and aggregate audit numbers only: never forget-set content, ids or labels.
 """
@@ -13,7 +13,67 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-__all__ = ["CITATION", "build_model_card", "push_ignore_patterns", "write_model_card"]
+__all__ = ["CITATION", "build_model_card", "check_hub_access", "hub_reachable", "push_ignore_patterns",
+           "write_model_card"]
+
+LOGIN_HINT = "run `hf auth login` or set HF_TOKEN"
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.is_offline_mode())
+
+
+def hub_reachable(repo_id: str | None = None, *, repo_type: str = "dataset", timeout: float = 5.0) -> bool:
+    """True when the Hub answers within ``timeout`` seconds (for ``repo_id``: when that repo can be read).
+
+    False in offline mode (``HF_HUB_OFFLINE=1``), without a network, or on any error; never raises.
+    """
+    if _offline():
+        return False
+    from huggingface_hub import HfApi
+
+    try:
+        if repo_id is None:
+            from huggingface_hub import constants, get_session
+
+            get_session().head(constants.ENDPOINT, timeout=timeout)
+        else:
+            HfApi().repo_info(repo_id, repo_type=repo_type, timeout=timeout)
+    except Exception:
+        return False
+    return True
+
+
+def check_hub_access(token: str | None = None, *, timeout: float = 10.0) -> str:
+    """Pre-flight for ``push_to_hub``, to call before any training: the Hub user name of a valid token.
+
+    Raises ``ValueError`` with a one-line fix when offline mode is on, no token is found (``token``, ``HF_TOKEN``
+    or the one saved by ``hf auth login``), the Hub cannot be reached, or the Hub rejects the token. Writes nothing.
+    """
+    from huggingface_hub import constants, get_token, whoami
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if _offline():
+        raise ValueError("push_to_hub needs the Hub but offline mode is on (HF_HUB_OFFLINE=1): unset it, or drop "
+                         "--push_to_hub to save locally only.")
+    token = token or get_token()
+    if not token:
+        raise ValueError(f"push_to_hub needs a Hugging Face token: {LOGIN_HINT} (or drop --push_to_hub).")
+    try:
+        info = whoami(token=token)
+    except HfHubHTTPError as err:
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        if status in (401, 403):
+            raise ValueError(f"The Hub rejected the token (HTTP {status}): {LOGIN_HINT} with a valid "
+                             "write token.") from None
+        raise ValueError(f"The Hub at {constants.ENDPOINT} answered HTTP {status} to the token check; try again "
+                         "later, or drop --push_to_hub.") from None
+    except Exception as err:  # network errors (httpx/requests/OSError): the Hub is not reachable
+        raise ValueError(f"Cannot reach the Hub at {constants.ENDPOINT} ({type(err).__name__}) to push: check the "
+                         "network, or drop --push_to_hub to save locally only.") from None
+    return str(info.get("name") or "")
 
 CITATION = r"""@article{trippa2024nablatau,
   title   = {$\nabla \tau$: Gradient-based and Task-Agnostic machine Unlearning},

@@ -81,7 +81,8 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         self.plan = plan_run(args, task=self.task, needs_tau=self.method.needs_tau,
                              length_multiplier=self.method.length_multiplier, n_forget=len(forget_dataset),
                              n_retain=len(retain_dataset), num_labels=getattr(config, "num_labels", None),
-                             class_removal=self.method.needs_tau and is_class_removal(forget_dataset, retain_dataset))
+                             class_removal=self.method.needs_tau and is_class_removal(forget_dataset, retain_dataset),
+                             needs_alpha=self.method.needs_alpha)
         for key, value in vars(self.plan).items():  # alpha0, fixed_tau, tau_samples, ... as trainer attributes
             setattr(self, key, value)
         if validation_dataset is None and self.method.needs_tau and self.fixed_tau is None:
@@ -105,6 +106,10 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         self._fresh_adapters = peft_config is not None
         if peft_config is not None:
             model = wrap_with_peft(model, peft_config, args.gradient_checkpointing)
+        if args.push_to_hub:  # before Trainer creates the repo: a missing token or no network fails in one line
+            from .hub import check_hub_access
+
+            check_hub_access(args.hub_token)
         if data_collator is None and self.task == "causal_lm" and processing_class is not None:
             data_collator = DataCollatorForSeq2Seq(processing_class, label_pad_token_id=-100, padding=True)
         super().__init__(
@@ -139,6 +144,8 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
             self.add_callback(self.tau_stop)
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(self._tag_names + [args.method])
+        if self.plan.automatic and self.is_world_process_zero():
+            logger.warning("hf-unlearn automatic choices: %s.", "; ".join(self.plan.automatic))
 
     # ----------------------------------------------------------------- run length, α₀ and the LR schedule
     def create_scheduler(self, num_training_steps: int, optimizer=None):

@@ -20,6 +20,7 @@ from .selection import (
 from .sources import (
     SOURCES,
     DatasetSpec,
+    bundled_sample_dir,
     get_source,
     load_digits,
     load_goemotions,
@@ -37,6 +38,7 @@ __all__ = [
     "DatasetSpec",
     "ForgetRetainCollator",
     "UnlearningSplits",
+    "bundled_sample_dir",
     "check_disjoint",
     "check_held_out",
     "content_columns",

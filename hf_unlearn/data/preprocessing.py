@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from datasets import Dataset, List, Value
+from datasets import Dataset, DatasetDict, List, Value
 
 from .checks import require_columns
-from .selection import label_names
+from .selection import _is_string_column
+from .selection import label_names as _label_names
 
 __all__ = ["QA_TEMPLATE", "preprocess_images", "tokenize_classification", "tokenize_qa"]
 
@@ -27,7 +28,7 @@ def _drop(dataset: Dataset, keep: Sequence[str]) -> list[str]:
 
 
 def tokenize_classification(
-    dataset: Dataset,
+    dataset: Dataset | DatasetDict,
     tokenizer: Any,
     *,
     text_column: str = "text",
@@ -36,15 +37,23 @@ def tokenize_classification(
     multi_label: bool | None = None,
     max_length: int = 128,
     keep_columns: Sequence[str] = (),
-) -> Dataset:
-    """Tokenize ``text_column`` and build ``labels`` for sequence classification.
+    label_names: Sequence[str] | None = None,
+) -> Dataset | DatasetDict:
+    """Tokenize ``text_column`` and build ``labels`` for sequence classification (a ``DatasetDict``: every split).
 
-    Single-label: ``labels`` is the int class id. Multi-label (default when the label column
-    holds lists): ``labels`` is a float multi-hot vector of length ``num_labels`` (taken from
-    the ``ClassLabel`` names if not given), as transformers expects with
-    ``problem_type="multi_label_classification"``. ``label_column`` defaults to ``label``,
-    else ``labels``. The text column is dropped.
+    Single-label: ``labels`` is the int class id; string labels (e.g. "ham"/"spam") become the index of their
+    name in ``label_names`` (default: :func:`~hf_unlearn.data.label_names`, the sorted names over every split).
+    Multi-label (default when the label column holds lists): ``labels`` is a float multi-hot vector of length
+    ``num_labels`` (taken from the ``ClassLabel`` names if not given), as transformers expects with
+    ``problem_type="multi_label_classification"``. ``label_column`` defaults to ``label``, else ``labels``.
+    The text column is dropped.
     """
+    kwargs = dict(text_column=text_column, label_column=label_column, num_labels=num_labels, multi_label=multi_label,
+                  max_length=max_length, keep_columns=keep_columns)
+    if isinstance(dataset, DatasetDict):
+        names = label_names if label_names is not None else _label_names(dataset, label_column)
+        return DatasetDict({split: tokenize_classification(part, tokenizer, label_names=names, **kwargs)
+                            for split, part in dataset.items()})
     if label_column is None:
         label_column = "label" if "label" in dataset.column_names else "labels"
     require_columns(dataset, [text_column, label_column])
@@ -52,10 +61,18 @@ def tokenize_classification(
     if multi_label is None:
         multi_label = hasattr(feature, "feature") or isinstance(feature, list)
     if multi_label and num_labels is None:
-        names = label_names(dataset, label_column)
+        names = _label_names(dataset, label_column)
         if names is None:
             raise ValueError(f"Pass num_labels=...: the '{label_column}' column has no label names.")
         num_labels = len(names)
+    to_id = None
+    if not multi_label and _is_string_column(dataset, label_column):
+        names = list(label_names) if label_names is not None else _label_names(dataset, label_column)
+        to_id = {name: i for i, name in enumerate(names)}
+        unknown = sorted({str(v) for v in dataset[label_column]} - set(to_id))
+        if unknown:
+            raise ValueError(f"{len(unknown)} label value(s) of '{label_column}' are not in label_names "
+                             f"({len(names)} names): pass label_names that cover every split.")
 
     def encode(batch: dict) -> dict:
         out = dict(tokenizer(batch[text_column], truncation=True, max_length=max_length))
@@ -70,6 +87,8 @@ def tokenize_classification(
                     row[int(i)] = 1.0
                 hot.append(row)
             out["labels"] = hot
+        elif to_id is not None:
+            out["labels"] = [to_id[str(v)] for v in labels]
         else:
             out["labels"] = [int(v) for v in labels]
         return out

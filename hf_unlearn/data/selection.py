@@ -31,14 +31,30 @@ def read_ids(path: str | os.PathLike) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def label_names(dataset: Dataset, column: str | None = None) -> list[str] | None:
-    """Label names from a ``ClassLabel`` (or list-of-ClassLabel) feature, else None."""
+def label_names(dataset: Dataset | DatasetDict, column: str | None = None) -> list[str] | None:
+    """Label names: those of a ``ClassLabel`` (or list-of-ClassLabel) feature; for a column of strings (e.g.
+    "ham"/"spam") the sorted distinct values, over every split of a ``DatasetDict``, which is the id order
+    :func:`~hf_unlearn.data.tokenize_classification` gives them; else None."""
+    if isinstance(dataset, DatasetDict):
+        parts = [part for part in dataset.values() if column is None or column in part.column_names]
+        if not parts:
+            return None
+        names = label_names(parts[0], column)
+        if names is not None and _is_string_column(parts[0], column or _label_column(parts[0], None)):
+            names = sorted({name for part in parts for name in label_names(part, column) or []})
+        return names
     column = column or _label_column(dataset, None)
     feature = dataset.features.get(column)
+    if _is_string_column(dataset, column):
+        return sorted({str(v) for v in dataset[column]})
     if isinstance(feature, list) and feature:
         feature = feature[0]
     feature = getattr(feature, "feature", feature)  # List(ClassLabel) / Sequence(ClassLabel)
     return list(feature.names) if isinstance(feature, ClassLabel) else None
+
+
+def _is_string_column(dataset: Dataset, column: str) -> bool:
+    return getattr(dataset.features.get(column), "dtype", None) in ("string", "large_string")
 
 
 def _label_column(dataset: Dataset, label_column: str | None) -> str:

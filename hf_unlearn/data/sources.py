@@ -3,12 +3,14 @@
 Each spec says where the data lives locally (a folder under the data dir, see
 :func:`~hf_unlearn.data.loading.default_data_dir`) and on the Hub, how to read it and how
 its columns map to the standard schema. :func:`load_source` uses the local files when they
-exist (or when ``data_dir`` is given) and the Hub id otherwise.
+exist (or when ``data_dir`` is given) and the Hub id otherwise; a dataset with a bundled sample (GoEmotions) falls
+back to it when neither local files nor the Hub are available.
 """
 
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import struct
 from collections.abc import Mapping
@@ -24,6 +26,7 @@ from .loading import default_data_dir, read_local_file, rename_to_standard
 __all__ = [
     "SOURCES",
     "DatasetSpec",
+    "bundled_sample_dir",
     "get_source",
     "load_digits",
     "load_goemotions",
@@ -57,8 +60,10 @@ class DatasetSpec:
     label_column: str | None = None
     num_labels: int | None = None
     label_names_file: str | None = None
+    sample_dir: str | None = None
 
 
+logger = logging.getLogger(__name__)
 _TOFU_SPLITS = ("forget01", "forget05", "forget10", "retain99", "retain95", "retain90")
 
 SOURCES: dict[str, DatasetSpec] = {
@@ -78,6 +83,7 @@ SOURCES: dict[str, DatasetSpec] = {
             label_column="labels",
             num_labels=28,
             label_names_file="labels.txt",
+            sample_dir="goemotions_sample",
         ),
         DatasetSpec(
             name="tofu",
@@ -103,6 +109,19 @@ SOURCES: dict[str, DatasetSpec] = {
         ),
     )
 }
+
+
+def bundled_sample_dir(name: str = "goemotions") -> Path:
+    """The folder of the small sample of ``name`` shipped inside the package (same files as the full set).
+
+    GoEmotions: 3,600 train / 700 dev / 700 test rows drawn at random (seed 0) from the original files, Apache-2.0
+    (``LICENSE`` and ``README.md`` beside them). Enough for the demo; use the full set for real measurements.
+    """
+    spec = get_source(name)
+    if spec.sample_dir is None:
+        raise ValueError(f"No bundled sample of '{name}'; datasets with one: "
+                         f"{sorted(k for k, v in SOURCES.items() if v.sample_dir)}.")
+    return Path(__file__).resolve().parent / spec.sample_dir
 
 
 def get_source(name: str) -> DatasetSpec:
@@ -136,9 +155,12 @@ def _image_dataset(images: np.ndarray, labels: np.ndarray, names: list[str]) -> 
     return Dataset.from_dict({"image": list(images), "label": labels.astype(int).tolist()}, features=features)
 
 
-def _resolve_local(spec: DatasetSpec, data_dir: str | os.PathLike | None, splits: list[str]) -> Path | None:
+def _resolve_local(spec: DatasetSpec, data_dir: str | os.PathLike | None, splits: list[str],
+                   search_default_dir: bool = True) -> Path | None:
     """The folder holding the files of ``splits``, or None to use the Hub."""
     explicit = data_dir is not None
+    if not explicit and not search_default_dir:
+        return None
     root = Path(data_dir).expanduser() if explicit else default_data_dir()
     files = [_first(spec.local_files[s]) for s in splits if s in spec.local_files]
     if len(files) == len(splits) and files:
@@ -146,9 +168,12 @@ def _resolve_local(spec: DatasetSpec, data_dir: str | os.PathLike | None, splits
             if all((folder / f).is_file() for f in files):
                 return folder
     if explicit:
+        named = [spec.local_files.get(s, ()) for s in splits]
+        expected = ", ".join(f for files in named for f in ([files] if isinstance(files, str) else files))
+        inside = f" (or in '{root / spec.local_dir}')" if spec.local_dir else ""
         raise FileNotFoundError(
-            f"No local {spec.name} files for split(s) {splits} in '{root}' (local splits: "
-            f"{list(spec.local_files)}). Pass the folder that holds them, or data_dir=None to use the Hub."
+            f"No {spec.name} files in '{root}'{inside}: expected {expected or f'splits {splits}'}. Pass the folder "
+            f"that holds them as data_dir (--data_dir), or leave it unset to use the Hub."
         )
     return None
 
@@ -188,16 +213,26 @@ def load_source(
     splits: list[str] | None = None,
     hub_id: str | None = None,
     max_rows: int | None = None,
+    search_default_dir: bool = True,
 ) -> DatasetDict:
     """Load ``splits`` (default: every split the spec knows) of a registered dataset.
 
     Local files are used when ``data_dir`` is given (FileNotFoundError if they are missing)
-    or when the default data dir holds them; otherwise ``hub_id`` (default ``spec.hub_id``).
+    or when the default data dir holds them (unless ``search_default_dir=False``); otherwise
+    ``hub_id`` (default ``spec.hub_id``); when the Hub is unreachable too, the bundled sample
+    (:func:`bundled_sample_dir`) if the dataset has one, with a warning.
     ``max_rows`` keeps the first rows of each split (for quick runs).
     """
     spec = get_source(spec) if isinstance(spec, str) else spec
     wanted = list(splits or spec.local_files or spec.hub_splits)
-    folder = _resolve_local(spec, data_dir, wanted)
+    folder = _resolve_local(spec, data_dir, wanted, search_default_dir)
+    if folder is None and spec.sample_dir and all(s in spec.local_files for s in wanted):
+        from ..hub import hub_reachable
+
+        if not hub_reachable(hub_id or spec.hub_id):
+            folder = bundled_sample_dir(spec.name)
+            logger.warning("No local %s files and the Hub is unreachable: using the bundled sample in %s.",
+                           spec.name, folder)
     if folder is None and not splits and spec.hub_splits:
         wanted = list(spec.hub_splits)
     names = None
@@ -227,14 +262,16 @@ def load_goemotions(
     hub_id: str = "google-research-datasets/go_emotions",
     single_label: bool = False,
     max_rows: int | None = None,
+    search_default_dir: bool = True,
 ) -> DatasetDict:
     """GoEmotions: train/validation/test with ``text``, ``labels`` (list of ids, 28 labels), ``id``.
 
     Label names are in the features: ``label_names(ds["train"])``.
     ``single_label=True`` keeps rows with exactly one label and gives an int ``label`` column.
-    ``max_rows`` caps each split (applied after the single-label filter).
+    ``max_rows`` caps each split (applied after the single-label filter). Where the data comes from:
+    :func:`load_source` (``data_dir``, the default data dir, the Hub, the bundled sample).
     """
-    data = load_source("goemotions", data_dir, hub_id=hub_id)
+    data = load_source("goemotions", data_dir, hub_id=hub_id, search_default_dir=search_default_dir)
     if single_label:
         data = DatasetDict({k: _to_single_label(v) for k, v in data.items()})
     if max_rows is not None:
