@@ -131,10 +131,10 @@ def test_fusion_is_decided_by_task(tmp_path):
     assert "forget" in next(iter(_trainer(tmp_path).get_train_dataloader()))
     assert "num_forget" in next(iter(_trainer(tmp_path, fuse_forget_retain=True).get_train_dataloader()))
     # classifiers: one pass whenever the collator can
-    rows = token_dataset(24, 0)
+    rows = token_dataset(32, 0)
     bert = UnlearningTrainer(model=tiny_bert(), args=UnlearningArguments(str(tmp_path / "b"), report_to=[]),
                              forget_dataset=rows.select(range(8)), retain_dataset=rows.select(range(8, 24)),
-                             validation_dataset=rows, data_collator=default_data_collator)
+                             validation_dataset=rows.select(range(24, 32)), data_collator=default_data_collator)
     assert "num_forget" in next(iter(bert.get_train_dataloader()))
 
 
