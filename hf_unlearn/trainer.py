@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import glob
 import logging
@@ -24,6 +25,8 @@ from .data.sampling import ForgetRetainPairs, ForgetRetainSampler
 from .guards import NonFiniteGuard, check_finite_weights
 from .losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses
 from .methods import ObjectiveInputs, get_method
+from .modes import eval_mode
+from .one_shot import reference_outputs, run_one_shot
 from .peft_utils import is_peft_model, merged_copy, wrap_with_peft
 from .reporting import ReportingMixin
 from .stopping import TauStop
@@ -94,6 +97,9 @@ class UnlearningTrainer(ReportingMixin, Trainer):
                                vocab_size=getattr(config, "vocab_size", None))
         if self.method.relabel is not None and self.task == "causal_lm":
             raise ValueError(f"method={args.method!r} relabels classes; it does not apply to causal LMs.")
+        if self.method.tasks and self.task is not None and self.task not in self.method.tasks:
+            raise ValueError(f"method={args.method!r} applies to {', '.join(self.method.tasks)}, not "
+                             f"task={self.task!r}; choose another method (nabla_tau, npo, grad_diff fit every task).")
         self._fresh_adapters = peft_config is not None
         if peft_config is not None:
             model = wrap_with_peft(model, peft_config, args.gradient_checkpointing)
@@ -234,20 +240,19 @@ class UnlearningTrainer(ReportingMixin, Trainer):
         if "num_forget" not in inputs and "forget" not in inputs:
             losses, logits = self._per_sample(model, inputs)
             return (losses.mean(), {"logits": logits}) if return_outputs else losses.mean()
-        forget_losses, retain_losses, forget_inputs, logits = self._paired_losses(model, inputs)
-        ref_losses = None
-        if self.method.needs_reference:
-            with torch.no_grad():
-                if self.ref_model is None:
-                    with self.accelerator.unwrap_model(model).disable_adapter():
-                        ref_losses = self._per_sample(model, forget_inputs)[0]
-                else:
-                    ref_losses = self._per_sample(self.ref_model, forget_inputs)[0]
-        alpha = self.current_alpha() if self.method.needs_alpha else 0.0
-        hparams = {name: getattr(self.args, name) for name in self.method.hparams}
-        loss = self.method.objective(
+        forget_losses, retain_losses, forget_inputs, logits, halves = self._paired_losses(model, inputs)
+        method = self.method
+        ref = reference_outputs(self, model, forget_inputs, halves["retain_inputs"]) if method.needs_reference else {}
+        alpha = self.current_alpha() if method.needs_alpha else 0.0
+        hparams = {name: getattr(self.args, name) for name in method.hparams}
+        step = self.state.global_step
+        logit_kw = dict(forget_logits=halves["forget_logits"], retain_logits=halves["retain_logits"],
+                        **ref.get("logits", {})) if method.needs_logits else {}
+        loss = method.objective(
             ObjectiveInputs(forget_losses, retain_losses, tau=self.tau, alpha=alpha,
-                            ref_forget_losses=ref_losses, hparams=hparams)
+                            ref_forget_losses=ref.get("forget_losses"), hparams=hparams,
+                            progress=step / max(1, self.state.max_steps),
+                            epoch=step / max(1, self.steps_per_forget_epoch), **logit_kw)
         )
         self._record(alpha, forget_losses, retain_losses)
         if self.model.training:
@@ -258,8 +263,18 @@ class UnlearningTrainer(ReportingMixin, Trainer):
         return per_sample_losses(model, inputs, loss_fn=self.loss_fn)
 
     def _paired_losses(self, model, inputs):
-        """Per-sample forget and retain losses: one forward pass over a fused batch, or one per half."""
+        """Per-sample forget and retain losses: one forward pass over a fused batch, or one per half.
+
+        Returns ``(forget losses, retain losses, forget inputs, logits, halves)``; ``halves`` holds the retain inputs
+        and each half's logits. With ``tau_gate="eval"`` (∇τ) the forget half runs in eval mode (no dropout, with
+        gradients) and the retain half in train mode: two passes, also for a fused batch.
+        """
         method = self.method
+        eval_gate = self.args.tau_gate == "eval" and method.needs_tau and method.uses_forget and model.training
+        if "num_forget" in inputs and eval_gate:  # one pass cannot switch dropout off for the forget rows only
+            rest = {k: v for k, v in inputs.items() if k != "num_forget"}
+            n = int(inputs["num_forget"])
+            inputs = {"forget": _rows(rest, 0, n), "retain": _rows(rest, n, None)}
         if "num_forget" in inputs:
             inputs = dict(inputs)
             n = int(inputs.pop("num_forget"))
@@ -275,17 +290,23 @@ class UnlearningTrainer(ReportingMixin, Trainer):
             offset = n if method.uses_forget else 0
             forget = losses[:n] if method.uses_forget else None
             retain = losses[offset:] if method.uses_retain else None
-            return forget, retain, forget_in, logits
+            halves = {"retain_inputs": retain_in, "forget_logits": logits[:n] if method.uses_forget else None,
+                      "retain_logits": logits[offset:] if method.uses_retain else None}
+            return forget, retain, forget_in, logits, halves
         forget_in, retain_in = inputs["forget"], inputs["retain"]
-        forget = retain = logits = None
+        forget = retain = logits = forget_logits = None
         if method.uses_forget:
             batch = dict(forget_in)
             if method.relabel is not None:
                 batch["labels"] = self._relabel(batch["labels"])
-            forget, logits = self._per_sample(model, batch)
+            with eval_mode(model) if eval_gate else contextlib.nullcontext():
+                forget, forget_logits = self._per_sample(model, batch)
+            logits = forget_logits
         if method.uses_retain:
             retain, logits = self._per_sample(model, retain_in)
-        return forget, retain, forget_in, logits
+        halves = {"retain_inputs": retain_in, "forget_logits": forget_logits,
+                  "retain_logits": logits if method.uses_retain else None}
+        return forget, retain, forget_in, logits, halves
 
     def _relabel(self, labels: torch.Tensor) -> torch.Tensor:
         num_classes = getattr(self.accelerator.unwrap_model(self.model).config, "num_labels", 0)
@@ -360,7 +381,10 @@ class UnlearningTrainer(ReportingMixin, Trainer):
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
         """Run the unlearning; ``resume_from_checkpoint`` (a folder, or True for the last complete checkpoint in
-        ``output_dir``) also restores τ, its history and α₀. Incomplete or damaged checkpoints are refused."""
+        ``output_dir``) also restores τ, its history and α₀. Incomplete or damaged checkpoints are refused.
+        One-shot methods (e.g. ``ssd``) edit the model once instead (`one_shot.run_one_shot`)."""
+        if self.method.one_shot is not None:
+            return run_one_shot(self, resume_from_checkpoint)
         if resume_from_checkpoint is True:
             resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
