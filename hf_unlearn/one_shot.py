@@ -22,6 +22,9 @@ def run_one_shot(trainer, resume_from_checkpoint=None) -> TrainOutput:
     if resume_from_checkpoint:
         raise ValueError(f"method={trainer.args.method!r} is one-shot (no training steps): there is no checkpoint "
                          "to resume from. Run train() without resume_from_checkpoint.")
+    if trainer._fresh_adapters:
+        raise ValueError(f"method={trainer.args.method!r} edits the trained weights once; fresh PEFT adapters hold "
+                         "none of the model's knowledge. Run it without peft_config (on the full model).")
     args = trainer.args
     forget = trainer._strip(trainer.forget_dataset, "forget")
     retain = trainer._strip(trainer.retain_dataset, "retain")

@@ -131,3 +131,22 @@ def test_ssd_is_one_shot_and_forgets_more_than_it_costs(tmp_path, memorised):
     assert (tmp_path / "ssd" / "model.safetensors").exists()
     with pytest.raises(ValueError, match="one-shot"):
         trainer.train(resume_from_checkpoint=str(tmp_path))
+
+
+def test_with_fresh_lora_adapters_scrub_uses_the_disabled_adapters_and_ssd_is_refused(tmp_path):
+    from peft import LoraConfig
+
+    data = token_dataset(32, 0)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], task_type="SEQ_CLS")
+    for method in ("scrub", "ssd"):
+        args = UnlearningArguments(str(tmp_path / method), method=method, per_device_train_batch_size=8,
+                                   report_to=[], disable_tqdm=True, max_steps=2)
+        trainer = UnlearningTrainer(model=tiny_bert(), args=args, forget_dataset=data.select(range(8)),
+                                    retain_dataset=data.select(range(8, 32)), validation_dataset=token_dataset(8, 1),
+                                    data_collator=default_data_collator, peft_config=config)
+        if method == "ssd":
+            with pytest.raises(ValueError, match="fresh PEFT adapters"):
+                trainer.train()
+        else:
+            assert trainer.ref_model is None  # the reference is the base model with the adapters disabled
+            assert trainer.train().global_step == 2
