@@ -16,6 +16,22 @@ Quick runs::
     python examples/unlearn_vit.py --forget_classes 3 --output_dir out/vit_mnist_class3 --retrain
     python examples/unlearn_vit.py --forget_fraction 0.15 --data_dir ../shared/data/mnist --output_dir out/vit_rand
 
+Class removal keeps the remaining classes' accuracy with three settings (each overridable): τ = 2 × log(num_labels)
+(``--class_removal_tau``), learning rate 3e-4 instead of the image default 1e-3, and twice the automatic run length
+(``--class_removal_length``, ≈ one pass over the retain set). Measured on MNIST class 3 (4,000 training images,
+1,000 test images, seeds 42/0/1/2; test accuracy on the *remaining* classes, in points against the model retrained
+without the class; overall test accuracy mixes in the removed class, where a retrained model scores 0):
+
+    setting                                         remaining classes vs retrained (points)   forget-class acc.
+    original model                                  -1.4 / +0.6 / -0.9 / -3.2  (mean -1.2)    0.878
+    old defaults (τ = log 10, LR 1e-3, 1× length)   -1.9 / -0.2 / -0.6 / -4.6  (mean -1.8)    0.033
+    LR 3e-4, 2× length, τ = log 10                  -0.7 / +0.8 /  0.0 / -3.3  (mean -0.8)    0.085 (seed 2: 0.24)
+    LR 3e-4, 2× length, τ = 2 log 10 (defaults)     -0.8 / +0.4 / -0.6 / -3.2  (mean -1.0)    0.008
+
+The longer run (more retain steps at a gentler LR) recovers the remaining classes; τ = 2 log 10 keeps the ascent on
+long enough that the removed class does not resurface over it. On seed 2 the retrained model is 3.2 points above the
+original itself (training noise of one retrain), which no variant started from that original reached.
+
 Every ``UnlearningArguments`` / ``TrainingArguments`` flag is accepted too (``--learning_rate``,
 ``--forget_epochs``, ``--alpha``, ...). Only counts and aggregates are printed or saved; the model folder, the
 image processor, ``audit.json`` and PNG plots go to ``--output_dir``.
@@ -44,6 +60,7 @@ from transformers import (
 )
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
+from hf_unlearn.arguments import automatic_forget_epochs
 from hf_unlearn.audit import AuditCallback, UnlearningReport, audit_model, compare, sample_stats
 from hf_unlearn.data import (
     ClassificationCollator,
@@ -96,28 +113,34 @@ class ScriptArguments:
     )
     train_learning_rate: float = field(default=2e-3, metadata={"help": "Learning rate of that training."})
     train_batch_size: int = field(default=64, metadata={"help": "Batch size of that training."})
-    class_removal_tau: str = field(
-        default="chance",
-        metadata={"help": "τ for class removal: 'chance' = log(num_labels), the loss of a model with no knowledge of "
-                  "the class; 'validation' = the library default (mean held-out loss, which keeps the class)."},
+    class_removal_tau: float = field(
+        default=2.0,
+        metadata={"help": "Class removal: τ = this × log(num_labels) (1 = the library's automatic τ, the loss of a "
+                  "uniform guess; a model that never saw the class scores far worse on it)."},
+    )
+    class_removal_length: float = field(
+        default=2.0,
+        metadata={"help": "Class removal: forget-epochs = this × the automatic number (2 ≈ one pass over the retain "
+                  "set), unless --forget_epochs or --max_steps is given."},
     )
     retrain: bool = field(default=False, metadata={"help": "Also train a model on retain only (the gold standard)."})
     audit_points: int = field(default=5, metadata={"help": "Audits (MIA, accuracies) during unlearning; 0 = none."})
     audit_max_samples: int | None = field(default=None, metadata={"help": "Cap per split for the final audits."})
 
 
-class ChanceTauTrainer(UnlearningTrainer):
-    """∇τ with τ = log(num_labels) for class removal.
-
-    The library's τ, the mean loss on held-out data, estimates what a model that never saw the *samples* scores on
-    them; a model that never saw the *class* scores far worse (it never predicts it). ∇τ stops pushing once the
-    forget loss reaches τ, so with the validation τ (≈ 0.1–0.3 for a good model) most forget-class images stay
-    correctly classified. log(num_labels), the loss of a uniform guess, is a data-free lower bound of a retrained
-    model's forget loss. (A library option for a fixed τ would replace this subclass.)
-    """
-
-    def compute_tau(self) -> float:
-        return math.log(self.accelerator.unwrap_model(self.model).config.num_labels)
+def apply_class_removal_settings(args: UnlearningArguments, script: ScriptArguments, n_forget: int, n_retain: int,
+                                 num_labels: int) -> None:
+    """Class-removal settings that keep the remaining classes' accuracy (measured over 4 seeds on MNIST, see the
+    module docstring), each unless given on the command line: τ = ``class_removal_tau`` × log(num_labels),
+    LR 3e-4 (not the image default 1e-3), and ``class_removal_length`` × the automatic run length."""
+    if args.tau is None:
+        args.tau = script.class_removal_tau * math.log(num_labels)
+    if args.learning_rate is None:
+        args.learning_rate = 3e-4
+    if args.forget_epochs is None and args.max_steps <= 0:
+        batch = args.per_device_train_batch_size * args.world_size
+        args.forget_epochs = automatic_forget_epochs(n_forget, n_retain, batch, script.class_removal_length)
+        args.num_train_epochs = float(args.forget_epochs)
 
 
 def load_images(script: ScriptArguments, seed: int) -> tuple[Dataset, Dataset, Dataset]:
@@ -162,18 +185,19 @@ def train(model: ViTForImageClassification, data: Dataset, script: ScriptArgumen
 
 
 def class_accuracy(model: Any, test: Dataset, classes: list[int]) -> dict[str, float]:
-    """Test accuracy on the removed classes and on all other classes."""
+    """Test accuracy on the removed classes and on the remaining classes (the utility a class removal must keep:
+    overall test accuracy mixes in the removed class, on which a retrained model scores 0)."""
     labels = np.asarray(test["labels"])
     inside = np.isin(labels, classes)
     correct = sample_stats(model, test, data_collator=ClassificationCollator())["correct"]
     return {"forget_class_test_accuracy": float(correct[inside].mean()),
-            "other_classes_test_accuracy": float(correct[~inside].mean())}
+            "remaining_classes_test_accuracy": float(correct[~inside].mean())}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = script_parser((ScriptArguments, UnlearningArguments), __doc__, argv, prog="unlearn_vit.py")
     parser.set_defaults(output_dir="vit_unlearned", per_device_train_batch_size=64, per_device_eval_batch_size=256,
-                        learning_rate=1e-3, logging_steps=5, report_to="none", disable_tqdm=True,
+                        learning_rate=None, logging_steps=5, report_to="none", disable_tqdm=True,
                         # The image α₀ rule. Explicit because training sets config.problem_type, which then makes
                         # the task inference read the ViT as a (text-style) single-label classifier.
                         modality="image")
@@ -229,9 +253,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             classes["retrained"] = class_accuracy(retrained, splits.test, script.forget_classes)
 
     # Unlearning with ∇τ.
-    chance_tau = script.forget_classes is not None and script.class_removal_tau == "chance"
-    trainer_cls = ChanceTauTrainer if chance_tau else UnlearningTrainer
-    trainer = trainer_cls(
+    class_removal = script.forget_classes is not None
+    if class_removal:
+        apply_class_removal_settings(args, script, len(splits.forget), len(splits.retain), num_labels)
+    trainer = UnlearningTrainer(
         model=model, args=args, forget_dataset=splits.forget, retain_dataset=splits.retain,
         validation_dataset=splits.validation, data_collator=collator, processing_class=processor,
     )
@@ -244,7 +269,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{args.forget_epochs} forget-epoch(s) of {trainer.steps_per_forget_epoch} step(s), lr {args.learning_rate}.")
     trainer.train()
     trainer.save_model(args.output_dir)
-    tau_source = "log(num_labels)" if chance_tau else "mean validation loss"
+    tau_source = f"{script.class_removal_tau:g} × log(num_labels)" if class_removal else "mean validation loss"
     print(f"τ ({tau_source}) history: {[round(h['tau'], 4) for h in trainer.tau_history]}")
 
     # Audit and report.
@@ -256,8 +281,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if classes:
         names = list(classes)
         print("| class removal (test set) | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names))
-        for key in ("forget_class_test_accuracy", "other_classes_test_accuracy"):
+        for key in ("forget_class_test_accuracy", "remaining_classes_test_accuracy"):
             print(f"| {key.replace('_', ' ')} | " + " | ".join(f"{classes[n][key]:.4f}" for n in names) + " |")
+        if "retrained" in classes:
+            gap = classes["unlearned"]["remaining_classes_test_accuracy"] - \
+                classes["retrained"]["remaining_classes_test_accuracy"]
+            print(f"Remaining-class accuracy, unlearned − retrained: {100 * gap:+.1f} points (target: within 1).")
     result = {
         "dataset": script.dataset, "scenario": scenario, "sizes": splits.sizes(), "alpha0": trainer.alpha0,
         "forget_fraction": trainer.forget_fraction, "tau_source": tau_source, "tau_history": trainer.tau_history,

@@ -12,6 +12,7 @@ logger = logging.getLogger(__name__)
 
 ALPHA_SCHEDULES = ("linear", "constant")
 MODALITIES = ("auto", "text", "image")
+TAU_GATES = ("train", "eval")
 
 
 @dataclass
@@ -20,7 +21,7 @@ class UnlearningArguments(TrainingArguments):
 
     Parameters that control the method:
         method (`str`, defaults to `"nabla_tau"`): registered method name (`nabla_tau`, `finetune`,
-            `gradient_ascent`, `grad_diff`, `npo`, `random_labels`).
+            `gradient_ascent`, `grad_diff`, `npo`, `random_labels`, `scrub`, `ssd`).
         alpha (`float` or `None`): starting weight α₀ of the forget term. `None` = automatic: 0.5 for text;
             for images min(5/3 × forget fraction, `alpha_max`), the paper's rule.
         alpha_schedule (`str`, defaults to `"linear"`): `"linear"` decays α to 0 over the run; `"constant"` keeps α₀.
@@ -31,12 +32,20 @@ class UnlearningArguments(TrainingArguments):
         tau_max_samples (`int` or `None`): estimate τ on a seeded subsample of the validation set of this size.
             `None` = automatic: as many rows as keep the τ passes within 5% of the run's compute (one training
             sample ≈ 3 forward passes), at least 128; `0` = every validation row.
-        retain_weight (`float`, defaults to 1.0): λ of the retain term for `grad_diff` and `npo`.
+        tau_gate (`str`, defaults to `"train"`): how ∇τ measures the forget loss it compares with τ. `"train"`
+            (the paper's): the in-step forget loss, with dropout on, while τ is measured in eval mode. `"eval"`: the
+            forget half runs in eval mode (no dropout; gradients still flow), like τ; the retain half keeps dropout,
+            so a fused forget+retain batch then takes two forward passes.
+        retain_weight (`float`, defaults to 1.0): λ of the retain term for `grad_diff` and `npo`; γ
+            (task-loss weight on retain) for `scrub`.
         retain_loss (`str`, defaults to `"nll"`): retain term of `grad_diff` and `npo`: `nll` (the task loss) or
             `kl` (KL(p_original ‖ p_θ) on the retain rows; builds a frozen copy of the original model).
         npo_beta (`float`, defaults to 0.1): β of NPO, an inverse temperature on the log-likelihood ratio of each
             forget *sequence* (sum over its supervised tokens, as in the NPO paper): the push on a sequence fades
             once it is about e^{1/β} times less likely than under the original model (β → 0: gradient ascent).
+        scrub_kl_weight, scrub_temperature, scrub_msteps: SCRUB's α (KL weight on retain, 0.5), temperature T (4)
+            and max-step forget-epochs (`None` = the first half of the run), as in its reference implementation.
+        ssd_alpha, ssd_lambda: SSD's selection weighting α (10) and dampening constant λ (1).
 
     Parameters that control the run length:
         forget_epochs (`int` or `None`): passes over the forget set; each pass is one Trainer epoch and the retain
@@ -99,7 +108,14 @@ class UnlearningArguments(TrainingArguments):
         default=False,
         metadata={"help": "Adaptive length: end after the first forget-epoch in which the forget loss sat at τ."},
     )
-    retain_weight: float = field(default=1.0, metadata={"help": "λ of the retain term in grad_diff and npo."})
+    tau_gate: str = field(
+        default="train",
+        metadata={"help": "Forget loss the ∇τ gate compares with τ: 'train' (in-step, dropout on: the paper's) or "
+                  "'eval' (forget half without dropout, like τ; gradients still flow).", "choices": list(TAU_GATES)},
+    )
+    retain_weight: float = field(
+        default=1.0, metadata={"help": "λ of the retain term in grad_diff and npo; γ (retain task loss) in scrub."}
+    )
     retain_loss: str = field(
         default="nll", metadata={"help": "Retain term of grad_diff/npo: nll | kl (KL to the original model)."}
     )
@@ -107,6 +123,21 @@ class UnlearningArguments(TrainingArguments):
         default=0.1, metadata={"help": "β of NPO: inverse temperature on each forget sequence's log-likelihood ratio "
                                "(summed over its tokens); the push fades once it is ~e^(1/β) less likely."}
     )
+    scrub_kl_weight: float = field(
+        default=0.5, metadata={"help": "SCRUB: weight α of the teacher KL on retain (reference: 0.5)."}
+    )
+    scrub_temperature: float = field(
+        default=4.0, metadata={"help": "SCRUB: distillation temperature T (reference: 4)."}
+    )
+    scrub_msteps: int | None = field(
+        default=None,
+        metadata={"help": "SCRUB: forget-epochs with max-steps, min-steps only after (None = first half of the run; "
+                  "reference: 3 of 6 epochs)."},
+    )
+    ssd_alpha: float = field(
+        default=10.0, metadata={"help": "SSD: dampen weights whose forget importance > α × full importance (10)."}
+    )
+    ssd_lambda: float = field(default=1.0, metadata={"help": "SSD: dampening constant λ (reference: 1)."})
     task: str | None = field(
         default=None,
         metadata={"help": "single_label | multi_label | causal_lm | image_classification (None = infer)."},
@@ -202,6 +233,15 @@ class UnlearningArguments(TrainingArguments):
         if self.retain_loss not in ("nll", "kl"):
             raise ValueError(f"retain_loss={self.retain_loss!r}; choose 'nll' (the task loss) or 'kl' (KL to the "
                              "original model on retain rows).")
+        if self.tau_gate not in TAU_GATES:
+            raise ValueError(f"tau_gate={self.tau_gate!r}; choose one of {', '.join(TAU_GATES)}.")
+        for name in ("scrub_temperature", "ssd_alpha", "ssd_lambda"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be > 0.")
+        if self.scrub_kl_weight < 0:
+            raise ValueError(f"scrub_kl_weight={self.scrub_kl_weight} must be ≥ 0.")
+        if self.scrub_msteps is not None and self.scrub_msteps < 0:
+            raise ValueError(f"scrub_msteps={self.scrub_msteps} must be ≥ 0, or None for the first half of the run.")
         if self.retain_weight < 0:
             raise ValueError(f"retain_weight={self.retain_weight} must be ≥ 0.")
         if not 0.0 <= self.lr_min_ratio <= 1.0:

@@ -147,8 +147,13 @@ class PersistenceMixin:
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
         """Run the unlearning; ``resume_from_checkpoint`` (a folder, or True for the last intact checkpoint of this
-        job in ``output_dir``) also restores τ, its history and α₀. Damaged checkpoints and other jobs' are refused."""
+        job in ``output_dir``) also restores τ, its history and α₀. Damaged checkpoints and other jobs' are refused.
+        One-shot methods (e.g. ``ssd``) edit the model once instead (`one_shot.run_one_shot`)."""
         output_dir = self.args.output_dir
+        if self.method.one_shot is not None and resume_from_checkpoint:
+            from .one_shot import run_one_shot
+
+            return run_one_shot(self, resume_from_checkpoint)  # refuses: a one-shot method has no checkpoints
         with self._output_lock():
             if resume_from_checkpoint is True:
                 resume_from_checkpoint = last_complete_checkpoint(output_dir, self.job)
@@ -167,7 +172,12 @@ class PersistenceMixin:
                     f"output_dir={output_dir!r} already holds a model saved by another job. Pass "
                     "overwrite_output_dir=True to replace it, or choose another output_dir."
                 )
-            output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+            if self.method.one_shot is not None:  # no training steps (e.g. ssd): the model is edited once
+                from .one_shot import run_one_shot
+
+                output = run_one_shot(self)
+            else:
+                output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
         self._delete_checkpoints_after_save = not self.args.keep_checkpoints
         return output
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -23,6 +24,8 @@ from .guards import NonFiniteGuard
 from .losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses, supervised_token_counts
 from .masking import drop_unsupervised, supervised_rows
 from .methods import ObjectiveInputs, get_method
+from .modes import eval_mode
+from .one_shot import method_reference_outputs
 from .peft_utils import wrap_with_peft
 from .persistence import PersistenceMixin
 from .reference import kl_retain_losses, reference_outputs
@@ -103,6 +106,9 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         check_held_out(forget_dataset, retain_dataset, validation_dataset)
         self.job = job_fingerprint(args, self.method.hparams, self.samples_per_step, forget_dataset, retain_dataset,
                                    validation_dataset)
+        if self.method.tasks and self.task is not None and self.task not in self.method.tasks:
+            raise ValueError(f"method={args.method!r} applies to {', '.join(self.method.tasks)}, not "
+                             f"task={self.task!r}; choose another method (nabla_tau, npo, grad_diff fit every task).")
         self._fresh_adapters = peft_config is not None
         if peft_config is not None:
             model = wrap_with_peft(model, peft_config, args.gradient_checkpointing)
@@ -253,27 +259,31 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         if "num_forget" not in inputs and "forget" not in inputs:
             losses, logits = self._per_sample(model, inputs)
             return (losses.mean(), {"logits": logits}) if return_outputs else losses.mean()
-        forget_losses, retain_losses, forget_inputs, logits, retain_part = self._paired_losses(model, inputs)
-        ref_losses = counts = None
-        def reference(fn):
-            return reference_outputs(self.accelerator, self.ref_model, model, fn)
-
-        if self.method.needs_reference:
-            ref_losses = reference(lambda ref: self._per_sample(ref, forget_inputs)[0])
-        if self.kl_retain and retain_part is not None:
-            retain_in, retain_logits = retain_part
-            retain_losses = kl_retain_losses(reference, retain_in, retain_logits,
+        forget_losses, retain_losses, forget_inputs, logits, halves = self._paired_losses(model, inputs)
+        method = self.method
+        ref = method_reference_outputs(self, model, forget_inputs, halves["retain_inputs"]) \
+            if method.needs_reference else {}
+        ref_losses, counts = ref.get("forget_losses"), None
+        if self.kl_retain and halves["retain_logits"] is not None:
+            retain_in = halves["retain_inputs"]
+            retain_losses = kl_retain_losses(lambda fn: reference_outputs(self.accelerator, self.ref_model, model, fn),
+                                             retain_in, halves["retain_logits"],
                                              self.task or infer_task(model, retain_in["labels"]))
         forget_losses, retain_losses, ref_losses = drop_unsupervised(self.task, inputs, forget_losses, retain_losses,
                                                                      ref_losses)
         if self.task == "causal_lm" and forget_losses is not None:
             counts = supervised_token_counts(forget_inputs["labels"])
             counts = counts[counts > 0]  # the rows drop_unsupervised kept
-        alpha = self.current_alpha() if self.method.needs_alpha else 0.0
-        hparams = {name: getattr(self.args, name) for name in self.method.hparams}
-        loss = self.method.objective(
+        alpha = self.current_alpha() if method.needs_alpha else 0.0
+        hparams = {name: getattr(self.args, name) for name in method.hparams}
+        step = self.state.global_step
+        logit_kw = dict(forget_logits=halves["forget_logits"], retain_logits=halves["retain_logits"],
+                        **ref.get("logits", {})) if method.needs_logits else {}
+        loss = method.objective(
             ObjectiveInputs(forget_losses, retain_losses, tau=self.tau, alpha=alpha,
-                            ref_forget_losses=ref_losses, forget_token_counts=counts, hparams=hparams)
+                            ref_forget_losses=ref_losses, forget_token_counts=counts, hparams=hparams,
+                            progress=step / max(1, self.state.max_steps),
+                            epoch=step / max(1, self.steps_per_forget_epoch), **logit_kw)
         )
         self._record(alpha, forget_losses, retain_losses)
         if self.model.training:
@@ -286,8 +296,16 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
     def _paired_losses(self, model, inputs):
         """Per-sample forget and retain losses: one forward pass over a fused batch, or one per half.
 
-        Returns ``(forget, retain, forget inputs, logits, (retain inputs, retain logits) or None)``."""
+        Returns ``(forget losses, retain losses, forget inputs, logits, halves)``; ``halves`` holds the retain inputs
+        and each half's logits. With ``tau_gate="eval"`` (∇τ) the forget half runs in eval mode (no dropout, with
+        gradients) and the retain half in train mode: two passes, also for a fused batch.
+        """
         method = self.method
+        eval_gate = self.args.tau_gate == "eval" and method.needs_tau and method.uses_forget and model.training
+        if "num_forget" in inputs and eval_gate:  # one pass cannot switch dropout off for the forget rows only
+            rest = {k: v for k, v in inputs.items() if k != "num_forget"}
+            n = int(inputs["num_forget"])
+            inputs = {"forget": _rows(rest, 0, n), "retain": _rows(rest, n, None)}
         if "num_forget" in inputs:
             inputs = dict(inputs)
             n = int(inputs.pop("num_forget"))
@@ -303,19 +321,23 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
             offset = n if method.uses_forget else 0
             forget = losses[:n] if method.uses_forget else None
             retain = losses[offset:] if method.uses_retain else None
-            retain_part = (retain_in, logits[offset:]) if method.uses_retain else None
-            return forget, retain, forget_in, logits, retain_part
+            halves = {"retain_inputs": retain_in, "forget_logits": logits[:n] if method.uses_forget else None,
+                      "retain_logits": logits[offset:] if method.uses_retain else None}
+            return forget, retain, forget_in, logits, halves
         forget_in, retain_in = inputs["forget"], inputs["retain"]
-        forget = retain = logits = retain_part = None
+        forget = retain = logits = forget_logits = None
         if method.uses_forget:
             batch = dict(forget_in)
             if method.relabel is not None:
                 batch["labels"] = self._relabel(batch["labels"])
-            forget, logits = self._per_sample(model, batch)
+            with eval_mode(model) if eval_gate else contextlib.nullcontext():
+                forget, forget_logits = self._per_sample(model, batch)
+            logits = forget_logits
         if method.uses_retain:
             retain, logits = self._per_sample(model, retain_in)
-            retain_part = (retain_in, logits)
-        return forget, retain, forget_in, logits, retain_part
+        halves = {"retain_inputs": retain_in, "forget_logits": forget_logits,
+                  "retain_logits": logits if method.uses_retain else None}
+        return forget, retain, forget_in, logits, halves
 
     def _relabel(self, labels: torch.Tensor) -> torch.Tensor:
         num_classes = getattr(self.accelerator.unwrap_model(self.model).config, "num_labels", 0)

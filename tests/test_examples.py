@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -50,13 +51,14 @@ def test_vit_class_removal(tmp_path: Path) -> None:
     proc = run_example("unlearn_vit.py", *VIT_FAST, "--forget_classes", "3", "--output_dir", str(out))
     audit = read_audit(out)
     assert {"original", "unlearned"} <= set(audit["comparison"]["models"])
-    assert audit["tau_source"] == "log(num_labels)"
+    assert audit["tau_source"] == "2 × log(num_labels)"
+    assert audit["tau_history"][0]["tau"] == pytest.approx(2 * math.log(10))
     n_forget, n_train = audit["sizes"]["forget"], audit["sizes"]["forget"] + audit["sizes"]["retain"]
     assert audit["alpha0"] == pytest.approx(min(5 / 3 * n_forget / n_train, 0.9))  # the image α rule
     before, after = audit["class_accuracy"]["original"], audit["class_accuracy"]["unlearned"]
     assert before["forget_class_test_accuracy"] > 0.6
     assert after["forget_class_test_accuracy"] < 0.2  # forgotten, like a model that never saw the class
-    assert after["other_classes_test_accuracy"] > before["other_classes_test_accuracy"] - 0.15
+    assert after["remaining_classes_test_accuracy"] > before["remaining_classes_test_accuracy"] - 0.15
     assert model_numbers(audit, "unlearned")["forget_accuracy"] < model_numbers(audit, "original")["forget_accuracy"]
     assert "class removal (test set)" in proc.stdout
 

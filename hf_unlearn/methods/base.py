@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -10,13 +10,17 @@ import torch
 
 @dataclass
 class ObjectiveInputs:
-    """Everything an objective may read: per-sample losses and scalars, never a model or a dataset.
+    """Everything an objective may read: per-sample losses, logits and scalars, never a model or a dataset.
 
     ``forget_losses`` / ``retain_losses`` are 1-D tensors (``None`` when the method does not use that half);
     ``ref_forget_losses`` are the frozen reference model's per-sample forget losses (methods with
     ``needs_reference``); ``forget_token_counts`` the supervised tokens per forget sequence (causal LMs; ``None``
     for classifiers), for objectives on the sequence log-probability; ``hparams`` holds the method's own
     hyperparameters by name. With ``retain_loss="kl"`` the ``retain_losses`` are per-sample KL(p_ref ‖ p_θ).
+    Methods with ``needs_logits`` also get the model's logits per half (``forget_logits`` / ``retain_logits``,
+    ``[batch, classes]``) and, with ``needs_reference``, the reference model's (``ref_forget_logits`` /
+    ``ref_retain_logits``, no gradient). ``progress`` is the fraction of the run's optimizer steps done (0 at the
+    first step) and ``epoch`` the forget-epochs done, for methods with phases.
     """
 
     forget_losses: torch.Tensor | None
@@ -26,10 +30,19 @@ class ObjectiveInputs:
     ref_forget_losses: torch.Tensor | None = None
     forget_token_counts: torch.Tensor | None = None
     hparams: dict[str, float] = field(default_factory=dict)
+    forget_logits: torch.Tensor | None = None
+    retain_logits: torch.Tensor | None = None
+    ref_forget_logits: torch.Tensor | None = None
+    ref_retain_logits: torch.Tensor | None = None
+    progress: float = 0.0
+    epoch: float = 0.0
 
 
 Objective = Callable[[ObjectiveInputs], torch.Tensor]
 Relabel = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
+BatchLoss = Callable[[torch.nn.Module, dict], torch.Tensor]
+# one_shot(model, forget_batches, full_batches, batch_loss, hparams) -> summary metrics; edits the model in place
+OneShot = Callable[[torch.nn.Module, Iterable[dict], Iterable[dict], BatchLoss, dict[str, float]], dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -38,7 +51,7 @@ class Method:
 
     Attributes:
         name: registry key (``UnlearningArguments.method``).
-        objective: pure function ``ObjectiveInputs -> scalar loss``.
+        objective: pure function ``ObjectiveInputs -> scalar loss`` (``None`` for one-shot methods).
         uses_forget / uses_retain: which half of each paired batch the objective reads (the other half is not
             run through the model).
         needs_tau: τ (held-out loss) is computed and refreshed for it.
@@ -46,19 +59,29 @@ class Method:
         needs_reference: a frozen copy of the original model is built (and only then).
         supports_kl_retain: ``retain_loss="kl"`` applies (the retain term becomes the KL to the reference on retain
             rows; the reference is then built for it).
+        needs_logits: the objective reads logits (and, with ``needs_reference``, the reference's logits on both
+            halves it uses) besides per-sample losses.
+        tasks: the tasks (``losses.TASKS``) the method applies to; empty = all.
+        one_shot: a method without training steps: ``one_shot(model, forget_batches, full_batches, batch_loss,
+            hparams)`` edits the model in place and returns summary metrics; ``full_batches`` iterates the whole
+            training data (retain ∪ forget), ``batch_loss(model, batch)`` is the mean loss of a batch.
+            `UnlearningTrainer.train()` runs it instead of the training loop.
         relabel: replaces the forget labels before the forward pass (random-label methods); classification only.
         length_multiplier: run length relative to the automatic number of forget-epochs.
         hparams: names of the ``UnlearningArguments`` fields the objective reads.
     """
 
     name: str
-    objective: Objective
+    objective: Objective | None = None
     uses_forget: bool = True
     uses_retain: bool = True
     needs_tau: bool = False
     needs_alpha: bool = False
     needs_reference: bool = False
     supports_kl_retain: bool = False
+    needs_logits: bool = False
+    tasks: tuple[str, ...] = ()
+    one_shot: OneShot | None = None
     relabel: Relabel | None = None
     length_multiplier: float = 1.0
     hparams: tuple[str, ...] = ()
@@ -72,6 +95,8 @@ def register(method: Method) -> Method:
     """Add a method to the registry (a new method is one small module that calls this)."""
     if method.name in METHODS:
         raise ValueError(f"A method named {method.name!r} is already registered.")
+    if (method.objective is None) == (method.one_shot is None):
+        raise ValueError(f"Method {method.name!r} needs exactly one of objective= (trained) or one_shot= (no steps).")
     METHODS[method.name] = method
     return method
 

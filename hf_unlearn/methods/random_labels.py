@@ -1,7 +1,13 @@
-"""Random labels (Amnesiac unlearning, Graves et al. 2021): fine-tune on forget samples with wrong labels + retain.
+"""Random labels: the Amnesiac-style baseline (Graves et al., AAAI 2021, "Amnesiac Machine Learning"; the
+``amnesiac`` strategy of the SSD reference code compared in the ∇τ paper): fine-tune on the forget samples with
+wrong labels together with the retain samples.
 
-Classification only: each forget label is replaced by a random *other* class (multi-label: a random multi-hot
-vector with the same number of positives) before the forward pass.
+Each step's loss is the mean cross-entropy over the paired batch, the forget half relabelled. (The reference
+shuffles the relabelled forget samples into the retain set and trains 3 epochs at LR 1e-4; here every step pairs
+a forget and a retain batch, so forget samples weigh as much as retain ones, for the usual run length.) Classification
+only: each forget label is replaced by a random *other* class (multi-label: a random multi-hot vector with the
+same number of positives) before the forward pass. (Amnesiac's other variant, subtracting the stored updates of
+the batches that held forget samples, needs the original training run's updates and is not implemented.)
 """
 
 from __future__ import annotations
@@ -36,6 +42,6 @@ RANDOM_LABELS = register(
         name="random_labels",
         objective=_objective,
         relabel=random_relabel,
-        description="mean loss over forget samples with random wrong labels and retain samples.",
+        description="Amnesiac-style: mean loss over forget samples with random wrong labels and retain samples.",
     )
 )

@@ -1,0 +1,68 @@
+"""What `UnlearningTrainer` runs beside its step: one-shot methods (no optimizer steps, e.g. SSD) in place of the
+training loop, and the frozen reference model's outputs for methods that compare against it (NPO, SCRUB)."""
+
+from __future__ import annotations
+
+import time
+
+from torch.utils.data import ConcatDataset, DataLoader
+from transformers.trainer_utils import TrainOutput
+
+from .losses import per_sample_losses
+from .reference import reference_outputs
+
+
+def run_one_shot(trainer, resume_from_checkpoint=None) -> TrainOutput:
+    """Apply ``trainer.method.one_shot`` to ``trainer.model`` and return a `TrainOutput` (0 steps).
+
+    The method sees batches of the forget set and of the full training data (retain ∪ forget, in that order),
+    ``per_device_train_batch_size`` rows each, unshuffled; every process reads all of them (no sharding), so all
+    processes make the same edit. Logs ``train_runtime`` and the method's summary through ``trainer.log``.
+    """
+    if resume_from_checkpoint:
+        raise ValueError(f"method={trainer.args.method!r} is one-shot (no training steps): there is no checkpoint "
+                         "to resume from. Run train() without resume_from_checkpoint.")
+    if trainer._fresh_adapters:
+        raise ValueError(f"method={trainer.args.method!r} edits the trained weights once; fresh PEFT adapters hold "
+                         "none of the model's knowledge. Run it without peft_config (on the full model).")
+    args = trainer.args
+    forget = trainer._strip(trainer.forget_dataset, "forget")
+    retain = trainer._strip(trainer.retain_dataset, "retain")
+
+    def batches(dataset):
+        return DataLoader(dataset, batch_size=args.per_device_train_batch_size, shuffle=False,
+                          collate_fn=trainer.data_collator, num_workers=args.dataloader_num_workers)
+
+    def batch_loss(model, batch):
+        return per_sample_losses(model, trainer._prepare_inputs(batch), loss_fn=trainer.loss_fn)[0].mean()
+
+    state, control = trainer.state, trainer.control
+    state.max_steps, state.global_step, state.epoch = 0, 0, 0.0
+    trainer.control = trainer.callback_handler.on_train_begin(args, state, control)
+    start = time.perf_counter()
+    hparams = {name: getattr(args, name) for name in trainer.method.hparams}
+    summary = trainer.method.one_shot(trainer.model, batches(forget), batches(ConcatDataset([retain, forget])),
+                                      batch_loss, hparams)
+    metrics = {"train_runtime": round(time.perf_counter() - start, 4), **(summary or {})}
+    trainer.log(dict(metrics))
+    trainer.control = trainer.callback_handler.on_train_end(args, state, trainer.control)
+    return TrainOutput(global_step=0, training_loss=0.0, metrics=metrics)
+
+
+def method_reference_outputs(trainer, model, forget_inputs, retain_inputs) -> dict:
+    """The frozen reference's outputs for one paired step (no gradients): its per-sample forget losses
+    (``forget_losses``) and, for methods that read logits, its logits on each half the method uses
+    (``logits``: ``ref_forget_logits`` / ``ref_retain_logits``). Without ``trainer.ref_model`` the reference is
+    ``model`` with its (fresh PEFT) adapters disabled (`reference.reference_outputs`)."""
+    method = trainer.method
+    halves = {"forget": forget_inputs if method.uses_forget else None,
+              "retain": retain_inputs if method.uses_retain and method.needs_logits else None}
+    out: dict = {"logits": {}}
+    for half, batch in halves.items():
+        if batch is None:
+            continue
+        losses, logits = reference_outputs(trainer.accelerator, trainer.ref_model, model,
+                                           lambda ref, batch=batch: trainer._per_sample(ref, batch))
+        out[f"{half}_losses"] = losses
+        out["logits"][f"ref_{half}_logits"] = logits
+    return out
