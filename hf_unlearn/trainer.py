@@ -103,12 +103,12 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
                                vocab_size=getattr(config, "vocab_size", None), config=config)
         if self.method.relabel is not None and self.task == "causal_lm":
             raise ValueError(f"method={args.method!r} relabels classes; it does not apply to causal LMs.")
-        check_held_out(forget_dataset, retain_dataset, validation_dataset)
-        self.job = job_fingerprint(args, self.method.hparams, self.samples_per_step, forget_dataset, retain_dataset,
-                                   validation_dataset)
         if self.method.tasks and self.task is not None and self.task not in self.method.tasks:
             raise ValueError(f"method={args.method!r} applies to {', '.join(self.method.tasks)}, not "
                              f"task={self.task!r}; choose another method (nabla_tau, npo, grad_diff fit every task).")
+        check_held_out(forget_dataset, retain_dataset, validation_dataset)
+        self.job = job_fingerprint(args, self.method.hparams, self.samples_per_step, forget_dataset, retain_dataset,
+                                   validation_dataset)
         self._fresh_adapters = peft_config is not None
         if peft_config is not None:
             model = wrap_with_peft(model, peft_config, args.gradient_checkpointing)
