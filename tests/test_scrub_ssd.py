@@ -81,7 +81,7 @@ def test_scrub_refuses_causal_lm(tmp_path):
     args = UnlearningArguments(str(tmp_path / "x"), method="scrub", report_to=[])
     with pytest.raises(ValueError, match="method='scrub' applies to single_label, image_classification"):
         UnlearningTrainer(model=model, args=args, forget_dataset=data.select(range(4)),
-                          retain_dataset=data.select(range(4, 16)), validation_dataset=token_dataset(8, 1))
+                          retain_dataset=data.select(range(4, 16)), validation_dataset=token_dataset(8, 1).map(lambda r: {"labels": r["input_ids"]}))
 
 
 def test_ssd_dampens_only_weights_more_important_to_the_forget_set():
