@@ -79,9 +79,10 @@ def test_scrub_refuses_causal_lm(tmp_path):
                                          num_attention_heads=2, num_key_value_heads=2))
     data = token_dataset(16, 0).map(lambda r: {"labels": r["input_ids"]})
     args = UnlearningArguments(str(tmp_path / "x"), method="scrub", report_to=[])
+    held_out = token_dataset(8, 1).map(lambda r: {"labels": r["input_ids"]})
     with pytest.raises(ValueError, match="method='scrub' applies to single_label, image_classification"):
         UnlearningTrainer(model=model, args=args, forget_dataset=data.select(range(4)),
-                          retain_dataset=data.select(range(4, 16)), validation_dataset=token_dataset(8, 1).map(lambda r: {"labels": r["input_ids"]}))
+                          retain_dataset=data.select(range(4, 16)), validation_dataset=held_out)
 
 
 def test_ssd_dampens_only_weights_more_important_to_the_forget_set():
