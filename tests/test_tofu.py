@@ -16,7 +16,7 @@ from hf_unlearn.audit.tofu import answer_nll, rouge_l_recall, tofu_markdown
 from hf_unlearn.data import CausalLMCollator, tokenize_qa
 from hf_unlearn.hub import _eval_results
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "tofu"
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "tofu_sample"
 
 
 def byte_tokenizer() -> PreTrainedTokenizerFast:
