@@ -13,7 +13,6 @@ fork of the benchmark process (same, small heap history).
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import gc
 import json
@@ -32,7 +31,7 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
 
 from hf_unlearn.data.sampling import ForgetRetainSampler
-from hf_unlearn.provenance import git_commit, versions
+from hf_unlearn.provenance import cpu_name, git_commit, versions
 
 CUDA = torch.cuda.is_available()
 CLOCKS = ("wall", "cpu")
@@ -183,10 +182,7 @@ def in_child(fn):
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:
-        cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name() if CUDA else None, "torch": torch.__version__,
             "transformers": transformers.__version__, "python": platform.python_version(),
             **git_commit(Path(__file__)), "versions": versions()}

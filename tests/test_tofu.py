@@ -2,13 +2,13 @@
 way after training on the forget answers, and the report / JSON / markdown / card carrying them."""
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from datasets import load_dataset
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from hf_unlearn.audit import TofuData, UnlearningReport, audit_model, tofu_metrics, truth_ratios
@@ -20,13 +20,11 @@ SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "tofu_sampl
 
 
 def byte_tokenizer() -> PreTrainedTokenizerFast:
-    vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    for special in ("<s>", "</s>", "<pad>"):
-        vocab[special] = len(vocab)
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    backend.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    """The causal-LM example's byte-level tokenizer (one definition, imported)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from unlearn_causal_lm import byte_tokenizer as example_tokenizer
+
+    return example_tokenizer()
 
 
 @pytest.fixture(scope="module")
