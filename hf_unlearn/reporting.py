@@ -34,8 +34,10 @@ class ReportingMixin:
         self.save_audit(report, before=before)
         return report
 
-    def save_audit(self, report, *, before=None, comparison=None, timings: dict | None = None) -> None:
-        """Write ``audit.json`` (report, comparison, timings, τ history) and PNG plots into ``output_dir``."""
+    def save_audit(self, report, *, before=None, comparison=None, timings: dict | None = None,
+                   extra: dict | None = None) -> None:
+        """Write ``audit.json`` (report, comparison, timings, τ history, ``extra`` keys) and PNG plots into
+        ``output_dir``."""
         self.last_audit, self.last_comparison = report, comparison
         if not self.args.should_save:
             return
@@ -46,6 +48,7 @@ class ReportingMixin:
             content["comparison"] = comparison.to_dict()
         if timings:
             content["timings"] = timings
+        content.update(extra or {})
         with open(os.path.join(self.args.output_dir, "audit.json"), "w") as f:
             json.dump(content, f, indent=2)
         report.plot(self.args.output_dir, before=before)
@@ -55,8 +58,10 @@ class ReportingMixin:
         """Write ``README.md`` with the hf-unlearn card: tags, arguments, forget-set size, audit, citation."""
         from .hub import write_model_card
 
-        write_model_card(self, self.args.output_dir, model_name=model_name, finetuned_from=finetuned_from,
-                         dataset=dataset, license=license, language=language, tags=tags)
+        given = {"model_name": model_name, "finetuned_from": finetuned_from, "dataset": dataset, "license": license,
+                 "language": language, "tags": tags}
+        metadata = {**self.card_metadata, **{k: v for k, v in given.items() if v}}
+        write_model_card(self, self.args.output_dir, **metadata)
 
     def push_to_hub(self, commit_message: str | None = "End of unlearning", blocking: bool = True,
                     token: str | None = None, revision: str | None = None, private: bool | None = None, **kwargs):

