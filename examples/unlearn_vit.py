@@ -12,9 +12,9 @@ from the data, trains the "original" model on forget + retain, optionally a "ret
 
 Quick runs::
 
-    python examples/unlearn_vit.py --dataset digits --output_dir out/vit_digits --retrain
-    python examples/unlearn_vit.py --forget_classes 3 --output_dir out/vit_mnist_class3 --retrain
-    python examples/unlearn_vit.py --forget_fraction 0.15 --data_dir ../shared/data/mnist --output_dir out/vit_rand
+    python examples/unlearn_vit.py --dataset digits --output_dir outputs/vit_digits --retrain
+    python examples/unlearn_vit.py --forget_classes 3 --output_dir outputs/vit_mnist_class3 --retrain
+    python examples/unlearn_vit.py --forget_fraction 0.15 --data_dir ../shared/data/mnist --output_dir outputs/vit_rand
 
 Class removal keeps the remaining classes' accuracy with three settings (each overridable): τ = 2 × log(num_labels)
 (``--class_removal_tau``), learning rate 3e-4 instead of the image default 1e-3, and twice the automatic run length
@@ -196,8 +196,9 @@ def class_accuracy(model: Any, test: Dataset, classes: list[int]) -> dict[str, f
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = script_parser((ScriptArguments, UnlearningArguments), __doc__, argv, prog="unlearn_vit.py")
-    parser.set_defaults(output_dir="vit_unlearned", per_device_train_batch_size=64, per_device_eval_batch_size=256,
-                        learning_rate=None, logging_steps=5, report_to="none", disable_tqdm=True,
+    parser.set_defaults(output_dir="outputs/vit_unlearned", per_device_train_batch_size=64,
+                        per_device_eval_batch_size=256, learning_rate=None, logging_steps=5, report_to="none",
+                        disable_tqdm=True,
                         # The image α₀ rule. Explicit because training sets config.problem_type, which then makes
                         # the task inference read the ViT as a (text-style) single-label classifier.
                         modality="image")

@@ -85,7 +85,7 @@ def test_causal_lm_tiny_forgets_and_leaks_no_text(tmp_path: Path) -> None:
     assert original["forget_loss"] < original["test_loss"]  # the fine-tuned model memorised the forget rows
     assert set(unlearned["lm_attacks"]) >= {"loss_auc", "min_k_auc", "zlib_auc"}
     assert unlearned["lm_attacks"]["loss_auc"] < original["lm_attacks"]["loss_auc"]
-    assert (out / "finetuned" / "finetune_recipe.json").is_file()
+    assert (out / "_finetuned" / "finetune_recipe.json").is_file()
 
     # Privacy: no forget question or answer of the run appears in any output file or in the console.
     forget, _ = load_tofu(default_data_dir() / "tofu", forget="forget10")
