@@ -21,14 +21,15 @@ from pathlib import Path
 
 from hf_unlearn import UnlearningArguments
 from hf_unlearn.cli_config import load_job
-from hf_unlearn.jobs import JobArguments, run_job
+from hf_unlearn.jobs import MAIN_JOB_OPTIONS, JobArguments, run_job
 from hf_unlearn.scripts import run_script, script_parser
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "goemotions_minilm.yaml"
 
 
 def main(argv: list[str]) -> None:
-    parser = script_parser((JobArguments, UnlearningArguments), __doc__, argv, prog="unlearn_bert.py")
+    parser = script_parser((JobArguments, UnlearningArguments), __doc__, argv, prog="unlearn_bert.py",
+                           brief=MAIN_JOB_OPTIONS)
     job, args = load_job(CONFIG, argv, parser, report_to="none")
     run_job(job, args)
 

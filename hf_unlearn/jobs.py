@@ -89,6 +89,10 @@ class JobArguments:
         "help": f"A tiny smoke run ({', '.join(f'{k}={v}' for k, v in QUICK.items())}); explicit flags win."})
 
 
+#: the main job's options listed by `examples/unlearn_bert.py --help` (every other one works; --help_all lists them)
+MAIN_JOB_OPTIONS = ("data_dir", "model", "original_model", "forget_fraction", "forget_classes", "forget_ids",
+                    "train_rows", "val_rows", "test_rows", "original_epochs", "original_lr", "max_length",
+                    "audit_max_retain", "retrain", "quick")
 #: what defines a job's data and forget set: recorded in job.json; `audit` refuses a config that contradicts them
 DATA_KEYS = ("dataset", "data_dir", "hub_dataset", "data_files", "dataset_config", "text_column", "label_column",
              "id_column", "forget_split", "train_rows", "forget_rows", "val_rows", "test_rows", "max_length",

@@ -44,8 +44,8 @@ def require_local(spec: str, what: str = "model") -> None:
         return
     first = spec.replace(os.sep, "/").split("/")[0]
     if os.path.isabs(spec) or spec.startswith((".", "~")) or spec.count("/") > 1 or (first and os.path.isdir(first)):
-        raise FileNotFoundError(f"{what} {spec!r} not found (relative paths start from {os.getcwd()}): pass an "
-                                "existing folder (e.g. the output_dir of a run) or a Hub model id.")
+        raise FileNotFoundError(f"{what} {spec!r} not found: no such model folder (relative paths start from "
+                                f"{os.getcwd()}). Pass an existing folder (e.g. the output_dir of a run) or a Hub id.")
 
 
 def resolve(spec: str, what: str = "model") -> tuple[str, str | None]:

@@ -25,9 +25,9 @@ from typing import Any
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .callbacks import check_finite_weights
 from .checkpoints import check_same_job, checkpoint_folders, last_complete_checkpoint, read_state, write_state
 from .fingerprint import job_differences
-from .guards import check_finite_weights
 from .peft_utils import is_peft_model, merged_copy
 
 try:

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
-import torch
+from .data.selection import sample_rows
 
 
 class ReportingMixin:
-    """Audit, model card and Hub push for `UnlearningTrainer` (kept apart from the training step)."""
+    """Audit, model card and Hub push for `UnlearningTrainer` (kept apart from the training step).
+
+    Reads these attributes, which `UnlearningTrainer.__init__` sets (with ``transformers.Trainer``'s own ``args``,
+    ``model``, ``accelerator``, ``data_collator``, ``state``, and its ``_strip``):
+    """
+
+    forget_dataset: Any
+    retain_dataset: Any
+    alpha0: float
+    tau_history: list[dict[str, float]]
+    last_audit: Any
+    last_comparison: Any
+    card_metadata: dict[str, Any]
 
     def audit(self, test_dataset=None, *, before=None, max_retain: int | None = 500, **kwargs):
         """Audit the model now: forget set vs ``test_dataset`` (default: ``eval_dataset``), retain utility.
@@ -23,10 +36,7 @@ class ReportingMixin:
         test = test_dataset if test_dataset is not None else self.eval_dataset
         if test is None:
             raise ValueError("audit() needs held-out test data: pass test_dataset=... or set eval_dataset.")
-        retain = self.retain_dataset
-        if max_retain is not None and len(retain) > max_retain:
-            retain = retain.select(range(max_retain)) if hasattr(retain, "select") else \
-                torch.utils.data.Subset(retain, range(max_retain))
+        retain = sample_rows(self.retain_dataset, max_retain, self.args.seed)  # the same rows as the job's audit
         forget, test, retain = (self._strip(d, "audit") for d in (self.forget_dataset, test, retain))
         model = self.accelerator.unwrap_model(self.model)
         report = audit_model(model, forget=forget, test=test, retain=retain, data_collator=self.data_collator,

@@ -38,9 +38,10 @@ class _ScriptParser(ArgParser):
 
 
 def script_parser(dataclass_types: Sequence[type], doc: str | None, argv: Sequence[str] | None = None,
-                  prog: str | None = None) -> ArgParser:
+                  prog: str | None = None, brief: Sequence[str] | None = None) -> ArgParser:
     """An ``HfArgumentParser`` for an example script: ``--help`` prints ``doc`` first, then a one-line usage and the
-    script's options; ``--help_all`` (in ``argv``) lists every option. Parse errors raise `CLIError` (one line)."""
+    script's options (of the first dataclass only those named in ``brief``, when given); ``--help_all`` (in
+    ``argv``) lists every option. Parse errors raise `CLIError` (one line)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _ScriptParser(dataclass_types, prog=prog, doc=doc or "",
                            usage="%(prog)s [--option value ...]  (--help: the script's options, --help_all: all)")
@@ -50,6 +51,8 @@ def script_parser(dataclass_types: Sequence[type], doc: str | None, argv: Sequen
     parser.add_argument("--help_all", action="help", help="Also list the ~200 TrainingArguments options.")
     own = {f.name for t in dataclass_types for f in fields(t) if f.name in getattr(t, "__annotations__", {})}
     hidden = {f.name for f in fields(TrainingArguments)} - own - set(SHOWN_TRAINING_OPTIONS)
+    if brief is not None:
+        hidden |= {f.name for f in fields(dataclass_types[0])} - set(brief)
     for action in parser._actions:
         if action.dest in hidden:
             action.help = argparse.SUPPRESS

@@ -15,12 +15,13 @@ from transformers import DataCollatorForSeq2Seq, Trainer
 from transformers.trainer_utils import SchedulerType
 
 from .arguments import UnlearningArguments, alpha_at, plan_run
+from .callbacks import NonFiniteGuard, TauStop
 from .data.checks import check_forget_retain, check_model_inputs, is_class_removal
 from .data.collators import ForgetRetainCollator, automatic_fusion
 from .data.holdout import check_held_out
 from .data.sampling import ForgetRetainPairs, ForgetRetainSampler
+from .data.selection import sample_rows
 from .fingerprint import job_fingerprint
-from .guards import NonFiniteGuard
 from .losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses, supervised_token_counts
 from .masking import drop_unsupervised, supervised_rows
 from .methods import ObjectiveInputs, get_method
@@ -30,7 +31,6 @@ from .peft_utils import wrap_with_peft
 from .persistence import PersistenceMixin
 from .reference import kl_retain_losses, reference_outputs
 from .reporting import ReportingMixin
-from .stopping import TauStop
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +86,10 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
                              n_retain=len(retain_dataset), num_labels=getattr(config, "num_labels", None),
                              class_removal=self.method.needs_tau and is_class_removal(forget_dataset, retain_dataset),
                              needs_alpha=self.method.needs_alpha)
-        for key, value in vars(self.plan).items():  # alpha0, fixed_tau, tau_samples, ... as trainer attributes
-            setattr(self, key, value)
+        plan = self.plan  # the resolved automatic defaults, as declared trainer attributes
+        self.modality, self.forget_fraction, self.alpha0 = plan.modality, plan.forget_fraction, plan.alpha0
+        self.samples_per_step, self.steps_per_forget_epoch = plan.samples_per_step, plan.steps_per_forget_epoch
+        self.fixed_tau, self.tau_samples = plan.fixed_tau, plan.tau_samples
         if validation_dataset is None and self.method.needs_tau and self.fixed_tau is None:
             if eval_dataset is None:
                 raise ValueError(
@@ -212,11 +214,7 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         the fixed τ when one is set (``args.tau``, or log(num_labels) for class removal)."""
         if self.fixed_tau is not None:
             return float(self.fixed_tau)
-        dataset = self.validation_dataset
-        limit = self.tau_samples
-        if limit and len(dataset) > limit:
-            generator = torch.Generator().manual_seed(self.args.seed)
-            dataset = _subset(dataset, torch.randperm(len(dataset), generator=generator)[:limit].tolist())
+        dataset = sample_rows(self.validation_dataset, self.tau_samples, self.args.seed)
         loader = self.get_eval_dataloader(dataset)
         model = self.model_wrapped if self.model_wrapped is not None else self.model
         was_training = model.training
@@ -404,9 +402,3 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
 def _rows(inputs: dict[str, Any], start: int, stop: int | None) -> dict[str, Any]:
     """Rows ``start:stop`` of every batched tensor in a batch."""
     return {k: v[start:stop] if isinstance(v, torch.Tensor) and v.dim() > 0 else v for k, v in inputs.items()}
-
-
-def _subset(dataset, indices: list[int]):
-    if hasattr(dataset, "select"):
-        return dataset.select(indices)
-    return torch.utils.data.Subset(dataset, indices)

@@ -329,8 +329,9 @@ def make_splits(
 
 
 def sample_rows(dataset: Dataset, n: int | None, seed: int = 0) -> Dataset:
-    """A seeded random sample of ``n`` rows (all rows when ``n`` is 0/None or at least the dataset size)."""
+    """A seeded random sample of ``n`` rows (all rows when ``n`` is 0/None or at least the dataset size): the one row
+    sampler of the library (data sampling, τ rows, the audit's retain rows). Map-style torch datasets too."""
     if not n or n >= len(dataset):
         return dataset
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n].tolist()
-    return dataset.select(order)
+    return dataset.select(order) if hasattr(dataset, "select") else torch.utils.data.Subset(dataset, order)
