@@ -1,4 +1,4 @@
-"""Causal-LM rows without a supervised token (every label after the first is -100) have no loss to measure.
+"""Rows of a batch: causal-LM rows without a supervised token (every label after the first is -100) have no loss.
 
 The per-sample loss gives such a row 0; counted in a mean it would pull the forget loss, the retain loss and τ
 towards 0. The trainer leaves them out of every mean (τ, forget, retain); the data checks refuse forget and
@@ -49,3 +49,8 @@ def drop_unsupervised(task: str | None, inputs: dict[str, Any], forget: torch.Te
 def count_unsupervised(label_rows: list[list[int]]) -> int:
     """How many label rows have no supervised token after the first position."""
     return sum(1 for row in label_rows if all(v == IGNORE_INDEX for v in list(row)[1:]))
+
+
+def batch_rows(inputs: dict[str, Any], start: int, stop: int | None) -> dict[str, Any]:
+    """Rows ``start:stop`` of every batched tensor in a batch."""
+    return {k: v[start:stop] if isinstance(v, torch.Tensor) and v.dim() > 0 else v for k, v in inputs.items()}

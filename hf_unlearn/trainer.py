@@ -23,7 +23,7 @@ from .data.sampling import ForgetRetainPairs, ForgetRetainSampler
 from .data.selection import sample_rows
 from .fingerprint import job_fingerprint
 from .losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses, supervised_token_counts
-from .masking import drop_unsupervised, supervised_rows
+from .masking import batch_rows, drop_unsupervised, supervised_rows
 from .methods import ObjectiveInputs, get_method
 from .modes import eval_mode
 from .one_shot import method_reference_outputs
@@ -141,8 +141,7 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         self.ref_model = self._build_reference(ref_model) if needs_reference else None
         self.tau: float | None = None
         self.last_audit = self.last_comparison = None
-        #: model-card metadata (``finetuned_from``, ``dataset``, ``license``, ``language``, ``tags``) for every card
-        #: this trainer writes (``save_model``, ``push_to_hub``); set by the job pipeline before the final save
+        #: card metadata (finetuned_from, dataset, license, language, tags) for save_model / push_to_hub cards
         self.card_metadata: dict[str, Any] = {}
         self.tau_step = -1
         self.tau_history: list[dict[str, float]] = []
@@ -306,18 +305,18 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         if "num_forget" in inputs and eval_gate:  # one pass cannot switch dropout off for the forget rows only
             rest = {k: v for k, v in inputs.items() if k != "num_forget"}
             n = int(inputs["num_forget"])
-            inputs = {"forget": _rows(rest, 0, n), "retain": _rows(rest, n, None)}
+            inputs = {"forget": batch_rows(rest, 0, n), "retain": batch_rows(rest, n, None)}
         if "num_forget" in inputs:
             inputs = dict(inputs)
             n = int(inputs.pop("num_forget"))
-            forget_in, retain_in = _rows(inputs, 0, n), _rows(inputs, n, None)
+            forget_in, retain_in = batch_rows(inputs, 0, n), batch_rows(inputs, n, None)
             if method.relabel is not None:
                 inputs["labels"] = inputs["labels"].clone()
                 inputs["labels"][:n] = self._relabel(inputs["labels"][:n])
             if not method.uses_retain:
-                inputs = _rows(inputs, 0, n)
+                inputs = batch_rows(inputs, 0, n)
             elif not method.uses_forget:
-                inputs = _rows(inputs, n, None)
+                inputs = batch_rows(inputs, n, None)
             losses, logits = self._per_sample(model, inputs)
             offset = n if method.uses_forget else 0
             forget = losses[:n] if method.uses_forget else None
@@ -397,8 +396,3 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
                 )
             return prepare_deepspeed_reference(ref, self.accelerator)
         return self.accelerator.prepare_model(ref, evaluation_mode=True)
-
-
-def _rows(inputs: dict[str, Any], start: int, stop: int | None) -> dict[str, Any]:
-    """Rows ``start:stop`` of every batched tensor in a batch."""
-    return {k: v[start:stop] if isinstance(v, torch.Tensor) and v.dim() > 0 else v for k, v in inputs.items()}
