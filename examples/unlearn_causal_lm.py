@@ -57,7 +57,6 @@ from transformers import (
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
 from hf_unlearn.audit import TofuData, UnlearningReport, audit_model, compare, tofu_markdown
 from hf_unlearn.data import CausalLMCollator, default_data_dir, load_tofu, splits_from, tokenize_qa
-from hf_unlearn.hub import write_model_card
 from hf_unlearn.recipes import SMOLLM2_GGUF, load_gguf_causal_lm, smollm2_folder
 from hf_unlearn.scripts import run_script, script_parser
 
@@ -290,7 +289,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{trainer.steps_per_forget_epoch} step(s), {args.per_device_train_batch_size} forget + "
           f"{args.per_device_train_batch_size} retain rows per step, lr {args.learning_rate}.")
     trainer.train()
-    trainer.save_model(out)
     print(f"τ (mean held-out loss) history: {[round(h['tau'], 4) for h in trainer.tau_history]}")
 
     reports["unlearned"] = audit_model(trainer.model, **audit_kw)
@@ -300,12 +298,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = {"model": script.model or ("tiny-llama" if script.tiny else SMOLLM2_GGUF), "sizes": splits.sizes(),
               "method": args.method, "alpha0": trainer.alpha0, "tau_history": trainer.tau_history,
               "comparison": comparison.to_dict(), "tofu": {name: r.tofu for name, r in reports.items()}}
-    trainer.last_audit, trainer.last_comparison = reports["unlearned"], comparison
-    write_model_card(trainer, out)  # the card quotes the audit, TOFU metrics included
-    with open(os.path.join(out, "audit.json"), "w") as f:
-        json.dump(result, f, indent=2)
-    plots = reports["unlearned"].plot(out, before=reports["original"])
-    print(f"Saved the unlearned model, audit.json and {', '.join(os.path.basename(p) for p in plots)} to {out}")
+    extra = {k: v for k, v in result.items() if k not in ("method", "alpha0", "tau_history", "comparison")}
+    trainer.save_audit(reports["unlearned"], before=reports["original"], comparison=comparison, extra=extra)
+    trainer.save_model(out)  # after the audit: the card (written once) quotes it, TOFU metrics included
+    print(f"Saved the unlearned model, its card, audit.json and loss_histograms.png to {out}")
     return result
 
 

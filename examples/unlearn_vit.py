@@ -39,10 +39,8 @@ image processor, ``audit.json`` and PNG plots go to ``--output_dir``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -269,7 +267,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"Unlearning with {args.method}: forget fraction {trainer.forget_fraction:.3f} → α₀ = {trainer.alpha0:.3f}, "
           f"{args.forget_epochs} forget-epoch(s) of {trainer.steps_per_forget_epoch} step(s), lr {args.learning_rate}.")
     trainer.train()
-    trainer.save_model(args.output_dir)
     tau_source = f"{script.class_removal_tau:g} × log(num_labels)" if class_removal else "mean validation loss"
     print(f"τ ({tau_source}) history: {[round(h['tau'], 4) for h in trainer.tau_history]}")
 
@@ -294,12 +291,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "comparison": comparison.to_dict(), "class_accuracy": classes or None,
         "audit_history": callback.history if callback else None,
     }
-    with open(os.path.join(args.output_dir, "audit.json"), "w") as f:
-        json.dump(result, f, indent=2)
-    plots = reports["unlearned"].plot(args.output_dir, before=reports["original"],
-                                      history=callback.history if callback and callback.history else None)
-    print(f"Saved the unlearned model, audit.json and {', '.join(os.path.basename(p) for p in plots)} "
-          f"to {args.output_dir}")
+    if callback and callback.history:
+        reports["unlearned"].history = callback.history  # plotted as audit_history.png
+    extra = {k: v for k, v in result.items() if k not in ("alpha0", "tau_history", "comparison")}
+    trainer.save_audit(reports["unlearned"], before=reports["original"], comparison=comparison, extra=extra)
+    trainer.save_model(args.output_dir)  # after the audit: the card (written once) quotes it
+    print(f"Saved the unlearned model, its card, audit.json and plots to {args.output_dir}")
     return result
 
 

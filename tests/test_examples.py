@@ -73,6 +73,8 @@ def test_vit_random_forget_with_retrain(tmp_path: Path) -> None:
     original, unlearned = model_numbers(audit, "original"), model_numbers(audit, "unlearned")
     assert unlearned["forget_loss"] > original["forget_loss"]
     assert "Gap to the retrained model" in proc.stdout
+    card = (out / "README.md").read_text()  # written once, after the audit (issue 14)
+    assert "## Audit" in card and "No audit was recorded" not in card
 
 
 @pytest.mark.skipif(not (default_data_dir() / "tofu" / "forget10.json").is_file(), reason="needs ../shared/data/tofu")
@@ -112,6 +114,8 @@ def test_causal_lm_runs_offline_on_the_bundled_tofu_sample(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "TOFU source: bundled sample" in proc.stdout and "forget quality" not in proc.stdout
     assert "| forget truth ratio" in proc.stdout and (tmp_path / "out" / "README.md").is_file()
+    card = (tmp_path / "out" / "README.md").read_text()  # written once, after the audit (issue 14)
+    assert "## Audit" in card and "No audit was recorded" not in card
     bad = subprocess.run([sys.executable, str(EXAMPLES / "unlearn_causal_lm.py"), "--tiny", "--data_dir",
                           str(tmp_path / "missing")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "--data_dir" in bad.stderr
