@@ -12,6 +12,7 @@ forget ids, text or labels.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -160,11 +161,20 @@ def describe(job: JobArguments, args: Any, task: str, data: JobData, original: s
     """The job description written beside the model: selector, seeds, data settings, sizes, a forget digest."""
     from .data.holdout import dataset_digest
 
-    return {"job": {k: getattr(job, k) for k in DATA_KEYS}, "selector": selector_of(job) or {"default": True},
-            "seed": args.seed, "data_seed": args.data_seed, "task": task, "method": args.method,
-            "original_model": original,
+    recorded = {k: getattr(job, k) for k in DATA_KEYS}
+    if job.forget_classes is not None:  # the forget set's labels: recorded as a digest only
+        recorded["forget_classes"] = classes_digest(job.forget_classes)
+    selector = {k: recorded[k] for k in selector_of(job)} or {"default": True}
+    return {"job": recorded, "selector": selector, "seed": args.seed, "data_seed": args.data_seed, "task": task,
+            "method": args.method, "original_model": original,
             "rows": {k: len(getattr(data, k)) for k in ("forget", "retain", "validation", "test")},
             "forget_digest": dataset_digest(data.forget)}
+
+
+def classes_digest(classes: list[str]) -> str:
+    """A digest of a class selector (order-free), so the job description names no label of the forget set."""
+    text = json.dumps(sorted(str(c) for c in classes))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def read_description(model: str) -> dict[str, Any] | None:
@@ -248,8 +258,14 @@ def recorded_job(model: str, job: JobArguments | None, args: Any | None) -> tupl
         raise FileNotFoundError(f"--model {model!r} has no {DESCRIPTION} (not written by `hf-unlearn run`): pass "
                                 "--config CONFIG.yaml naming its data and forget set.")
     recorded = description["job"]
+    hidden_classes = isinstance(recorded.get("forget_classes"), str)  # a digest: the config must name the classes
+    if hidden_classes and (job is None or job.forget_classes is None):
+        raise ValueError(f"The run forgot classes that {Path(model) / DESCRIPTION} records only as a digest: pass "
+                         "--config CONFIG.yaml (and --forget_classes NAME ...) naming the same classes.")
     if job is not None:
         mine = {k: getattr(job, k) for k in DATA_KEYS}
+        if hidden_classes:
+            mine["forget_classes"] = classes_digest(job.forget_classes)
         if args is not None:
             mine["seed"], recorded = args.seed, {**recorded, "seed": description["seed"]}
         differ = [f"{k} ({mine[k]!r} in the config, {recorded[k]!r} in the run)" for k in recorded
@@ -259,7 +275,7 @@ def recorded_job(model: str, job: JobArguments | None, args: Any | None) -> tupl
                              f"{'; '.join(differ)}. Drop --config to audit the forget set the run used.")
     base = job if job is not None else JobArguments()
     values = {f.name: getattr(base, f.name) for f in fields(JobArguments)}
-    values.update({k: v for k, v in description["job"].items() if k in values})
+    values.update({k: v for k, v in recorded.items() if k in values and not (k == "forget_classes" and hidden_classes)})
     return JobArguments(**values), description
 
 

@@ -115,3 +115,28 @@ def test_examples_write_scratch_under_outputs_never_pushed():
     assert caches == ["finetuned", "retrained"]
     for name in ("_finetuned/model.safetensors", "_retrained/model.safetensors", "_original/model.safetensors"):
         assert any(fnmatch.fnmatch(name, p) for p in push_ignore_patterns()), name
+
+
+@pytest.mark.slow
+def test_class_selector_is_recorded_as_a_digest_and_audited_with_the_config(tiny_job, tmp_path, capsys):  # noqa: F811
+    from hf_unlearn.cli import main
+
+    config = tmp_path / "job.yaml"
+    config.write_text((tiny_job / "job.yaml").read_text().replace("  forget_fraction: 0.25\n",
+                                                                  "  forget_classes: [joy]\n"))
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--output_dir", str(out)]) == 0
+    capsys.readouterr()  # the run's log
+    text = (out / "job.json").read_text()
+    assert "joy" not in text and "sha256:" in text  # no label of the forget set
+    line = one_line_error(*call(["audit", "--model", str(out), "--out", str(tmp_path / "a.json")], capsys)[::2])
+    assert "digest" in line and "--forget_classes" in line
+    line = one_line_error(*call(["audit", "--model", str(out), "--config", str(config), "--forget_classes", "anger",
+                                 "--out", str(tmp_path / "a.json")], capsys)[::2])
+    assert "forget_classes" in line and "anger" not in line.split("contradicts")[0]
+    code, _, err = call(["audit", "--model", str(out), "--config", str(config), "--out", str(tmp_path / "b.json")],
+                        capsys)
+    assert code == 0, err
+    ran = json.loads((out / "audit.json").read_text())
+    assert json.loads((tmp_path / "b.json").read_text())["comparison"]["models"]["unlearned"] == \
+        ran["comparison"]["models"]["unlearned"]
