@@ -20,10 +20,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .data.job_data import class_names, collator_for, encode, job_task, load_raw, select, selector_of
+from .data.job_data import SELECTORS, class_names, collator_for, encode, job_task, load_raw, select, selector_of
 from .models import is_model_dir, load_processor, load_trained, new_base_model, resolve
 
 DESCRIPTION = "job.json"
+RECIPE_FILE = "hf_unlearn_recipe.json"  # beside a cached original / retrained model: what made it
 #: the quick smoke run of the main job (`--quick`); explicit flags win
 QUICK = {"train_rows": 160, "val_rows": 48, "test_rows": 64, "original_epochs": 2, "max_length": 32}
 
@@ -186,7 +187,8 @@ def read_description(model: str) -> dict[str, Any] | None:
 def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -> str:
     """Run the job; ``say`` reports each phase. Returns the comparison table (Markdown)."""
     from .audit import compare
-    from .recipes import FinetuneRecipe, audit, finetune, unlearn
+    from .data.holdout import dataset_digest
+    from .recipes import FinetuneRecipe, audit, unlearn
 
     seed, task = args.seed, job_task(job, args.task)
     args.task = task
@@ -195,26 +197,26 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
 
         user, name = check_hub_access(args.hub_token), os.path.basename(os.path.abspath(args.output_dir))
         args.hub_model_id = args.hub_model_id or (f"{user}/{name}" if user else name)
-    original_dir = job.original_model or os.path.join(args.output_dir, "_original")
-    trained = job.original_model is not None or is_model_dir(original_dir)
-    say("\n==> Loading the data and the tokenizer")
-    data = prepare(job, task, seed, resolve(original_dir, "original_model")[0] if trained else None)
-    say(f"Data: {data.source}.")
-    labels = (task, data.num_labels, data.names)
     recipe = FinetuneRecipe(epochs=job.original_epochs, learning_rate=job.original_lr,
                             batch_size=job.original_batch_size, seed=seed)
-    if trained:
+    key = recipe_key(job, task, recipe)
+    original_dir = job.original_model or os.path.join(args.output_dir, "_original")
+    cached = job.original_model is not None or cache_matches(original_dir, key)
+    say("\n==> Loading the data and the tokenizer")
+    data = prepare(job, task, seed, resolve(original_dir, "original_model")[0] if cached else None)
+    say(f"Data: {data.source}.")
+    labels = (task, data.num_labels, data.names)
+    rows = dataset_digest(data.train)
+    if job.original_model is None and cached and not cache_matches(original_dir, key, rows):
+        cached = False  # the cache was trained on other rows (e.g. the data files changed)
+    if cached:
         say(f"\n==> Loading the original model from {original_dir} (delete it to train again)")
         original = load_trained(original_dir, *labels, what="original_model")
     else:
+        stale = " (the model cached there was made by another recipe or rows)" if is_model_dir(original_dir) else ""
         say(f"\n==> Training the original model on {len(data.train)} rows for {recipe.epochs:g} epochs "
-            f"(cached in {original_dir})")
-        original = new_base_model(job, *labels, seed)
-        seconds = finetune(original, data.train, recipe, output_dir=original_dir, data_collator=data.collator,
-                           disable_tqdm=args.disable_tqdm)
-        if args.should_save:
-            original.save_pretrained(original_dir)
-            data.processor.save_pretrained(original_dir)
+            f"(cached in {original_dir}){stale}")
+        original, seconds = _train(job, args, data, data.train, recipe, original_dir, {**key, "rows": rows}, labels)
         say(f"Trained in {seconds:.0f}s.")
     split = data.audit_split(job, seed)
     say(f"\n==> Auditing the original model: forget set ({len(data.forget)} rows) vs unseen test rows "
@@ -228,11 +230,18 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
     reports["unlearned"] = audit(trainer.model, **split)
     timings = {"unlearn_s": round(seconds, 1)}
     if job.retrain:
-        say(f"\n==> Retraining from the base model on the {len(data.retain)} retain rows (the gold standard), "
-            "then its audit")
-        retrained = new_base_model(job, *labels, seed)
-        timings["retrain_s"] = round(finetune(retrained, data.retain, recipe, output_dir=os.path.join(
-            args.output_dir, "_retrain"), data_collator=data.collator, disable_tqdm=args.disable_tqdm), 1)
+        retrain_dir = os.path.join(args.output_dir, "_retrain")
+        retain_key = {**key, "rows": dataset_digest(data.retain)}
+        if cache_matches(retrain_dir, retain_key, retain_key["rows"]):
+            say(f"\n==> Loading the model retrained on the {len(data.retain)} retain rows from {retrain_dir}, then "
+                "its audit")
+            retrained = load_trained(retrain_dir, *labels)
+            retrain_s = json.loads(Path(retrain_dir, RECIPE_FILE).read_text())["seconds"]
+        else:
+            say(f"\n==> Retraining from the base model on the {len(data.retain)} retain rows (the gold standard), "
+                "then its audit")
+            retrained, retrain_s = _train(job, args, data, data.retain, recipe, retrain_dir, retain_key, labels)
+        timings["retrain_s"] = round(retrain_s, 1)
         reports["retrained"] = audit(retrained, **split)
     comparison = compare(reports)
     table = comparison.to_markdown()
@@ -249,6 +258,39 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
         Path(args.output_dir, DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
         say(f"Saved the model, its card (README.md), audit.json and plots to {args.output_dir}")
     return table
+
+
+def recipe_key(job: JobArguments, task: str, recipe: Any) -> dict[str, Any]:
+    """What a cached original (or retrained) model depends on besides its rows: base model, task, recipe, data."""
+    from dataclasses import asdict
+
+    key = {"model": job.model, "model_config": job.model_config, "tokenizer": job.tokenizer, "task": task,
+           "recipe": asdict(recipe), "data": {k: getattr(job, k) for k in DATA_KEYS if k not in SELECTORS}}
+    return json.loads(json.dumps(key))
+
+
+def cache_matches(folder: str, key: dict[str, Any], rows: str | None = None) -> bool:
+    """Whether ``folder`` holds a model cached by `run_job` for ``key`` (and, when given, the rows' digest)."""
+    info = Path(folder) / RECIPE_FILE
+    if not (is_model_dir(folder) and info.is_file()):
+        return False
+    saved = json.loads(info.read_text(encoding="utf-8"))
+    return {k: saved.get(k) for k in key} == key and (rows is None or saved.get("rows") == rows)
+
+
+def _train(job: JobArguments, args: Any, data: JobData, rows: Any, recipe: Any, folder: str, key: dict[str, Any],
+           labels: tuple) -> tuple[Any, float]:
+    """A new base model fine-tuned on ``rows`` with ``recipe``, cached in ``folder`` (``_*``: never pushed)."""
+    from .recipes import finetune
+
+    model = new_base_model(job, *labels, args.seed)
+    seconds = finetune(model, rows, recipe, output_dir=folder, data_collator=data.collator,
+                       disable_tqdm=args.disable_tqdm)
+    if args.should_save:
+        model.save_pretrained(folder)
+        data.processor.save_pretrained(folder)
+        Path(folder, RECIPE_FILE).write_text(json.dumps({**key, "seconds": seconds}, indent=2) + "\n")
+    return model, seconds
 
 
 def recorded_job(model: str, job: JobArguments | None, args: Any | None) -> tuple[JobArguments, dict[str, Any]]:

@@ -140,3 +140,24 @@ def test_class_selector_is_recorded_as_a_digest_and_audited_with_the_config(tiny
     ran = json.loads((out / "audit.json").read_text())
     assert json.loads((tmp_path / "b.json").read_text())["comparison"]["models"]["unlearned"] == \
         ran["comparison"]["models"]["unlearned"]
+
+
+@pytest.mark.slow
+def test_cached_original_and_retrained_reused_only_for_their_recipe_and_rows(tiny_job, tmp_path):  # noqa: F811
+    from hf_unlearn.cli_config import load_job
+    from hf_unlearn.jobs import RECIPE_FILE, run_job
+
+    out = tmp_path / "run"
+    said: list[str] = []
+    argv = ["--output_dir", str(out), "--retrain", "true", "--overwrite_output_dir", "true"]
+    first = run_job(*load_job(tiny_job / "job.yaml", argv), say=said.append)
+    assert (out / "_original" / RECIPE_FILE).is_file() and (out / "_retrain" / RECIPE_FILE).is_file()
+    said.clear()
+    again = run_job(*load_job(tiny_job / "job.yaml", argv), say=said.append)
+    assert any("Loading the original model" in s for s in said)
+    assert any("Loading the model retrained" in s for s in said)
+    assert again == first  # the same models, the same audit
+    said.clear()
+    run_job(*load_job(tiny_job / "job.yaml", [*argv, "--original_epochs", "2"]), say=said.append)
+    assert any("Training the original model" in s and "another recipe" in s for s in said)
+    assert any("Retraining from the base model" in s for s in said)
