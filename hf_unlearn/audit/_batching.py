@@ -144,8 +144,3 @@ def collate(rows: list[dict[str, Any]], data_collator: Collator | None, pad_toke
     if _needs_padding(rows):
         return pad_collate(rows, pad_token_id)
     return default_data_collator(rows)
-
-
-def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
-    """Move every tensor of ``batch`` to ``device``."""
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from accelerate.utils import send_to_device
 
 from ..losses import TASKS, infer_task, per_sample_losses
-from ._batching import Collator, clean_row, collate, dataset_len, iter_rows, model_input_names, to_device
+from ._batching import Collator, clean_row, collate, dataset_len, iter_rows, model_input_names
 
 CLASSIFICATION_KEYS = ("loss", "entropy", "confidence", "correct")
 CAUSAL_LM_KEYS = CLASSIFICATION_KEYS + ("nll", "min_k", "zlib", "n_tokens")
@@ -192,7 +193,7 @@ def sample_stats_with_task(
     model.eval()
     try:
         for rows in iter_rows(dataset, order, batch_size):
-            batch = to_device(collate([clean_row(r, allowed) for r in rows], data_collator, pad_id), device)
+            batch = send_to_device(collate([clean_row(r, allowed) for r in rows], data_collator, pad_id), device)
             labels = batch.get("labels", batch.get("label"))
             losses, logits = per_sample_losses(model, batch, task=resolved, loss_fn=loss_fn)
             if resolved is None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate.utils import send_to_device
 from datasets import Dataset
 
 from ..data.collators import CausalLMCollator
@@ -74,7 +75,7 @@ def answer_nll(model: torch.nn.Module, tokenizer: Any, questions: Sequence[str],
         for start in range(0, len(data), batch_size):
             rows = data.select(range(start, min(start + batch_size, len(data))))
             batch = collate([{k: r[k] for k in ("input_ids", "attention_mask", "labels")} for r in rows])
-            batch = {k: v.to(device) for k, v in batch.items()}
+            batch = send_to_device(batch, device)
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             out.append(causal_lm_loss(logits, batch["labels"]).double().cpu())
     finally:
