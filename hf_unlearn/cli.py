@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import sys
 from pathlib import Path
 
 from .cli_config import CLIError, job_parser, load_job, read_config
-from .data.job_data import load_raw, select
-from .jobs import DESCRIPTION, JobArguments, audit_job, run_job
+from .jobs import DESCRIPTION, JobArguments, audit_job, run_job, write_split
 from .models import require_local
 
 logger = logging.getLogger("hf_unlearn.cli")
@@ -124,18 +122,8 @@ def cmd_split(argv: list[str]) -> int:
     job.train_rows = job.train_rows if ns.train_rows is None else ns.train_rows
     seed = seed if ns.seed is None else ns.seed
     _setup_logging(False)
-    raw = load_raw(job, ns.task or task, seed)
-    forget, retain = select(job, raw, seed)
-    ids = {name: [str(i) for i in part[job.id_column]] for name, part in (("forget", forget), ("retain", retain))}
-    out = Path(ns.out)
-    if out.suffix.lower() == ".json":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(ids, indent=1) + "\n")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        for name, values in ids.items():
-            (out / f"{name}_ids.txt").write_text("\n".join(values) + "\n")
-    logger.warning("Wrote %d forget and %d retain ids to %s.", len(ids["forget"]), len(ids["retain"]), out)
+    ids = write_split(job, ns.task or task, seed, ns.out)
+    logger.warning("Wrote %d forget and %d retain ids to %s.", len(ids["forget"]), len(ids["retain"]), ns.out)
     return 0
 
 

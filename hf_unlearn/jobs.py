@@ -353,3 +353,21 @@ def audit_job(model: str, job: JobArguments | None, args: Any | None, *, origina
         content.update(method=description["method"], job=description)
     target.write_text(json.dumps(content, indent=2) + "\n")
     return comparison.to_markdown()
+
+
+def write_split(job: JobArguments, task: str | None, seed: int, out: str | os.PathLike) -> dict[str, list[str]]:
+    """The job's forget/retain split of the training rows as ids only (as `run_job` samples and selects them): one
+    JSON file ``{"forget": [...], "retain": [...]}`` (``out`` ends in .json), else ``forget_ids.txt`` and
+    ``retain_ids.txt`` in the folder ``out`` (readable as forget_ids). Returns the ids."""
+    raw = load_raw(job, task, seed)
+    forget, retain = select(job, raw, seed)
+    ids = {name: [str(i) for i in part[job.id_column]] for name, part in (("forget", forget), ("retain", retain))}
+    target = Path(out)
+    if target.suffix.lower() == ".json":
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(ids, indent=1) + "\n")
+    else:
+        target.mkdir(parents=True, exist_ok=True)
+        for name, values in ids.items():
+            (target / f"{name}_ids.txt").write_text("\n".join(values) + "\n")
+    return ids
