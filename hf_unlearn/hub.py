@@ -130,16 +130,13 @@ def _eval_results(report: Any, pipeline_tag: str, dataset: str | None) -> list[E
         ("test", "accuracy", "Test accuracy", report.test_accuracy),
         ("forget", "loss", "Forget loss", report.forget_loss),
         ("test", "loss", "Test loss", report.test_loss),
-        ("forget-vs-test", "mia_accuracy", "MIA accuracy (loss)", report.mia_loss.accuracy),
-        ("forget-vs-test", "mia_auc", "MIA AUC (loss)", report.mia_loss.auc),
-        ("forget-vs-test", "mia_entropy_accuracy", "MIA accuracy (entropy)", report.mia_entropy.accuracy),
     ]
-    if report.mia_threshold is not None:
-        rows.append(("forget-vs-test", "threshold_attack_accuracy", "Loss-threshold attack accuracy",
-                     report.mia_threshold.accuracy))
-    for key, name in (("loss_auc", "LM loss attack AUC"), ("min_k_auc", "Min-K% attack AUC"),
-                      ("zlib_auc", "zlib attack AUC")):
-        rows.append(("forget-vs-test", key, name, (report.lm_attacks or {}).get(key)))
+    from .audit.attacks import ATTACKS
+
+    for attack in ATTACKS.values():  # every registered attack (forget vs test)
+        result = report.attack_result(attack.name)
+        if result is not None:
+            rows += [("forget-vs-test", kind, name, value) for kind, name, value in attack.card(result)]
     tofu = getattr(report, "tofu", None) or {}
     for split, key, name in (("forget", "forget_quality", "TOFU forget quality (KS p-value vs retrained)"),
                              ("forget", "forget_truth_ratio", "TOFU truth ratio"),

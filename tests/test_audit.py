@@ -447,3 +447,29 @@ def test_no_forget_text_or_ids_in_any_output(bert_runs, tmp_path):
         assert SECRET_TEXT.encode() not in blob and SECRET_ID.encode() not in blob, path
     keys = set(after.to_dict(include_losses=True))
     assert not keys & {"labels", "label", "ids", "id", "text", "input_ids"}
+
+
+# ----------------------------------------------------------------------------- the attack registry
+def test_a_new_attack_is_one_registered_function(bert_runs):
+    """Registered once, an attack runs in audit_model and is listed by the report table, its JSON and the card."""
+    from hf_unlearn.audit import ATTACKS, Attack, register_attack
+    from hf_unlearn.hub import _eval_results
+
+    def gap(f, t, *, seed, task):
+        return {"loss_gap": float(np.mean(t["loss"]) - np.mean(f["loss"]))}
+
+    register_attack(Attack("loss_gap", gap, lambda r: [("mean loss gap", None, None, r["loss_gap"], "")],
+                           lambda r: [("loss_gap", "Mean loss gap (test − forget)", r["loss_gap"])]))
+    try:
+        report = audit_model(bert_runs["model"], forget=bert_runs["forget"], test=bert_runs["test"])
+        value = report.attacks["loss_gap"]["loss_gap"]
+        assert f"| mean loss gap | – | – | {value:.4f} |" in report.to_markdown()
+        names = [r.metric_name for r in _eval_results(report, "text-classification", None)]
+        assert "Mean loss gap (test − forget)" in names and "MIA accuracy (loss)" in names
+    finally:
+        ATTACKS.pop("loss_gap")
+    assert value == pytest.approx(report.test_loss - report.forget_loss, abs=1e-6)
+    assert report.to_dict()["attacks"] == {"loss_gap": {"loss_gap": value}}
+    assert UnlearningReport.from_dict(report.to_dict()).attacks == report.attacks
+    assert "attacks" not in bert_runs["after"].to_dict()  # the built-in attacks keep their fields
+    assert list(ATTACKS) == ["mia_loss", "mia_entropy", "mia_threshold", "lm_attacks"]

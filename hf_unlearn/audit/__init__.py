@@ -6,12 +6,15 @@ Membership convention everywhere: forget samples are members (positive class), t
 """
 
 from .attacks import (
+    ATTACKS,
     MIN_SAMPLES_PER_CLASS,
+    Attack,
     MIAResult,
     ReferenceAttackResult,
     ThresholdResult,
     lm_attacks,
     mia,
+    register_attack,
     rmia,
     threshold_attack,
 )
@@ -23,8 +26,10 @@ from .stats import sample_stats
 from .tofu import TofuData, tofu_markdown, tofu_metrics, truth_ratios
 
 __all__ = [
+    "ATTACKS",
     "DEFAULT_TOLERANCES",
     "MIN_SAMPLES_PER_CLASS",
+    "Attack",
     "AuditCallback",
     "Comparison",
     "MIAMetric",
@@ -41,6 +46,7 @@ __all__ = [
     "lm_attacks",
     "mia",
     "reference_losses",
+    "register_attack",
     "rmia",
     "sample_stats",
     "threshold_attack",

@@ -315,3 +315,56 @@ def rmia(
         n_reference_models=len(refs),
         offline_a=float(offline_a),
     )
+
+
+# ------------------------------------------------------------------------------------ the registry of attacks
+@dataclass(frozen=True)
+class Attack:
+    """A population attack (forget rows = members, test rows = non-members) that `audit_model` runs and the report's
+    table and the model card list, each by looping over `ATTACKS`:
+
+    * ``run(forget_stats, test_stats, *, seed, task)``: the result (``None``: the attack does not apply to the task);
+      the per-sample statistics hold ``loss``, ``entropy``, ``correct`` (and the LM statistics for causal LMs);
+    * ``table(result)``: Markdown rows ``(label, accuracy, accuracy std, AUC, n per class)`` (``None`` shows "–");
+    * ``card(result)``: model-index rows ``(metric type, metric name, value)``.
+
+    The built-in attacks fill the `UnlearningReport` field of their name; another registered attack lands in
+    ``report.attacks[name]`` (its result a JSON-able dict). A new attack is one `register_attack` call.
+    """
+
+    name: str
+    run: Any
+    table: Any
+    card: Any
+
+
+ATTACKS: dict[str, Attack] = {}
+
+
+def register_attack(attack: Attack) -> Attack:
+    """Add ``attack`` to `ATTACKS` (replacing one of the same name); returns it."""
+    ATTACKS[attack.name] = attack
+    return attack
+
+
+def _mia_row(label: str):
+    return lambda r: [(label, r.accuracy, r.accuracy_std, r.auc, r.n_per_class)]
+
+
+_LM_ATTACKS = (("loss_auc", "LM loss", "LM loss attack AUC"), ("min_k_auc", "Min-K% (20%)", "Min-K% attack AUC"),
+               ("zlib_auc", "zlib ratio", "zlib attack AUC"))
+
+register_attack(Attack(
+    "mia_loss", lambda f, t, *, seed, task: mia(f["loss"], t["loss"], seed=seed), _mia_row("MIA, loss"),
+    lambda r: [("mia_accuracy", "MIA accuracy (loss)", r.accuracy), ("mia_auc", "MIA AUC (loss)", r.auc)]))
+register_attack(Attack(
+    "mia_entropy", lambda f, t, *, seed, task: mia(f["entropy"], t["entropy"], seed=seed), _mia_row("MIA, entropy"),
+    lambda r: [("mia_entropy_accuracy", "MIA accuracy (entropy)", r.accuracy)]))
+register_attack(Attack(
+    "mia_threshold", lambda f, t, *, seed, task: threshold_attack(f["loss"], t["loss"], seed=seed),
+    lambda r: [("threshold, loss", r.accuracy, r.accuracy_std, None, r.n_per_class)],
+    lambda r: [("threshold_attack_accuracy", "Loss-threshold attack accuracy", r.accuracy)]))
+register_attack(Attack(
+    "lm_attacks", lambda f, t, *, seed, task: lm_attacks(f, t, seed=seed) if task == "causal_lm" else None,
+    lambda r: [(label, None, None, r[key], r.get("n_per_class", "")) for key, label, _ in _LM_ATTACKS if key in r],
+    lambda r: [(key, name, r.get(key)) for key, _, name in _LM_ATTACKS]))

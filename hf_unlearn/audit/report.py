@@ -16,16 +16,7 @@ import numpy as np
 import torch
 
 from ._batching import Collator, dataset_len, subsample_indices
-from .attacks import (
-    MIN_SAMPLES_PER_CLASS,
-    MIAResult,
-    ReferenceAttackResult,
-    ThresholdResult,
-    lm_attacks,
-    mia,
-    rmia,
-    threshold_attack,
-)
+from .attacks import ATTACKS, MIN_SAMPLES_PER_CLASS, MIAResult, ReferenceAttackResult, ThresholdResult, rmia
 from .stats import sample_stats_with_task
 
 FORMAT = "hf-unlearn-audit/1"
@@ -51,6 +42,7 @@ class UnlearningReport:
     lm_attacks: dict[str, float] | None = None
     ref_attack: ReferenceAttackResult | None = None
     tofu: dict[str, float] | None = None
+    attacks: dict[str, Any] | None = None  # results of registered attacks other than the built-in fields
     seed: int = 0
     max_samples: int | None = None
     history: list[dict[str, float]] | None = None
@@ -67,6 +59,8 @@ class UnlearningReport:
                 if include_losses and value is not None:
                     out[f.name] = [float(v) for v in value]
                 continue
+            if f.name == "attacks" and not value:
+                continue  # only registered attacks beyond the built-in ones
             if isinstance(value, (MIAResult, ThresholdResult, ReferenceAttackResult)):
                 value = value.to_dict()
             out[f.name] = value
@@ -106,6 +100,12 @@ class UnlearningReport:
             raise FileNotFoundError(f"No audit report at {path}; write one with `report.to_json(path)`.")
         return cls.from_dict(json.loads(path.read_text()))
 
+    def attack_result(self, name: str) -> Any:
+        """The result of the registered attack ``name`` (a built-in field, else ``attacks[name]``; None if absent)."""
+        if name in {f.name for f in fields(self)}:
+            return getattr(self, name)
+        return (self.attacks or {}).get(name)
+
     # ----------------------------------------------------------------- presentation
     def to_markdown(self) -> str:
         """Two Markdown tables: per-split size/accuracy/loss, then the attacks (0.5 = chance)."""
@@ -124,16 +124,10 @@ class UnlearningReport:
             "| attack (forget vs test) | accuracy | ± std | AUC | n per class |",
             "|---|---:|---:|---:|---:|",
         ]
-        for name, r in (("MIA, loss", self.mia_loss), ("MIA, entropy", self.mia_entropy)):
-            lines.append(f"| {name} | {_f(r.accuracy)} | {_f(r.accuracy_std)} | {_f(r.auc)} | {r.n_per_class} |")
-        if self.mia_threshold is not None:
-            t = self.mia_threshold
-            lines.append(f"| threshold, loss | {_f(t.accuracy)} | {_f(t.accuracy_std)} | – | {t.n_per_class} |")
-        if self.lm_attacks:
-            n = self.lm_attacks.get("n_per_class", "")
-            for key, name in (("loss_auc", "LM loss"), ("min_k_auc", "Min-K% (20%)"), ("zlib_auc", "zlib ratio")):
-                if key in self.lm_attacks:
-                    lines.append(f"| {name} | – | – | {_f(self.lm_attacks[key])} | {n} |")
+        for attack in ATTACKS.values():
+            result = self.attack_result(attack.name)
+            for label, acc, std, auc, n in attack.table(result) if result is not None else []:
+                lines.append(f"| {label} | {_f(acc)} | {_f(std)} | {_f(auc)} | {n} |")
         if self.ref_attack is not None:
             r = self.ref_attack
             lines.append(f"| RMIA ({r.n_reference_models} reference model(s)) | – | – | {_f(r.auc)} | "
@@ -263,6 +257,8 @@ def audit_model(
             **common) for r in references]
         ref_attack = rmia(target, refs, offline_a=offline_a)
 
+    results = {name: attack.run(f_stats, t_stats, seed=seed, task=task) for name, attack in ATTACKS.items()}
+    builtin = {name: results.pop(name) for name in list(results) if name in {f.name for f in fields(UnlearningReport)}}
     return UnlearningReport(
         task=task,
         n_forget=len(f_stats["loss"]),
@@ -271,13 +267,11 @@ def audit_model(
         test_accuracy=_mean(t_stats["correct"]),
         forget_loss=_mean(f_stats["loss"]),
         test_loss=_mean(t_stats["loss"]),
-        mia_loss=mia(f_stats["loss"], t_stats["loss"], seed=seed),
-        mia_entropy=mia(f_stats["entropy"], t_stats["entropy"], seed=seed),
+        **builtin,
         n_retain=None if r_stats is None else len(r_stats["loss"]),
         retain_accuracy=None if r_stats is None else _mean(r_stats["correct"]),
         retain_loss=None if r_stats is None else _mean(r_stats["loss"]),
-        mia_threshold=threshold_attack(f_stats["loss"], t_stats["loss"], seed=seed),
-        lm_attacks=lm_attacks(f_stats, t_stats, seed=seed) if task == "causal_lm" else None,
+        attacks={k: v for k, v in results.items() if v is not None} or None,
         ref_attack=ref_attack,
         tofu=_tofu(model, tokenizer, tofu) if tofu is not None else None,
         seed=seed,
