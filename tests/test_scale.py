@@ -48,10 +48,10 @@ def test_accelerate_config_loads(name):
     assert "mixed_precision" in raw
     if distributed_type == "FSDP":
         fsdp = raw["fsdp_config"]
-        assert fsdp["fsdp_sharding_strategy"] == "FULL_SHARD"
+        assert fsdp["fsdp_version"] == 2  # the FSDP2 path tests/test_distributed.py runs
+        assert fsdp["fsdp_reshard_after_forward"] is True  # full shard
         assert fsdp["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
         assert fsdp["fsdp_state_dict_type"] == "FULL_STATE_DICT"  # save_model writes an ordinary checkpoint
-        assert fsdp["fsdp_use_orig_params"] is True  # PEFT/LoRA under FSDP
     if distributed_type == "DEEPSPEED":
         ds = raw["deepspeed_config"]
         assert ds["zero_stage"] == int(name[-6])
@@ -178,3 +178,21 @@ def _autos(config) -> list[str]:
     if isinstance(config, dict):
         return [k for k, v in config.items() if v == "auto"] + [a for v in config.values() for a in _autos(v)]
     return []
+
+
+def test_fsdp_config_builds_accelerates_fsdp2_plugin(monkeypatch):
+    """`accelerate launch --config_file fsdp_full_shard.yaml` → the environment Accelerate's launcher exports → the
+    FSDP plugin the Accelerator builds: FSDP2, full shard, one unit per transformer block."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from accelerate.utils.launch import prepare_multi_gpu_env
+
+    args = launch_command_parser().parse_args(["--config_file", str(CONFIGS / "fsdp_full_shard.yaml"), "x.py"])
+    env = prepare_multi_gpu_env(_validate_launch_command(args)[0])
+    for key, value in env.items():
+        if key.startswith(("FSDP_", "ACCELERATE_")):
+            monkeypatch.setenv(key, value)
+    plugin = FullyShardedDataParallelPlugin()
+    assert plugin.fsdp_version == 2 and plugin.reshard_after_forward is True
+    assert plugin.auto_wrap_policy.__name__ == "transformer_auto_wrap_policy"
+    assert str(plugin.state_dict_type).endswith("FULL_STATE_DICT")
