@@ -23,6 +23,7 @@ import argparse
 import copy
 import functools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -127,7 +128,7 @@ class Cache:
         from safetensors.torch import load_file
 
         path = self.folder / f"{key}.safetensors"
-        if not path.exists():
+        if not (path.exists() and (self.folder / f"{key}.json").exists()):  # both written (see save)
             return False
         model.load_state_dict(load_file(str(path)))
         return True
@@ -139,8 +140,12 @@ class Cache:
     def save(self, key: str, model, seconds: float, cpu_seconds: float) -> None:
         from safetensors.torch import save_file
 
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(self.folder / f"{key}.safetensors"))
-        (self.folder / f"{key}.json").write_text(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds}))
+        # Weights first, each file moved into place whole: a concurrent run sees both or neither.
+        staging = self.folder / f".{key}.{os.getpid()}"
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(staging))
+        os.replace(staging, self.folder / f"{key}.safetensors")
+        staging.write_text(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds}))
+        os.replace(staging, self.folder / f"{key}.json")
 
 
 def load_model(args, num_labels, names, seed: int):
@@ -203,8 +208,6 @@ def report_only(out: Path, stem: str) -> None:
 
 def _load() -> float | None:
     """1-minute load average (other work on the machine inflates wall times, not CPU times)."""
-    import os
-
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
