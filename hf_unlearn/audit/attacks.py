@@ -326,7 +326,11 @@ class Attack:
     * ``run(forget_stats, test_stats, *, seed, task)``: the result (``None``: the attack does not apply to the task);
       the per-sample statistics hold ``loss``, ``entropy``, ``correct`` (and the LM statistics for causal LMs);
     * ``table(result)``: Markdown rows ``(label, accuracy, accuracy std, AUC, n per class)`` (``None`` shows "–");
-    * ``card(result)``: model-index rows ``(metric type, metric name, value)``.
+    * ``card(result)``: model-index rows ``(metric type, metric name, value)``;
+    * ``compare(result)``: rows ``(criterion, label, value, noise std)`` of `hf_unlearn.audit.compare`'s table and
+      gaps (``None``, the default: the ``card`` rows, noise 0); with ``judged=True`` each criterion also gets a
+      verdict like the MIA accuracies' (target: the retrained model's value, else 0.5; tolerance ``tol["mia"]``;
+      "inconclusive" when the noise exceeds it).
 
     The built-in attacks fill the `UnlearningReport` field of their name; another registered attack lands in
     ``report.attacks[name]`` (its result a JSON-able dict). A new attack is one `register_attack` call.
@@ -336,6 +340,14 @@ class Attack:
     run: Any
     table: Any
     card: Any
+    compare: Any = None
+    judged: bool = False
+
+    def compared(self, result: Any) -> list[tuple[str, str, float | None, float]]:
+        """The comparison rows ``(criterion, label, value, noise std)`` of ``result`` (see the class docstring)."""
+        if self.compare is not None:
+            return list(self.compare(result))
+        return [(key, label, value, 0.0) for key, label, value in self.card(result)]
 
 
 ATTACKS: dict[str, Attack] = {}
@@ -354,17 +366,27 @@ def _mia_row(label: str):
 _LM_ATTACKS = (("loss_auc", "LM loss", "LM loss attack AUC"), ("min_k_auc", "Min-K% (20%)", "Min-K% attack AUC"),
                ("zlib_auc", "zlib ratio", "zlib attack AUC"))
 
+def _mia_criterion(key: str, label: str):
+    return lambda r: [(key, label, r.accuracy, r.accuracy_std)]
+
+
+def _not_compared(result: Any) -> list:
+    return []  # listed by the report table and the card; the comparison judges the MIA accuracies instead
+
+
 register_attack(Attack(
     "mia_loss", lambda f, t, *, seed, task: mia(f["loss"], t["loss"], seed=seed), _mia_row("MIA, loss"),
-    lambda r: [("mia_accuracy", "MIA accuracy (loss)", r.accuracy), ("mia_auc", "MIA AUC (loss)", r.auc)]))
+    lambda r: [("mia_accuracy", "MIA accuracy (loss)", r.accuracy), ("mia_auc", "MIA AUC (loss)", r.auc)],
+    _mia_criterion("mia_loss", "MIA accuracy (loss)"), judged=True))
 register_attack(Attack(
     "mia_entropy", lambda f, t, *, seed, task: mia(f["entropy"], t["entropy"], seed=seed), _mia_row("MIA, entropy"),
-    lambda r: [("mia_entropy_accuracy", "MIA accuracy (entropy)", r.accuracy)]))
+    lambda r: [("mia_entropy_accuracy", "MIA accuracy (entropy)", r.accuracy)],
+    _mia_criterion("mia_entropy", "MIA accuracy (entropy)"), judged=True))
 register_attack(Attack(
     "mia_threshold", lambda f, t, *, seed, task: threshold_attack(f["loss"], t["loss"], seed=seed),
     lambda r: [("threshold, loss", r.accuracy, r.accuracy_std, None, r.n_per_class)],
-    lambda r: [("threshold_attack_accuracy", "Loss-threshold attack accuracy", r.accuracy)]))
+    lambda r: [("threshold_attack_accuracy", "Loss-threshold attack accuracy", r.accuracy)], _not_compared))
 register_attack(Attack(
     "lm_attacks", lambda f, t, *, seed, task: lm_attacks(f, t, seed=seed) if task == "causal_lm" else None,
     lambda r: [(label, None, None, r[key], r.get("n_per_class", "")) for key, label, _ in _LM_ATTACKS if key in r],
-    lambda r: [(key, name, r.get(key)) for key, _, name in _LM_ATTACKS]))
+    lambda r: [(key, name, r.get(key)) for key, _, name in _LM_ATTACKS], _not_compared))

@@ -10,13 +10,17 @@ Each model other than the references gets one verdict per criterion, with one of
   forgotten, or the attack cannot see it). Every model gets this outcome on that criterion.
 - ``n/a``: the criterion cannot be judged (no target).
 
+Every registered attack (:data:`~hf_unlearn.audit.attacks.ATTACKS`) puts its ``compare`` rows in the table and
+the gaps, so a new attack needs no change here.
+
 The original model ("do nothing") is never judged against itself: its line states whether it *separates* from
 the target on each criterion, i.e. whether the criterion measures anything here.
 
 Targets (tolerances in :data:`DEFAULT_TOLERANCES`, overridable):
 
-- ``mia_loss`` / ``mia_entropy``: the retrained model's MIA accuracy (without one: 0.5, chance); noise = the
-  attack's accuracy std.
+- ``mia_loss`` / ``mia_entropy`` (and any registered attack with ``judged=True``, see
+  :class:`~hf_unlearn.audit.attacks.Attack`): the retrained model's MIA accuracy (without one: 0.5, chance);
+  noise = the attack's accuracy std.
 - ``forget_accuracy``: the retrained model's forget accuracy (without one: the model's own test accuracy);
   noise = the binomial standard error on the forget rows.
 - ``ref_attack_auc`` (only when reports carry the reference attack): 0.5 (chance), or the retrained model's
@@ -31,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .attacks import ATTACKS
 from .report import UnlearningReport
 
 DEFAULT_TOLERANCES: dict[str, float] = {
@@ -39,34 +44,69 @@ DEFAULT_TOLERANCES: dict[str, float] = {
 _EPS = 1e-9  # so that a gap equal to the tolerance passes despite float rounding
 OUTCOMES = ("pass", "fail", "inconclusive", "not measurable", "n/a", "separates")
 
-CRITERIA: dict[str, str] = {
+SPLIT_CRITERIA: dict[str, str] = {
     "forget_accuracy": "forget accuracy",
     "retain_accuracy": "retain accuracy",
     "test_accuracy": "test accuracy",
     "forget_loss": "forget loss",
     "test_loss": "test loss",
-    "mia_loss": "MIA accuracy (loss)",
-    "mia_entropy": "MIA accuracy (entropy)",
+}
+REF_CRITERIA: dict[str, str] = {
     "ref_attack_auc": "RMIA AUC (reference models)",
     "ref_attack_tpr_at_1pct_fpr": "RMIA TPR at 1% FPR",
 }
-JUDGED = ("mia_loss", "mia_entropy", "forget_accuracy", "ref_attack_auc")
+
+
+def attack_criteria(report: UnlearningReport) -> dict[str, tuple[str, float | None, float, bool]]:
+    """``{criterion: (label, value, noise std, judged)}`` of every registered attack the report has a result for."""
+    out: dict[str, tuple[str, float | None, float, bool]] = {}
+    for attack in ATTACKS.values():
+        result = report.attack_result(attack.name)
+        if result is not None:
+            out.update({key: (label, value, noise, attack.judged)
+                        for key, label, value, noise in attack.compared(result)})
+    return out
+
+
+def criterion_labels(reports) -> dict[str, str]:
+    """``{criterion: label}`` in table order: the splits, the registered attacks (in registry order), RMIA."""
+    attacks: dict[str, str] = {}
+    for name in ATTACKS:  # registry order, whichever report has the attack
+        for rep in reports:
+            result = rep.attack_result(name)
+            if result is not None:
+                attacks.update({key: label for key, label, _, _ in ATTACKS[name].compared(result)})
+    return {**SPLIT_CRITERIA, **attacks, **REF_CRITERIA}
+
+
+def judged_criteria(reports) -> list[str]:
+    """The criteria judged against a target: judged attacks (registry order), forget accuracy, the RMIA AUC."""
+    attacks = {k: None for rep in reports for k, row in attack_criteria(rep).items() if row[3]}
+    return [*(c for c in criterion_labels(reports) if c in attacks), "forget_accuracy", "ref_attack_auc"]
+
+
+def _judged_attack(report: UnlearningReport | None, criterion: str) -> bool:
+    row = None if report is None else attack_criteria(report).get(criterion)
+    return row is not None and row[3]
 
 
 def criterion_value(report: UnlearningReport, criterion: str) -> float | None:
-    """The number a criterion reads from a report (MIA criteria read the attack accuracy)."""
-    if criterion in ("mia_loss", "mia_entropy"):
-        return getattr(report, criterion).accuracy
+    """The number a criterion reads from a report (attack criteria read the attack's ``compare`` rows, e.g. the
+    MIA accuracy)."""
     if criterion.startswith("ref_attack_"):
         ref = report.ref_attack
         return None if ref is None else getattr(ref, criterion[len("ref_attack_"):])
-    return getattr(report, criterion)
+    if criterion in SPLIT_CRITERIA:
+        return getattr(report, criterion)
+    row = attack_criteria(report).get(criterion)
+    return None if row is None else row[1]
 
 
 def _noise(report: UnlearningReport, criterion: str) -> float:
     """One standard deviation of a criterion's measurement noise (see the module docstring)."""
-    if criterion in ("mia_loss", "mia_entropy"):
-        return getattr(report, criterion).accuracy_std
+    row = attack_criteria(report).get(criterion)
+    if row is not None:
+        return row[2]
     if criterion == "forget_accuracy":
         p = min(max(report.forget_accuracy, 0.0), 1.0)
         return (p * (1 - p) / max(report.n_forget, 1)) ** 0.5
@@ -88,6 +128,7 @@ class Verdict:
     tolerance: float
     reference: str
     note: str = ""
+    label: str = ""  # the criterion's label in lines (not in to_dict)
 
     @property
     def passed(self) -> bool | None:
@@ -98,7 +139,7 @@ class Verdict:
         return None if self.value is None or self.target is None else self.value - self.target
 
     def line(self) -> str:
-        name = CRITERIA[self.criterion]
+        name = self.label or {**SPLIT_CRITERIA, **REF_CRITERIA}.get(self.criterion, self.criterion)
         note = f"; {self.note}" if self.note else ""
         if self.value is None or self.target is None:
             return f"{self.model}: {name}: {self.outcome} ({self.reference}{note})"
@@ -110,7 +151,9 @@ class Verdict:
                 f"(Δ {self.delta:+.4f}, tol ±{self.tolerance:.3f}{note}) → {status}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "passed": self.passed, "delta": self.delta, "line": self.line()}
+        out = asdict(self)
+        out.pop("label")
+        return {**out, "passed": self.passed, "delta": self.delta, "line": self.line()}
 
 
 @dataclass
@@ -122,9 +165,13 @@ class Comparison:
     gaps: dict[str, dict[str, float | None]] = field(default_factory=dict)
     verdicts: list[Verdict] = field(default_factory=list)
 
+    def labels(self) -> dict[str, str]:
+        """``{criterion: label}`` of every criterion the reports can have, in table order."""
+        return criterion_labels(self.reports.values())
+
     def criteria(self) -> list[str]:
         """Criteria that at least one report has a value for."""
-        return [c for c in CRITERIA if any(criterion_value(r, c) is not None for r in self.reports.values())]
+        return [c for c in self.labels() if any(criterion_value(r, c) is not None for r in self.reports.values())]
 
     def outcomes(self, model: str) -> dict[str, str]:
         """``{criterion: outcome}`` of one model."""
@@ -142,17 +189,17 @@ class Comparison:
         names = list(self.reports)
         head = "| criterion | " + " | ".join(names) + " |"
         sep = "|---|" + "---:|" * len(names)
-        lines = ["**Unlearning comparison**", "", head, sep]
+        lines, labels = ["**Unlearning comparison**", "", head, sep], self.labels()
         for c in self.criteria():
             cells = [_fmt(criterion_value(self.reports[n], c)) for n in names]
-            lines.append(f"| {CRITERIA[c]} | " + " | ".join(cells) + " |")
+            lines.append(f"| {labels[c]} | " + " | ".join(cells) + " |")
         if self.gaps:
             gap_names = list(self.gaps)
             lines += ["", "Gap to the retrained model (model − retrained):", ""]
             lines += ["| criterion | " + " | ".join(gap_names) + " |", "|---|" + "---:|" * len(gap_names)]
             for c in self.criteria():
                 cells = [_fmt(self.gaps[n].get(c), signed=True) for n in gap_names]
-                lines.append(f"| {CRITERIA[c]} | " + " | ".join(cells) + " |")
+                lines.append(f"| {labels[c]} | " + " | ".join(cells) + " |")
         if self.verdicts:
             lines += ["", "Verdicts (pass / fail / inconclusive / not measurable; see hf_unlearn.audit.compare):", ""]
             lines += [f"- {v.line()}" for v in self.verdicts]
@@ -202,14 +249,15 @@ def compare(
 
     ref, base = named.get("retrained"), named.get("original")
     result = Comparison(reports=named, tolerances=tol)
-    targets = {c: _target(c, ref) for c in JUDGED}
-    measurable = {c: _separates(c, base, targets[c], tol) for c in JUDGED}
+    labels, judged = result.labels(), judged_criteria(named.values())
+    targets = {c: _target(c, ref) for c in judged}
+    measurable = {c: _separates(c, base, targets[c], tol) for c in judged}
     for name, rep in named.items():
         if rep is ref:
             continue
         if ref is not None:
-            result.gaps[name] = {c: _diff(criterion_value(rep, c), criterion_value(ref, c)) for c in CRITERIA}
-        result.verdicts += _judge(name, rep, rep is base, targets, measurable, ref, base, tol)
+            result.gaps[name] = {c: _diff(criterion_value(rep, c), criterion_value(ref, c)) for c in labels}
+        result.verdicts += _judge(name, rep, rep is base, judged, targets, measurable, ref, base, tol, labels)
     return result
 
 
@@ -230,7 +278,7 @@ def _target(c: str, ref: UnlearningReport | None) -> tuple[float | None, float, 
 def _tolerance(c: str, rep: UnlearningReport, tol: dict[str, float]) -> float:
     if c == "ref_attack_auc":
         return max(tol["ref_attack_auc"], 2 * _noise(rep, c))
-    return tol["mia"] if c.startswith("mia") else tol[c]
+    return tol["mia"] if _judged_attack(rep, c) else tol[c]
 
 
 def _separates(c, base, target, tol) -> tuple[bool | None, str]:
@@ -243,12 +291,13 @@ def _separates(c, base, target, tol) -> tuple[bool | None, str]:
     return abs(value - goal) > margin + _EPS, f"separation needs |Δ| > {margin:.3f}"
 
 
-def _judge(name, rep, is_base, targets, measurable, ref, base, tol) -> list[Verdict]:
+def _judge(name, rep, is_base, judged, targets, measurable, ref, base, tol, labels) -> list[Verdict]:
     out = []
-    for c in JUDGED:
+    for c in judged:
         value = criterion_value(rep, c)
         if value is None:
             continue
+        attack = _judged_attack(rep, c)
         target, _, reference = targets[c]
         if target is None:
             target = rep.test_accuracy
@@ -259,12 +308,12 @@ def _judge(name, rep, is_base, targets, measurable, ref, base, tol) -> list[Verd
             note = why + ("" if sep else ": the original is already within noise of the target")
         elif sep is False:
             outcome, note = "not measurable", "the original (do nothing) is within noise of the target"
-        elif c.startswith("mia") and _noise(rep, c) > tol["mia"]:
+        elif attack and _noise(rep, c) > tol["mia"]:
             outcome, note = "inconclusive", f"attack std {_noise(rep, c):.3f} > tol: too few rows to judge"
         else:
             outcome = "pass" if abs(value - target) <= t + _EPS else "fail"
-            note = f"attack std {_noise(rep, c):.3f}" if c.startswith("mia") else ""
-        out.append(Verdict(name, c, outcome, value, target, t, reference, note))
+            note = f"attack std {_noise(rep, c):.3f}" if attack else ""
+        out.append(Verdict(name, c, outcome, value, target, t, reference, note, labels.get(c, "")))
     anchor, reference = (ref, "retrained") if ref is not None else (base, "original")
     t = tol["test_accuracy_drop"]
     if anchor is None:
