@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from transformers import TrainingArguments
 
@@ -40,7 +42,11 @@ class UnlearningArguments(TrainingArguments):
             (task-loss weight on retain) for `scrub`.
         retain_loss (`str`, defaults to `"nll"`): retain term of `grad_diff` and `npo`: `nll` (the task loss) or
             `kl` (KL(p_original ‖ p_θ) on the retain rows; builds a frozen copy of the original model).
-        npo_beta (`float`, defaults to 0.1): β of NPO, an inverse temperature on the log-likelihood ratio of each
+        method_kwargs (`dict` or `None`): the method's own hyperparameters by name (JSON on the command line, e.g.
+            `--method_kwargs '{"npo_beta": 0.2}'`); each method declares them and their defaults
+            (`Method.hparams` / `Method.defaults`), so a new method is one module. The flat arguments below are
+            aliases (unset = the method's default); giving one both ways with different values is an error.
+        npo_beta (`float`, NPO's default 0.1): β of NPO, an inverse temperature on the log-likelihood ratio of each
             forget *sequence* (sum over its supervised tokens, as in the NPO paper): the push on a sequence fades
             once it is about e^{1/β} times less likely than under the original model (β → 0: gradient ascent).
         scrub_kl_weight, scrub_temperature, scrub_msteps: SCRUB's α (KL weight on retain, 0.5), temperature T (4)
@@ -119,25 +125,33 @@ class UnlearningArguments(TrainingArguments):
     retain_loss: str = field(
         default="nll", metadata={"help": "Retain term of grad_diff/npo: nll | kl (KL to the original model)."}
     )
-    npo_beta: float = field(
-        default=0.1, metadata={"help": "β of NPO: inverse temperature on each forget sequence's log-likelihood ratio "
-                               "(summed over its tokens); the push fades once it is ~e^(1/β) less likely."}
+    method_kwargs: dict | str | None = field(
+        default=None, metadata={"help": "The method's own hyperparameters as JSON, e.g. '{\"npo_beta\": 0.2}' (the "
+                                "flat npo_beta / scrub_* / ssd_* arguments are aliases)."}
     )
-    scrub_kl_weight: float = field(
-        default=0.5, metadata={"help": "SCRUB: weight α of the teacher KL on retain (reference: 0.5)."}
+    npo_beta: float | None = field(
+        default=None, metadata={"help": "β of NPO (default 0.1): inverse temperature on each forget sequence's "
+                                "log-likelihood ratio (summed over its tokens); the push fades once it is ~e^(1/β) "
+                                "less likely."}
     )
-    scrub_temperature: float = field(
-        default=4.0, metadata={"help": "SCRUB: distillation temperature T (reference: 4)."}
+    scrub_kl_weight: float | None = field(
+        default=None, metadata={"help": "SCRUB: weight α of the teacher KL on retain (default and reference: 0.5)."}
+    )
+    scrub_temperature: float | None = field(
+        default=None, metadata={"help": "SCRUB: distillation temperature T (default and reference: 4)."}
     )
     scrub_msteps: int | None = field(
         default=None,
         metadata={"help": "SCRUB: forget-epochs with max-steps, min-steps only after (None = first half of the run; "
                   "reference: 3 of 6 epochs)."},
     )
-    ssd_alpha: float = field(
-        default=10.0, metadata={"help": "SSD: dampen weights whose forget importance > α × full importance (10)."}
+    ssd_alpha: float | None = field(
+        default=None, metadata={"help": "SSD: dampen weights whose forget importance > α × full importance "
+                                "(default 10)."}
     )
-    ssd_lambda: float = field(default=1.0, metadata={"help": "SSD: dampening constant λ (reference: 1)."})
+    ssd_lambda: float | None = field(
+        default=None, metadata={"help": "SSD: dampening constant λ (default and reference: 1)."}
+    )
     task: str | None = field(
         default=None,
         metadata={"help": "single_label | multi_label | causal_lm | image_classification (None = infer)."},
@@ -176,6 +190,12 @@ class UnlearningArguments(TrainingArguments):
 
     def __post_init__(self):
         self._num_train_epochs_given = self.num_train_epochs is not None
+        if isinstance(self.method_kwargs, str):
+            try:
+                self.method_kwargs = json.loads(self.method_kwargs)
+            except json.JSONDecodeError:
+                raise ValueError(f"method_kwargs={self.method_kwargs!r} is not a JSON object; pass e.g. "
+                                 '\'{"npo_beta": 0.2}\'.') from None
         if self.num_train_epochs is not None:
             epochs = float(self.num_train_epochs)
             if epochs <= 0 or epochs != int(epochs):
@@ -197,7 +217,9 @@ class UnlearningArguments(TrainingArguments):
     def _validate(self) -> None:
         from .methods import get_method
 
-        get_method(self.method)
+        method = get_method(self.method)
+        if method.check is not None:
+            method.check(self.method_hparams())
         for name in ("learning_rate", "alpha", "alpha_max", "tau", "npo_beta", "retain_weight", "lr_min_ratio"):
             value = getattr(self, name)
             if isinstance(value, (int, float)) and not math.isfinite(value):
@@ -228,20 +250,11 @@ class UnlearningArguments(TrainingArguments):
             raise ValueError(f"modality={self.modality!r}; choose one of {', '.join(MODALITIES)}.")
         if self.max_nonfinite_steps < 1:
             raise ValueError(f"max_nonfinite_steps={self.max_nonfinite_steps} must be ≥ 1.")
-        if self.npo_beta <= 0:
-            raise ValueError(f"npo_beta={self.npo_beta} must be > 0.")
         if self.retain_loss not in ("nll", "kl"):
             raise ValueError(f"retain_loss={self.retain_loss!r}; choose 'nll' (the task loss) or 'kl' (KL to the "
                              "original model on retain rows).")
         if self.tau_gate not in TAU_GATES:
             raise ValueError(f"tau_gate={self.tau_gate!r}; choose one of {', '.join(TAU_GATES)}.")
-        for name in ("scrub_temperature", "ssd_alpha", "ssd_lambda"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be > 0.")
-        if self.scrub_kl_weight < 0:
-            raise ValueError(f"scrub_kl_weight={self.scrub_kl_weight} must be ≥ 0.")
-        if self.scrub_msteps is not None and self.scrub_msteps < 0:
-            raise ValueError(f"scrub_msteps={self.scrub_msteps} must be ≥ 0, or None for the first half of the run.")
         if self.retain_weight < 0:
             raise ValueError(f"retain_weight={self.retain_weight} must be ≥ 0.")
         if not 0.0 <= self.lr_min_ratio <= 1.0:
@@ -249,6 +262,37 @@ class UnlearningArguments(TrainingArguments):
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be ≥ 1.")
+
+    def method_hparams(self) -> dict[str, Any]:
+        """The selected method's hyperparameters (``Method.hparams``): ``method_kwargs``, else the argument of that
+        name when set, else the method's default."""
+        from .methods import get_method
+
+        method, given = get_method(self.method), dict(self.method_kwargs or {})
+        if not isinstance(self.method_kwargs, (dict, type(None))):
+            raise ValueError(f"method_kwargs must be a dict of {self.method}'s hyperparameters, not "
+                             f"{type(self.method_kwargs).__name__}.")
+        unknown = sorted(set(given) - set(method.hparams))
+        if unknown:
+            raise ValueError(f"method_kwargs {unknown} are not hyperparameters of {self.method!r}; it reads: "
+                             f"{', '.join(method.hparams) or 'none'}.")
+        defaults = {f.name: f.default for f in fields(self)}
+        values = {}
+        for name in method.hparams:
+            flat = getattr(self, name, None)
+            is_set = name in defaults and flat != defaults[name]
+            if name in given and is_set and flat != given[name]:
+                raise ValueError(f"{name} is {flat!r} but method_kwargs gives {given[name]!r}; set it one way.")
+            if name in given:
+                values[name] = given[name]
+            elif name in defaults and (is_set or name not in method.defaults):
+                values[name] = flat
+            elif name in method.defaults:
+                values[name] = method.defaults[name]
+            else:
+                raise ValueError(f"Method {self.method!r} reads {name!r}, which has no default; pass it in "
+                                 "method_kwargs.")
+        return values
 
 
 def automatic_alpha(modality: str, forget_fraction: float, alpha_max: float = 0.9) -> float:

@@ -25,10 +25,12 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, (bool, int, float, str, type(None))) else str(value)
 
 
-def job_fingerprint(args, method_hparams: tuple[str, ...], samples_per_step: int, forget, retain,
+def job_fingerprint(args, method_hparams: dict[str, Any], samples_per_step: int, forget, retain,
                     validation) -> dict[str, Any]:
-    """What identifies a job: data digests, method and the run's arguments (a JSON-able dict)."""
-    arguments = {name: _plain(getattr(args, name, None)) for name in (*RUN_ARGUMENTS, *method_hparams)}
+    """What identifies a job: data digests, method, the run's arguments and the method's hyperparameters
+    (a JSON-able dict)."""
+    arguments = {name: _plain(getattr(args, name, None)) for name in RUN_ARGUMENTS}
+    arguments.update({name: _plain(value) for name, value in method_hparams.items()})
     arguments["samples_per_step"] = samples_per_step
     return {"forget_rows": dataset_digest(forget), "retain_rows": dataset_digest(retain),
             "validation_rows": dataset_digest(validation), "method": args.method, "arguments": arguments}

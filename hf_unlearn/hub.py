@@ -171,8 +171,8 @@ def _arguments_table(trainer: Any) -> list[str]:
                        f"per device × {args.world_size} device(s) × {args.gradient_accumulation_steps} accumulation"),
         ("seed", str(args.seed)),
     ]
-    for name in method.hparams:
-        rows.append((name, f"{getattr(args, name):g}"))
+    for name, value in args.method_hparams().items():
+        rows.append((name, f"{value:g}" if isinstance(value, (int, float)) else str(value)))
     return ["| argument | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
 
 

@@ -40,7 +40,7 @@ def run_one_shot(trainer, resume_from_checkpoint=None) -> TrainOutput:
     state.max_steps, state.global_step, state.epoch = 0, 0, 0.0
     trainer.control = trainer.callback_handler.on_train_begin(args, state, control)
     start = time.perf_counter()
-    hparams = {name: getattr(args, name) for name in trainer.method.hparams}
+    hparams = args.method_hparams()
     summary = trainer.method.one_shot(trainer.model, batches(forget), batches(ConcatDataset([retain, forget])),
                                       batch_loss, hparams)
     metrics = {"train_runtime": round(time.perf_counter() - start, 4), **(summary or {})}

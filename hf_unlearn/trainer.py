@@ -109,7 +109,7 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
             raise ValueError(f"method={args.method!r} applies to {', '.join(self.method.tasks)}, not "
                              f"task={self.task!r}; choose another method (nabla_tau, npo, grad_diff fit every task).")
         check_held_out(forget_dataset, retain_dataset, validation_dataset)
-        self.job = job_fingerprint(args, self.method.hparams, self.samples_per_step, forget_dataset, retain_dataset,
+        self.job = job_fingerprint(args, args.method_hparams(), self.samples_per_step, forget_dataset, retain_dataset,
                                    validation_dataset)
         self._fresh_adapters = peft_config is not None
         if peft_config is not None:
@@ -275,7 +275,7 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
             counts = supervised_token_counts(forget_inputs["labels"])
             counts = counts[counts > 0]  # the rows drop_unsupervised kept
         alpha = self.current_alpha() if method.needs_alpha else 0.0
-        hparams = {name: getattr(self.args, name) for name in method.hparams}
+        hparams = self.args.method_hparams()
         step = self.state.global_step
         logit_kw = dict(forget_logits=halves["forget_logits"], retain_logits=halves["retain_logits"],
                         **ref.get("logits", {})) if method.needs_logits else {}

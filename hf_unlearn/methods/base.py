@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -68,7 +69,12 @@ class Method:
             `UnlearningTrainer.train()` runs it instead of the training loop.
         relabel: replaces the forget labels before the forward pass (random-label methods); classification only.
         length_multiplier: run length relative to the automatic number of forget-epochs.
-        hparams: names of the ``UnlearningArguments`` fields the objective reads.
+        hparams: names of the hyperparameters the objective reads (``ObjectiveInputs.hparams``). Each one's value is
+            ``UnlearningArguments.method_kwargs[name]`` if given, else the argument of that name if it is set (the
+            flat aliases ``npo_beta``, ``scrub_*``, ``ssd_*`` and the shared ``retain_weight``), else
+            ``defaults[name]``.
+        defaults: the method's own hyperparameters and their defaults (a new method declares its knobs here).
+        check: ``check(hparams)`` raises ``ValueError`` for a value out of range (run by `UnlearningArguments`).
     """
 
     name: str
@@ -86,6 +92,8 @@ class Method:
     length_multiplier: float = 1.0
     hparams: tuple[str, ...] = ()
     description: str = ""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    check: Callable[[dict[str, Any]], None] | None = None
 
 
 METHODS: dict[str, Method] = {}

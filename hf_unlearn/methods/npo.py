@@ -47,6 +47,11 @@ def _objective(x: ObjectiveInputs) -> torch.Tensor:
     return loss + weight * mean(x.retain_losses) if weight else loss
 
 
+def _check(hp: dict) -> None:
+    if hp["npo_beta"] <= 0:
+        raise ValueError(f"npo_beta={hp['npo_beta']} must be > 0.")
+
+
 NPO = register(
     Method(
         name="npo",
@@ -55,6 +60,8 @@ NPO = register(
         needs_reference=True,
         supports_kl_retain=True,
         hparams=("npo_beta", "retain_weight"),
+        defaults={"npo_beta": 0.1},
+        check=_check,
         description="(2/β)·mean softplus(β(log π_θ − log π_ref)) over forget sequences + λ·mean L_retain.",
     )
 )

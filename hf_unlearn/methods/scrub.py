@@ -51,6 +51,15 @@ def scrub_loss(x: ObjectiveInputs) -> torch.Tensor:
     return loss
 
 
+def _check(hp: dict) -> None:
+    if not hp["scrub_temperature"] > 0:
+        raise ValueError(f"scrub_temperature={hp['scrub_temperature']} must be > 0.")
+    if hp["scrub_kl_weight"] < 0:
+        raise ValueError(f"scrub_kl_weight={hp['scrub_kl_weight']} must be ≥ 0.")
+    if hp["scrub_msteps"] is not None and hp["scrub_msteps"] < 0:
+        raise ValueError(f"scrub_msteps={hp['scrub_msteps']} must be ≥ 0, or None for the first half of the run.")
+
+
 SCRUB = register(
     Method(
         name="scrub",
@@ -60,6 +69,8 @@ SCRUB = register(
         tasks=("single_label", "image_classification"),
         length_multiplier=2.0,
         hparams=("retain_weight", "scrub_kl_weight", "scrub_temperature", "scrub_msteps"),
+        defaults={"scrub_kl_weight": 0.5, "scrub_temperature": 4.0, "scrub_msteps": None},
+        check=_check,
         description="frozen teacher; −KL_T(forget) while in the max phase + γ·L_retain + α_kd·KL_T(retain).",
     )
 )

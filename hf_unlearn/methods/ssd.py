@@ -82,12 +82,20 @@ def selective_synaptic_dampening(model: torch.nn.Module, forget_batches: Iterabl
     return summary
 
 
+def _check(hp: dict) -> None:
+    for name in ("ssd_alpha", "ssd_lambda"):
+        if not hp[name] > 0:
+            raise ValueError(f"{name}={hp[name]} must be > 0.")
+
+
 SSD = register(
     Method(
         name="ssd",
         one_shot=selective_synaptic_dampening,
         uses_retain=True,
         hparams=("ssd_alpha", "ssd_lambda"),
+        defaults={"ssd_alpha": 10.0, "ssd_lambda": 1.0},
+        check=_check,
         description="one shot: weights with forget importance > α·full importance scaled by min(λ·full/forget, 1).",
     )
 )
