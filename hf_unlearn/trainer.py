@@ -385,7 +385,7 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         ref.eval()
         ref.requires_grad_(False)
         if self.is_deepspeed_enabled:
-            from .scale import prepare_deepspeed_reference
+            from .deepspeed_reference import prepare_deepspeed_reference
 
             stage = self.accelerator.state.deepspeed_plugin.zero_stage
             if stage == 3 and ref_model is None:

@@ -1,4 +1,4 @@
-"""Scaling helpers: a DeepSpeed engine for the frozen reference model (NPO) next to the trained one.
+"""The DeepSpeed engine for the frozen reference model (NPO, the KL retain term) next to the trained one.
 
 Under ZeRO-3 the reference model is sharded like the trained model (each rank holds 1/N of it); under ZeRO-1/2
 (which shard optimizer state and gradients only, and a frozen model has neither) it is replicated with ZeRO
