@@ -15,8 +15,8 @@ from accelerate.commands.config.config_args import load_config_from_file
 from ddp_script import RecordingCollator, synthetic, tiny_model
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
-from hf_unlearn.methods import nabla_tau_loss
 from hf_unlearn.deepspeed_reference import hidden_size_of, reference_deepspeed_config
+from hf_unlearn.methods import nabla_tau_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "accelerate"
