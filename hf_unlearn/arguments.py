@@ -75,6 +75,9 @@ class UnlearningArguments(TrainingArguments):
             already holds a saved model, which the final `save_model` then replaces.
         keep_checkpoints (`bool`, defaults to `True`): `False` deletes the checkpoint-* folders (partly unlearned
             weights) once the final `save_model` succeeded.
+        push_checkpoints (`bool`, defaults to `False`): with `push_to_hub`, also push during training (Trainer's
+            `hub_strategy`, default then `"every_save"`). Without it `hub_strategy` is always `"end"`: only the final
+            unlearned model is pushed, never weights of a partly unlearned state.
 
     > Defaults that differ from `TrainingArguments`: `learning_rate=None` = the paper's 3e-4 for text and 1e-3 for
     > images (for causal LMs start lower, e.g. 5e-5–1e-4: 3e-4 overshot τ on SmolLM2-135M);
@@ -176,6 +179,10 @@ class UnlearningArguments(TrainingArguments):
     push_checkpoints: bool = field(
         default=False, metadata={"help": "Also push checkpoint-* folders (partly unlearned weights) to the Hub."}
     )
+    hub_strategy: str | None = field(
+        default=None, metadata={"help": "Trainer's hub strategy: 'end' unless push_checkpoints (then default "
+                                "'every_save'); checkpoints hold partly unlearned weights."}
+    )
     learning_rate: float | None = field(
         default=None, metadata={"help": "AdamW learning rate. None = the paper's: 3e-4 text, 1e-3 images."}
     )
@@ -211,6 +218,11 @@ class UnlearningArguments(TrainingArguments):
             self.forget_epochs = int(epochs)
         else:
             self.num_train_epochs = float(self.forget_epochs or 1)
+        strategy = getattr(self.hub_strategy, "value", self.hub_strategy)
+        if not self.push_checkpoints and strategy not in (None, "end"):
+            logger.warning("hub_strategy=%r pushes partly unlearned weights during training; using 'end' (pass "
+                           "push_checkpoints=True to push them).", strategy)
+        self.hub_strategy = (strategy or "every_save") if self.push_checkpoints else "end"
         self._validate()
         super().__post_init__()
 

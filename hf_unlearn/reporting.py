@@ -76,7 +76,12 @@ class ReportingMixin:
     def push_to_hub(self, commit_message: str | None = "End of unlearning", blocking: bool = True,
                     token: str | None = None, revision: str | None = None, private: bool | None = None, **kwargs):
         """Upload the final unlearned model, its card and audit; never ``checkpoint-*`` folders (they hold partly
-        unlearned weights) unless ``push_checkpoints=True``, nor ``_*`` scratch folders (e.g. a cached original)."""
+        unlearned weights) unless ``push_checkpoints=True``, nor ``_*`` scratch folders (e.g. a cached original).
+
+        `Trainer.push_to_hub` with its own ignore patterns (``_*``, ``checkpoint-*``) is the model; this override only
+        widens them (`hub.push_ignore_patterns`: nested checkpoints, ``last-checkpoint/``, the folders of original
+        and retrained models) and lets ``push_checkpoints`` include checkpoints. Intermediate pushes are Trainer's
+        own, governed by ``hub_strategy`` (``"end"`` unless ``push_checkpoints``)."""
         from huggingface_hub import upload_folder
 
         from .hub import push_ignore_patterns
@@ -95,11 +100,3 @@ class ReportingMixin:
                              commit_message=commit_message, token=token, run_as_future=not blocking,
                              ignore_patterns=push_ignore_patterns(self.args.push_checkpoints),
                              revision=revision or self.args.hub_revision)
-
-    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
-        """Intermediate pushes would publish partly unlearned weights: only with ``push_checkpoints=True``."""
-        if self.args.push_checkpoints:
-            super()._push_from_checkpoint(checkpoint_folder)
-
-
-

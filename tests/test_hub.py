@@ -113,3 +113,26 @@ def test_push_ignore_patterns_skip_checkpoints_and_scratch():
     with_checkpoints = set(filter_repo_objects(files, ignore_patterns=push_ignore_patterns(include_checkpoints=True)))
     assert "checkpoint-10/model.safetensors" in with_checkpoints and "audit.json" in with_checkpoints
     assert "_original/model.safetensors" not in with_checkpoints
+
+
+def test_intermediate_pushes_are_trainers_own_hub_strategy_end(unlearned, tmp_path, monkeypatch, caplog):
+    """Without push_checkpoints, Trainer's own hub_strategy="end" keeps every partly unlearned state off the Hub."""
+    from transformers.trainer_utils import HubStrategy
+
+    def args(**kw):
+        return UnlearningArguments(output_dir=str(tmp_path), report_to="none", **kw)
+
+    assert args().hub_strategy == HubStrategy.END
+    assert args(push_checkpoints=True).hub_strategy == HubStrategy.EVERY_SAVE
+    assert args(push_checkpoints=True, hub_strategy="checkpoint").hub_strategy == HubStrategy.CHECKPOINT
+    with caplog.at_level("WARNING"):
+        assert args(hub_strategy="all_checkpoints").hub_strategy == HubStrategy.END
+    assert "partly unlearned weights" in caplog.text
+    trainer, _ = unlearned
+    assert trainer.args.hub_strategy == HubStrategy.END
+
+    def no_upload():
+        raise AssertionError("an intermediate push reached the Hub")
+
+    monkeypatch.setattr("transformers.trainer.hf_api", no_upload)
+    trainer._push_from_checkpoint(str(tmp_path))  # Trainer's own method: returns before any upload
