@@ -49,15 +49,14 @@ from transformers import (
     LlamaForCausalLM,
     PreTrainedModel,
     PreTrainedTokenizerFast,
-    Trainer,
-    TrainingArguments,
     set_seed,
 )
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
 from hf_unlearn.audit import TofuData, UnlearningReport, audit_model, compare, tofu_markdown
 from hf_unlearn.data import CausalLMCollator, default_data_dir, load_tofu, splits_from, tokenize_qa
-from hf_unlearn.recipes import SMOLLM2_GGUF, load_gguf_causal_lm, smollm2_folder
+from hf_unlearn.recipes import SMOLLM2_GGUF, FinetuneRecipe, load_gguf_causal_lm, smollm2_folder
+from hf_unlearn.recipes import finetune as finetune_recipe
 from hf_unlearn.scripts import run_script, script_parser
 
 
@@ -193,14 +192,13 @@ def tofu_parts(script: ScriptArguments) -> tuple[Dataset, Dataset, Dataset, Data
 
 
 def finetune(model: PreTrainedModel, data: Dataset, tokenizer: Any, script: ScriptArguments, seed: int) -> None:
-    """Plain causal-LM fine-tuning with a transformers ``Trainer`` (answer tokens only; nothing saved)."""
+    """Plain causal-LM fine-tuning (the pipeline's `recipes.finetune`, 10 % warmup, no weight decay; answer tokens
+    only; nothing saved)."""
+    recipe = FinetuneRecipe(epochs=script.finetune_epochs, learning_rate=script.finetune_learning_rate,
+                            batch_size=script.finetune_batch_size, weight_decay=0.0, seed=seed)
     with tempfile.TemporaryDirectory() as scratch:
-        args = TrainingArguments(
-            scratch, num_train_epochs=script.finetune_epochs, learning_rate=script.finetune_learning_rate,
-            per_device_train_batch_size=script.finetune_batch_size, warmup_steps=0.1, save_strategy="no",
-            report_to="none", logging_strategy="epoch", disable_tqdm=True, seed=seed,
-        )
-        Trainer(model=model, args=args, train_dataset=data, data_collator=CausalLMCollator(tokenizer)).train()
+        finetune_recipe(model, data, recipe, output_dir=scratch, data_collator=CausalLMCollator(tokenizer),
+                        warmup_steps=0.1, logging_strategy="epoch")
 
 
 def cached_finetune(name: str, data: Dataset, script: ScriptArguments, out: str, seed: int) -> tuple[Any, Any]:

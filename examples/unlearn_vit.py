@@ -48,14 +48,7 @@ from typing import Any
 
 import numpy as np
 from datasets import Dataset, concatenate_datasets
-from transformers import (
-    Trainer,
-    TrainingArguments,
-    ViTConfig,
-    ViTForImageClassification,
-    ViTImageProcessorPil,
-    set_seed,
-)
+from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessorPil, set_seed
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
 from hf_unlearn.arguments import automatic_forget_epochs
@@ -68,6 +61,7 @@ from hf_unlearn.data import (
     select_forget,
     splits_from,
 )
+from hf_unlearn.recipes import FinetuneRecipe, finetune
 from hf_unlearn.scripts import run_script, script_parser
 
 
@@ -172,14 +166,12 @@ def build_model(script: ScriptArguments, num_labels: int, seed: int) -> ViTForIm
 
 
 def train(model: ViTForImageClassification, data: Dataset, script: ScriptArguments, seed: int) -> None:
-    """Plain supervised training with a transformers ``Trainer`` (nothing is saved)."""
+    """Plain supervised training (the pipeline's `recipes.finetune`, 5 % warmup; nothing is saved)."""
+    recipe = FinetuneRecipe(epochs=script.train_epochs, learning_rate=script.train_learning_rate,
+                            batch_size=script.train_batch_size, weight_decay=0.01, seed=seed)
     with tempfile.TemporaryDirectory() as scratch:
-        args = TrainingArguments(
-            scratch, num_train_epochs=script.train_epochs, learning_rate=script.train_learning_rate,
-            per_device_train_batch_size=script.train_batch_size, warmup_steps=0.05, weight_decay=0.01,
-            save_strategy="no", report_to="none", logging_strategy="epoch", disable_tqdm=True, seed=seed,
-        )
-        Trainer(model=model, args=args, train_dataset=data, data_collator=ClassificationCollator()).train()
+        finetune(model, data, recipe, output_dir=scratch, data_collator=ClassificationCollator(), warmup_steps=0.05,
+                 logging_strategy="epoch")
 
 
 def class_accuracy(model: Any, test: Dataset, classes: list[int]) -> dict[str, float]:

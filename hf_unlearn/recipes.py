@@ -41,13 +41,16 @@ class FinetuneRecipe:
 
 
 def finetune(model, train, recipe: FinetuneRecipe, *, output_dir: str, data_collator=None,
-             processing_class=None, disable_tqdm: bool = True) -> float:
-    """Fine-tune ``model`` on ``train`` in place with a plain `Trainer`; returns the wall time in seconds."""
-    args = TrainingArguments(
-        output_dir, num_train_epochs=recipe.epochs, learning_rate=recipe.learning_rate,
-        per_device_train_batch_size=recipe.batch_size, weight_decay=recipe.weight_decay, seed=recipe.seed,
-        save_strategy="no", report_to=[], logging_strategy="no", disable_tqdm=disable_tqdm,
-    )
+             processing_class=None, disable_tqdm: bool = True, **training_args) -> float:
+    """Fine-tune ``model`` on ``train`` in place with a plain `Trainer`; returns the wall time in seconds.
+
+    ``training_args`` override or add `TrainingArguments` (e.g. the examples' ``warmup_steps`` and epoch logging).
+    """
+    args = TrainingArguments(output_dir, **{
+        "num_train_epochs": recipe.epochs, "learning_rate": recipe.learning_rate,
+        "per_device_train_batch_size": recipe.batch_size, "weight_decay": recipe.weight_decay, "seed": recipe.seed,
+        "save_strategy": "no", "report_to": [], "logging_strategy": "no", "disable_tqdm": disable_tqdm,
+        **training_args})
     trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=data_collator,
                       processing_class=processing_class)
     start = time.perf_counter()
