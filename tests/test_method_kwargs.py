@@ -72,3 +72,18 @@ def test_a_new_method_is_one_registration(tmp_path):
         assert _args(tmp_path, method="scaled_ascent").method_hparams() == {"gamma": 2.0}
     finally:
         METHODS.pop("scaled_ascent")
+
+
+def test_the_card_lists_the_methods_hyperparameters(tmp_path):
+    """The card's argument table reads the resolved hyperparameters (SCRUB's default max phase, None, included)."""
+    from hf_unlearn.hub import build_model_card
+
+    train = token_dataset(48, 0)
+    args = _args(tmp_path, method="scrub", method_kwargs={"scrub_temperature": 2.0}, per_device_train_batch_size=8,
+                 max_steps=1, disable_tqdm=True, seed=0)
+    trainer = UnlearningTrainer(model=tiny_bert(), args=args, forget_dataset=train.select(range(8)),
+                                retain_dataset=train.select(range(8, 48)), data_collator=default_data_collator)
+    trainer.train()
+    card = str(build_model_card(trainer))
+    assert "| scrub_temperature | 2 |" in card and "| scrub_kl_weight | 0.5 |" in card
+    assert "| scrub_msteps | None |" in card
