@@ -22,11 +22,13 @@ from typing import Any
 
 from .data.job_data import SELECTORS, class_names, collator_for, encode, job_task, load_raw, select, selector_of
 from .models import is_model_dir, load_processor, load_trained, new_base_model, resolve
+from .provenance import provenance
 
 DESCRIPTION = "job.json"
 RECIPE_FILE = "hf_unlearn_recipe.json"  # beside a cached original / retrained model: what made it
 #: the quick smoke run of the main job (`--quick`); explicit flags win
-QUICK = {"train_rows": 160, "val_rows": 48, "test_rows": 64, "original_epochs": 2, "max_length": 32}
+QUICK = {"train_rows": 160, "val_rows": 48, "test_rows": 64, "original_epochs": 2, "max_length": 32,
+         "original_batch_size": 32, "original_lr": 2e-4}
 
 
 @dataclass
@@ -252,7 +254,7 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
     if args.should_save:
         description = describe(job, args, task, data, original_dir)
         trainer.save_audit(reports["unlearned"], before=reports["original"], comparison=comparison, timings=timings,
-                           extra={"job": description})
+                           extra={"job": description, "provenance": provenance(seeds=[args.seed], code=__file__)})
         trainer.card_metadata = card_metadata(job)
         trainer.save_model(args.output_dir)  # after the audit: the card (written once) quotes it; pushes if asked
         Path(args.output_dir, DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
