@@ -81,3 +81,8 @@ def test_eval_gate_trains_and_bad_value_is_refused(tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
     with pytest.raises(ValueError, match="tau_gate='dropout'; choose one of train, eval"):
         UnlearningArguments(str(tmp_path / "bad"), tau_gate="dropout")
+
+
+def test_default_gate_is_eval_and_the_papers_stays_reachable(tmp_path):
+    assert UnlearningArguments(str(tmp_path / "d")).tau_gate == "eval"  # chosen on the benchmark's dev rows
+    assert UnlearningArguments(str(tmp_path / "p"), tau_gate="train").tau_gate == "train"
