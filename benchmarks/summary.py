@@ -110,7 +110,21 @@ def targets(rows: list[dict], method: str = "nabla_tau", forget: str = "15%") ->
         best = max(score, key=lambda b: score[b] if not math.isnan(score[b]) else -math.inf)
         out.append(f"| mean gap closed ({own:.3f}) ahead of every baseline (best: {best} {score[best]:.3f}) | "
                    f"{own - score[best]:+.3f} | {verdict(own > score[best])} |")
+        # Gap closed above 1 is over-unlearning (the forget set looks *less* familiar than to the retrained model,
+        # which an attacker can also detect); the distance to retraining counts both directions.
+        dist = {b: mean_ci([distance(r) for r in select(rows, b, forget)])[0] for b in baselines}
+        near = min(dist, key=lambda b: dist[b] if not math.isnan(dist[b]) else math.inf)
+        mine = mean_ci([distance(r) for r in select(rows, method, forget)])[0]
+        out.append(f"| distance to retraining, mean of abs(1 − gap closed) over both figures ({mine:.3f}), below every "
+                   f"baseline's (nearest: {near} {dist[near]:.3f}) | {mine - dist[near]:+.3f} | "
+                   f"{verdict(mine < dist[near])} |")
     return out
+
+
+def distance(row: dict) -> float | None:
+    """Mean of abs(1 − gap closed) over forget accuracy and loss-MIA: 0 = where retraining is, either way."""
+    gaps = [row.get("gap_closed_forget_acc"), row.get("gap_closed_mia_loss")]
+    return None if None in gaps else sum(abs(1 - g) for g in gaps) / 2
 
 
 def markdown(rows: list[dict], header: list[str], done: int, total: int) -> str:
