@@ -25,6 +25,8 @@ from .models import is_model_dir, load_processor, load_trained, new_base_model, 
 from .provenance import provenance
 
 DESCRIPTION = "job.json"
+#: command-line flags whose values name the forget set: redacted from the command recorded in audit.json
+SELECTOR_FLAGS = ("--forget_classes", "--forget_ids")
 RECIPE_FILE = "hf_unlearn_recipe.json"  # beside a cached original / retrained model: what made it
 #: the quick smoke run of the main job (`--quick`); explicit flags win
 QUICK = {"train_rows": 160, "val_rows": 48, "test_rows": 64, "original_epochs": 2, "max_length": 32,
@@ -253,8 +255,9 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
         + (f" ({seconds / timings['retrain_s']:.0%} of retraining)" if job.retrain else ""))
     if args.should_save:
         description = describe(job, args, task, data, original_dir)
+        made_by = provenance(seeds=[args.seed], code=__file__, hide=SELECTOR_FLAGS)
         trainer.save_audit(reports["unlearned"], before=reports["original"], comparison=comparison, timings=timings,
-                           extra={"job": description, "provenance": provenance(seeds=[args.seed], code=__file__)})
+                           extra={"job": description, "provenance": made_by})
         trainer.card_metadata = card_metadata(job)
         trainer.save_model(args.output_dir)  # after the audit: the card (written once) quotes it; pushes if asked
         Path(args.output_dir, DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")

@@ -64,11 +64,28 @@ def versions() -> dict[str, str]:
     return out
 
 
+def redact(argv: list[str], flags: tuple[str, ...]) -> list[str]:
+    """``argv`` with the values of ``flags`` (``--flag v1 v2`` or ``--flag=v``) replaced by ``<redacted>``."""
+    out, hiding = [], False
+    for arg in argv:
+        name, eq, _ = arg.partition("=")
+        if name in flags:
+            out.append(f"{name}=<redacted>" if eq else arg)
+            hiding = not eq
+            if hiding:
+                out.append("<redacted>")
+        elif not (hiding and not arg.startswith("--")):
+            out.append(arg)
+            hiding = False
+    return out
+
+
 def provenance(argv: list[str] | None = None, *, seeds: list[int] | None = None, code: str | Path | None = None,
-               **extra: Any) -> dict[str, Any]:
+               hide: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
     """Everything needed to trace a result to what made it: commit (``dirty`` when the tree had uncommitted
-    changes), the full command, seeds, torch threads, versions, machine and UTC date; ``extra`` is merged in."""
-    argv = list(sys.argv if argv is None else argv)
+    changes), the full command (values of the ``hide`` flags redacted), seeds, torch threads, versions, machine and
+    UTC date; ``extra`` is merged in."""
+    argv = redact(list(sys.argv if argv is None else argv), hide)
     return {
         **git_commit(code),
         "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *argv]),
