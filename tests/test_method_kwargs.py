@@ -15,6 +15,17 @@ def _args(tmp_path, **kw):
     return UnlearningArguments(str(tmp_path / "out"), report_to=[], **kw)
 
 
+def _trained(tmp_path, method, method_kwargs, max_steps):
+    """A tiny BERT unlearned for ``max_steps`` steps (8 forget + 40 retain rows)."""
+    train = token_dataset(48, 0)
+    args = _args(tmp_path, method=method, method_kwargs=method_kwargs, per_device_train_batch_size=8,
+                 max_steps=max_steps, disable_tqdm=True, seed=0)
+    trainer = UnlearningTrainer(model=tiny_bert(), args=args, forget_dataset=train.select(range(8)),
+                                retain_dataset=train.select(range(8, 48)), data_collator=default_data_collator)
+    trainer.train()
+    return trainer
+
+
 def test_defaults_are_the_methods_own(tmp_path):
     assert _args(tmp_path, method="npo").method_hparams() == {"npo_beta": 0.1, "retain_weight": 1.0}
     assert _args(tmp_path, method="scrub").method_hparams() == {
@@ -61,12 +72,7 @@ def test_a_new_method_is_one_registration(tmp_path):
     try:
         with pytest.raises(ValueError, match="gamma=-1 must be > 0"):
             _args(tmp_path, method="scaled_ascent", method_kwargs={"gamma": -1})
-        train = token_dataset(48, 0)
-        args = _args(tmp_path, method="scaled_ascent", method_kwargs={"gamma": 0.5}, per_device_train_batch_size=8,
-                     max_steps=2, disable_tqdm=True, seed=0)
-        trainer = UnlearningTrainer(model=tiny_bert(), args=args, forget_dataset=train.select(range(8)),
-                                    retain_dataset=train.select(range(8, 48)), data_collator=default_data_collator)
-        trainer.train()
+        trainer = _trained(tmp_path, "scaled_ascent", {"gamma": 0.5}, max_steps=2)
         assert seen and all(hp == {"gamma": 0.5} for hp in seen)
         assert trainer.job["arguments"]["gamma"] == 0.5  # part of the job's identity (resume checks)
         assert _args(tmp_path, method="scaled_ascent").method_hparams() == {"gamma": 2.0}
@@ -78,12 +84,6 @@ def test_the_card_lists_the_methods_hyperparameters(tmp_path):
     """The card's argument table reads the resolved hyperparameters (SCRUB's default max phase, None, included)."""
     from hf_unlearn.hub import build_model_card
 
-    train = token_dataset(48, 0)
-    args = _args(tmp_path, method="scrub", method_kwargs={"scrub_temperature": 2.0}, per_device_train_batch_size=8,
-                 max_steps=1, disable_tqdm=True, seed=0)
-    trainer = UnlearningTrainer(model=tiny_bert(), args=args, forget_dataset=train.select(range(8)),
-                                retain_dataset=train.select(range(8, 48)), data_collator=default_data_collator)
-    trainer.train()
-    card = str(build_model_card(trainer))
+    card = str(build_model_card(_trained(tmp_path, "scrub", {"scrub_temperature": 2.0}, max_steps=1)))
     assert "| scrub_temperature | 2 |" in card and "| scrub_kl_weight | 0.5 |" in card
     assert "| scrub_msteps | None |" in card

@@ -28,8 +28,19 @@ from sklearn.preprocessing import StandardScaler
 MIN_SAMPLES_PER_CLASS = 10
 
 
+class _Result:
+    """A dataclass attack result that round-trips through ``audit.json`` (``to_dict`` / ``from_dict``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+
+
 @dataclass
-class MIAResult:
+class MIAResult(_Result):
     """Population MIA outcome: mean/std of held-out accuracy over the splits, unfolded AUC, samples per class."""
 
     accuracy: float
@@ -37,16 +48,9 @@ class MIAResult:
     auc: float
     n_per_class: int
 
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MIAResult:
-        return cls(**{k: data[k] for k in ("accuracy", "accuracy_std", "auc", "n_per_class")})
-
 
 @dataclass
-class ThresholdResult:
+class ThresholdResult(_Result):
     """Threshold attack: held-out accuracy (mean/std over splits) and the rule fitted on all balanced samples."""
 
     accuracy: float
@@ -54,13 +58,6 @@ class ThresholdResult:
     threshold: float
     direction: str  # "<" : member if score < threshold; ">" : member if score > threshold
     n_per_class: int
-
-    def to_dict(self) -> dict[str, float | int | str]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ThresholdResult:
-        return cls(**{k: data[k] for k in ("accuracy", "accuracy_std", "threshold", "direction", "n_per_class")})
 
 
 def _as_scores(values: Any, name: str) -> np.ndarray:
@@ -214,7 +211,7 @@ def lm_attacks(
 
 
 @dataclass
-class ReferenceAttackResult:
+class ReferenceAttackResult(_Result):
     """Per-example reference-model attack (RMIA): unfolded AUC and TPR at low false-positive rates.
 
     ``tpr_at_1pct_fpr`` / ``tpr_at_0_1pct_fpr`` are read off the ROC curve at the largest threshold whose FPR does
@@ -232,13 +229,6 @@ class ReferenceAttackResult:
     n_population: int
     n_reference_models: int
     offline_a: float
-
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ReferenceAttackResult:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
 
 
 RMIA_SPLITS = ("forget", "test", "population")
