@@ -10,6 +10,7 @@ import pytest
 import torch
 from datasets import Dataset
 from PIL import Image
+from sklearn.metrics import accuracy_score, roc_curve
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
@@ -37,6 +38,7 @@ from hf_unlearn.audit import (
     threshold_attack,
 )
 from hf_unlearn.audit._batching import pad_collate
+from hf_unlearn.audit.attacks import _best_threshold, tpr_at_fpr
 
 SECRET_TEXT = "ZQX-forget-secret-text"
 SECRET_ID = "forget-id-7Q3KX"
@@ -185,6 +187,25 @@ def test_attack_input_errors():
         mia(np.r_[np.arange(20.0), np.nan], np.arange(20.0))
     with pytest.raises(ValueError, match="NaN/inf"):
         mia(np.arange(20.0), np.r_[np.arange(20.0), np.inf])
+
+
+def test_threshold_rule_and_low_fpr_tprs_match_sklearn_roc_curve():
+    # Fixed scores with ties: the fitted rule is the best point of sklearn's ROC curve, in either direction.
+    x = np.array([0.1, 0.2, 0.2, 0.3, 0.5, 0.5, 0.7, 0.9, 0.2, 0.4, 0.5, 0.6, 0.6, 0.8, 0.9, 1.0])
+    y = np.array([1] * 8 + [0] * 8)
+    for direction, score in (("<", -x), (">", x)):
+        fpr, tpr, _ = roc_curve(y, score, drop_intermediate=False)
+        t, d = _best_threshold(x, y, direction)
+        assert d == direction
+        assert accuracy_score(y, x < t if d == "<" else x > t) == pytest.approx(np.max((tpr + 1 - fpr) / 2))
+    assert _best_threshold(x, y) == (0.35, "<")
+    # TPR at low FPR: 200 non-members; 10 members above them all, 10 between the top two, 30 in the middle.
+    nonmembers = np.arange(200) / 200
+    score = np.r_[[2.0] * 10, [0.9925] * 10, [0.5] * 30, nonmembers]
+    y = np.r_[np.ones(50, dtype=np.int64), np.zeros(200, dtype=np.int64)]
+    fpr, tpr, _ = roc_curve(y, score)
+    for target, expected in ((0.01, 0.4), (0.001, 0.2)):
+        assert tpr_at_fpr(y, score, target) == expected == tpr[fpr <= target].max()
 
 
 # ----------------------------------------------------------------------------- evaluate metrics

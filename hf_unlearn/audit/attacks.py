@@ -135,19 +135,21 @@ def mia(
 
 
 def _best_threshold(x: np.ndarray, y: np.ndarray, direction: str | None = None) -> tuple[float, str]:
-    """Threshold (and direction, unless fixed) maximising accuracy on ``(x, y)``.
+    """Threshold (and direction, unless fixed) maximising accuracy on ``(x, y)``, swept with sklearn's ROC curve.
 
     Rules: ``"<"`` = member if score < threshold, ``">"`` = member if score > threshold. Candidate thresholds
-    are the midpoints between distinct scores plus one below the minimum and one above the maximum.
+    are the midpoints between distinct scores plus one below the minimum and one above the maximum; ties in
+    accuracy go to the lowest threshold.
     """
-    vals, inv = np.unique(x, return_inverse=True)
-    mem = np.bincount(inv, weights=y, minlength=len(vals))
-    non = np.bincount(inv, weights=1 - y, minlength=len(vals))
-    cum_mem = np.concatenate([[0.0], np.cumsum(mem)])
-    cum_non = np.concatenate([[0.0], np.cumsum(non)])
-    # Index k: the k smallest distinct values fall below edges[k].
-    acc = {"<": (cum_mem + (non.sum() - cum_non)) / len(y)}
+    # ROC of "member if -x >= -v" over every distinct score v (ascending), after the (0, 0) point: index k is the
+    # rule that calls the k smallest distinct scores members, i.e. "x < edges[k]".
+    fpr, tpr, thr = roc_curve(y, -x, drop_intermediate=False)
+    n_mem = int(y.sum())
+    n_non = len(y) - n_mem
+    correct = np.rint(tpr * n_mem) + (n_non - np.rint(fpr * n_non))  # members called members + non-members not
+    acc = {"<": correct / len(y)}
     acc[">"] = 1.0 - acc["<"]
+    vals = -thr[1:]
     edges = np.concatenate([[vals[0] - 1.0], (vals[:-1] + vals[1:]) / 2, [vals[-1] + 1.0]])
     best = [direction] if direction is not None else ["<", ">"]
     d = max(best, key=lambda r: acc[r].max())
