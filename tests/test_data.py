@@ -455,6 +455,21 @@ def test_causal_lm_collator_pads_right(tiny_tok):
     assert batch["labels"].tolist() == [[-100, -100, 6, -100], [-100, -100, 6, 7]]
 
 
+def test_classification_collator_pads_text_like_data_collator_with_padding(tiny_tok):
+    from transformers import DataCollatorWithPadding
+
+    texts = ["a small test sentence", "cats", "the author wrote it in Paris"]
+    rows = [{**tiny_tok(t), "labels": i, "id": f"r{i}"} for i, t in enumerate(texts)]
+    for multiple in (None, 8):
+        batch = ClassificationCollator(tiny_tok, pad_to_multiple_of=multiple)(rows)
+        text = [{k: r[k] for k in ("input_ids", "attention_mask")} for r in rows]
+        expected = DataCollatorWithPadding(tiny_tok, pad_to_multiple_of=multiple)(text)
+        assert list(batch) == ["input_ids", "attention_mask", "labels"]
+        assert all(torch.equal(batch[k], expected[k]) for k in expected)
+        assert batch["labels"].tolist() == [0, 1, 2] and batch["labels"].dtype == torch.long
+    assert batch["input_ids"].shape[1] % 8 == 0 and batch["input_ids"][1, -1] == tiny_tok.pad_token_id
+
+
 def test_forget_retain_fused_and_fallback(tiny_tok):
     base = CausalLMCollator(tiny_tok)
     forget, retain = _lm_rows(tiny_tok, 3, 2), _lm_rows(tiny_tok, 3, 5)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+from transformers import DataCollatorWithPadding, default_data_collator
 
 __all__ = ["CausalLMCollator", "ClassificationCollator", "ForgetRetainCollator", "automatic_fusion"]
 
@@ -38,6 +39,9 @@ class CausalLMCollator:
 
     The pad id is the tokenizer's pad token, else its EOS token (padding is masked anyway).
     Without ``labels`` in the features, labels are ``input_ids`` with -100 on padding.
+    Padding stays here rather than in ``DataCollatorForSeq2Seq``, which needs a tokenizer that has a pad token and
+    follows its ``padding_side``: this one works from a bare ``pad_token_id``, falls back to EOS, and always pads
+    on the right.
     """
 
     def __init__(
@@ -79,11 +83,13 @@ class CausalLMCollator:
 
 
 class ClassificationCollator:
-    """Pad text inputs with ``tokenizer.pad`` and stack ``labels`` (or ``label``).
+    """``DataCollatorWithPadding`` on the text inputs, ``default_data_collator`` on the other numeric columns.
 
-    Int labels become ``long``; float labels (multi-hot vectors) stay ``float32``. Features
-    without ``input_ids`` (e.g. ``pixel_values``) are stacked, so it also serves image models.
-    Non-numeric columns (strings such as ids) are left out.
+    Text inputs (``input_ids``, ``attention_mask``, ``token_type_ids``) are padded by transformers'
+    ``DataCollatorWithPadding``; features without them (e.g. ``pixel_values``) are stacked by
+    ``default_data_collator``, so it also serves image models. ``labels`` (or ``label``) are stacked here: int labels
+    become ``long``, float labels (multi-hot vectors) ``float32``. Non-numeric columns (strings such as ids) are
+    left out.
     """
 
     def __init__(self, tokenizer: Any = None, *, pad_to_multiple_of: int | None = None) -> None:
@@ -98,16 +104,11 @@ class ClassificationCollator:
         if text_keys:
             if self.tokenizer is None:
                 raise ValueError("ClassificationCollator needs a tokenizer to pad input_ids.")
-            padded = self.tokenizer.pad(
-                [{k: f[k] for k in text_keys} for f in features],
-                pad_to_multiple_of=self.pad_to_multiple_of,
-                return_tensors="pt",
-            )
-            batch.update(dict(padded))
-        for key in first:
-            if key in batch or key in text_keys or key == label_key or not _numeric(first[key]):
-                continue
-            batch[key] = _stack([f[key] for f in features])
+            pad = DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=self.pad_to_multiple_of)
+            batch.update(pad([{k: f[k] for k in text_keys} for f in features]))
+        others = [k for k in first if k not in text_keys and k != label_key and _numeric(first[k])]
+        if others:
+            batch.update(default_data_collator([{k: f[k] for k in others} for f in features]))
         if label_key is not None:
             labels = _stack([f[label_key] for f in features])
             batch["labels"] = labels.to(torch.float32 if labels.is_floating_point() else torch.long)
