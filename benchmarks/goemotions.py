@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import hashlib
 import json
 import os
 import sys
@@ -31,27 +32,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from summary import gap_closed, markdown  # noqa: E402
-from transformers import set_seed  # noqa: E402
 
-from hf_unlearn import UnlearningArguments  # noqa: E402
+from hf_unlearn import FinetuneRecipe, UnlearningArguments  # noqa: E402
 from hf_unlearn.audit import compare, reference_losses  # noqa: E402
-from hf_unlearn.data import (  # noqa: E402
-    ClassificationCollator,
-    label_names,
-    load_goemotions,
-    sample_rows,
-    select_forget,
-    tokenize_classification,
-)
+from hf_unlearn.data.holdout import dataset_digest  # noqa: E402
+from hf_unlearn.data.job_data import class_names, collator_for, encode, load_raw, select  # noqa: E402
+from hf_unlearn.jobs import JobArguments  # noqa: E402
+from hf_unlearn.model_cache import cache_matches, cached_seconds, recipe_key, train_cached  # noqa: E402
+from hf_unlearn.models import default_text_model, load_processor, load_trained, new_base_model  # noqa: E402
 from hf_unlearn.provenance import provenance, weights_sha256  # noqa: E402
-from hf_unlearn.recipes import (  # noqa: E402
-    FinetuneRecipe,
-    audit,
-    default_text_model,
-    finetune,
-    load_text_classifier,
-    unlearn,
-)
+from hf_unlearn.recipes import audit, unlearn  # noqa: E402
+
+TASK = "single_label"
+#: the random tiny BERT of --quick (a pipeline smoke test)
+QUICK_MODEL = {"model_type": "bert", "vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 1,
+               "num_attention_heads": 2, "intermediate_size": 64}
+#: the data settings a cached model is keyed by, besides the digest of the rows it was trained on (which covers the
+#: sample, the forget selection and the tokenization); τ and audit rows do not change it
+CACHE_DATA_KEYS = ("dataset", "train_rows", "max_length")
 
 METHODS = ["nabla_tau", "finetune", "gradient_ascent", "grad_diff", "npo", "random_labels", "scrub", "ssd"]
 # SSD selects a parameter when its forget importance exceeds ssd_alpha × its full-data importance; with a forget set
@@ -70,6 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--test_rows", type=int, default=800, help="Test rows for the audit.")
     p.add_argument("--epochs", type=float, default=15, help="Original/retrain epochs.")
     p.add_argument("--lr", type=float, default=1e-4, help="Original/retrain learning rate.")
+    p.add_argument("--warmup", type=float, default=0.0, help="Original/retrain warm-up (fraction of steps).")
     p.add_argument("--batch_size", type=int, default=32, help="Unlearning batch size (forget and retain halves each).")
     p.add_argument("--train_batch_size", type=int, default=8, help="Original/retrain batch size.")
     p.add_argument("--max_length", type=int, default=32, help="Token limit per comment.")
@@ -90,8 +89,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--variant", action="append", default=[], metavar="LABEL:key=value,...",
                    help="Extra run with UnlearningArguments overrides, e.g. 'a075:method=nabla_tau,alpha=0.75'.")
     p.add_argument("--cache_dir", default=None,
-                   help="Reuse original/retrained weights from here (tuning only: timings then come from the run "
-                        "that trained them).")
+                   help="Cache of the original and retrained models (default: OUT/work/models); a run reuses the "
+                        "ones trained with the same recipe and rows, with the times of the run that trained them.")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="Processes that train and unlearn in parallel, each pinned to its share of the cores "
+                        "(default: 2 when there are 2 cores; 1 = everything in this process).")
     p.add_argument("--report_only", action="store_true", help="Rewrite the markdown from the results JSON.")
     p.add_argument("--quick", action="store_true", help="Tiny sizes and a random tiny BERT: a pipeline smoke test.")
     if p.parse_known_args(argv)[0].quick:  # tiny defaults; flags given explicitly still win
@@ -113,51 +115,73 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return label, overrides
 
 
-class Cache:
-    """Original/retrained weights keyed by everything that determines them (tuning runs reuse them)."""
-
-    def __init__(self, args):
-        import hashlib
-
-        spec = json.dumps([args.model, args.train_rows, args.epochs, args.lr, args.train_batch_size,
-                           args.max_length, args.quick, args.original_seed])
-        self.folder = Path(args.cache_dir) / hashlib.sha1(spec.encode()).hexdigest()[:12]
-        self.folder.mkdir(parents=True, exist_ok=True)
-
-    def load(self, key: str, model) -> bool:
-        from safetensors.torch import load_file
-
-        path = self.folder / f"{key}.safetensors"
-        if not (path.exists() and (self.folder / f"{key}.json").exists()):  # both written (see save)
-            return False
-        model.load_state_dict(load_file(str(path)))
-        return True
-
-    def seconds(self, key: str) -> tuple[float, float]:
-        saved = json.loads((self.folder / f"{key}.json").read_text())
-        return saved["seconds"], saved.get("cpu_seconds", saved["seconds"])
-
-    def save(self, key: str, model, seconds: float, cpu_seconds: float) -> None:
-        from safetensors.torch import save_file
-
-        # Weights first, each file moved into place whole: a concurrent run sees both or neither.
-        staging = self.folder / f".{key}.{os.getpid()}"
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(staging))
-        os.replace(staging, self.folder / f"{key}.safetensors")
-        staging.write_text(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds}))
-        os.replace(staging, self.folder / f"{key}.json")
+def bench_job(args, **selector) -> JobArguments:
+    """The benchmark's data and recipe as a job of the pipeline (`hf_unlearn.jobs`): same loading, sampling,
+    selection, encoding and model cache as `hf-unlearn run`. In tuning mode (``--eval_split validation``) the dev
+    sample holds the τ rows and, disjoint from them, the audit rows."""
+    dev = args.eval_split == "validation"
+    quick = {"model_config": QUICK_MODEL, "tokenizer": args.model or default_text_model()} if args.quick else {}
+    return JobArguments(model=None if args.quick else args.model, dataset="goemotions", data_dir=args.data_dir,
+                        train_rows=args.train_rows, val_rows=args.val_rows + (args.test_rows if dev else 0),
+                        test_rows=args.test_rows, max_length=args.max_length, original_epochs=args.epochs,
+                        original_lr=args.lr, original_batch_size=args.train_batch_size,
+                        audit_max_retain=args.audit_retain_rows, **quick, **selector)
 
 
-def load_model(args, num_labels, names, seed: int):
-    """A fresh classifier, created under ``seed`` (same weights whatever ran before in the process)."""
-    if args.quick:
-        from transformers import BertConfig, BertForSequenceClassification
+def recipe(args, seed: int) -> FinetuneRecipe:
+    return FinetuneRecipe(epochs=args.epochs, learning_rate=args.lr, batch_size=args.train_batch_size, seed=seed,
+                          warmup=args.warmup)
 
-        set_seed(seed)
-        config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                            intermediate_size=64, num_labels=num_labels)
-        return BertForSequenceClassification(config)
-    return load_text_classifier(args.model or default_text_model(), num_labels, label_names=names, seed=seed)[0]
+
+@functools.lru_cache(maxsize=1)
+def _setup(args_json: str) -> dict:
+    """Per process: the job's raw rows (train sampled once: one original), processor, encoded parts, labels."""
+    args = argparse.Namespace(**json.loads(args_json))
+    job = bench_job(args)
+    raw = load_raw(job, TASK, 0)
+    num_labels, names = class_names(raw, job)
+    processor = load_processor(job, TASK)
+    validation = encode(raw.validation, job, TASK, processor)
+    test = encode(raw.test, job, TASK, processor)
+    if args.eval_split == "validation":  # tuning: τ rows and audit rows are disjoint dev rows; test is untouched
+        validation, test = validation.select(range(args.val_rows)), validation.select(range(args.val_rows,
+                                                                                          len(validation)))
+    return dict(job=job, raw=raw, labels=(TASK, num_labels, names), processor=processor,
+                collator=collator_for(TASK, processor), train=encode(raw.train, job, TASK, processor),
+                validation=validation, test=test)
+
+
+def _key(args) -> str:
+    return json.dumps(vars(args), sort_keys=True)
+
+
+def split_rows(args, selector: dict, seed: int):
+    """(forget, retain) encoded rows of one split, selected as the job pipeline selects them."""
+    s = _setup(_key(args))
+    forget, retain = select(bench_job(args, **selector), s["raw"], seed)
+    return (encode(forget, s["job"], TASK, s["processor"]), encode(retain, s["job"], TASK, s["processor"]))
+
+
+def model_folder(args, name: str) -> Path:
+    """The cache folder of one trained model: under ``--cache_dir`` (else the run's work folder), per recipe."""
+    s = _setup(_key(args))
+    spec = recipe_key(s["job"], TASK, recipe(args, args.original_seed), CACHE_DATA_KEYS)
+    root = Path(args.cache_dir) if args.cache_dir else Path(args.out) / "work" / "models"
+    return root / hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:12] / name
+
+
+def trained(args, name: str, selector: dict | None, seed: int, load: bool = True):
+    """The model ``name`` (the original when ``selector`` is None, else retrained on the split's retain rows with
+    ``seed``), trained once and cached; returns (model or None, (wall s, CPU s))."""
+    s = _setup(_key(args))
+    rows = s["train"] if selector is None else split_rows(args, selector, seed)[1]
+    folder = model_folder(args, name)
+    key = {**recipe_key(s["job"], TASK, recipe(args, seed), CACHE_DATA_KEYS), "rows": dataset_digest(rows)}
+    if cache_matches(folder, key, key["rows"]):
+        return (load_trained(str(folder), *s["labels"]) if load else None), cached_seconds(folder)
+    model, seconds, cpu = train_cached(s["job"], rows, recipe(args, seed), folder, key, s["labels"],
+                                       collator=s["collator"], processor=s["processor"], seed=seed)
+    return model, (seconds, cpu)
 
 
 def record(method, forget, seed, report, times, retrain=None, original=None, extra=None) -> dict:
@@ -219,6 +243,126 @@ def header_lines(meta: dict) -> list[str]:
             "Settings: " + ", ".join(f"{k}={v}" for k, v in meta["settings"].items())]
 
 
+def splits_of(args) -> list[tuple[str, dict, int]]:
+    """(name, selector, seed) of every forget split: 15 % × seeds, the other fractions and the class (first seed)."""
+    splits = [("15%" if f == 0.15 else f"{round(f * 100)}%", {"forget_fraction": f}, s)
+              for f in args.fractions for s in (args.seeds if f == 0.15 else args.seeds[:1])]
+    if args.forget_class:
+        splits.append((f"class:{args.forget_class}", {"forget_classes": [args.forget_class]}, args.seeds[0]))
+    return splits
+
+
+def trainings(args) -> list[tuple[str, dict | None, int]]:
+    """Every model to train: the original, each split's retrained model, and the null references."""
+    jobs = [("original", None, args.original_seed)]
+    null_left = args.null_reference_seeds
+    for name, selector, seed in splits_of(args):
+        jobs.append((f"retrain-{name}-{seed}", selector, seed))
+        if name == "15%" and null_left > 0:
+            null_left -= 1
+            jobs.append((f"retrain-{name}-{seed}-null", selector, seed + 1000))
+    return jobs
+
+
+def run_split(args, name: str, selector: dict, seed: int, null: bool) -> list[dict]:
+    """Audit the original and the retrained model on one split, then run and audit every method from the original."""
+    s = _setup(_key(args))
+    forget, retain = split_rows(args, selector, seed)
+    validation, test, collator = s["validation"], s["test"], s["collator"]
+    original, original_time = trained(args, "original", None, args.original_seed)
+    original_state = copy.deepcopy(original.state_dict())
+    retrained, retrain_time = trained(args, f"retrain-{name}-{seed}", selector, seed)
+    scoring = dict(forget=forget, test=test, population=validation, data_collator=collator, seed=seed)
+    reference = reference_losses(retrained, **scoring)
+    audit_of = functools.partial(audit, forget=forget, test=test, retain=retain, data_collator=collator, seed=seed,
+                                 max_retain=args.audit_retain_rows, population=validation, references=[reference])
+    reports = {"original": audit_of(original)}
+    if null:  # an independent retrained model scores the retrained one with RMIA (the attack's null)
+        second, _ = trained(args, f"retrain-{name}-{seed}-null", selector, seed + 1000)
+        reports["retrained"] = audit_of(retrained, references=[reference_losses(second, **scoring)])
+        del second
+    else:
+        reports["retrained"] = audit(retrained, forget=forget, test=test, retain=retain, data_collator=collator,
+                                     seed=seed, max_retain=args.audit_retain_rows)
+    ref = record("retrain", name, seed, reports["retrained"], retrain_time)
+    orig = record("original", name, seed, reports["original"], original_time, ref)
+    orig["verdicts"] = compare(reports).outcomes("original")
+    rows = [orig, ref]
+    print(f"[{name} seed {seed}] forget {len(forget)} retain {len(retain)}; original MIA {orig['mia_loss']:.3f} "
+          f"forget acc {orig['forget_acc']:.3f} test acc {orig['test_acc']:.3f} RMIA {orig['ref_attack_auc']:.3f}; "
+          f"retrain MIA {ref['mia_loss']:.3f} forget acc {ref['forget_acc']:.3f} test acc {ref['test_acc']:.3f} "
+          f"({retrain_time[0]:.0f}s)", flush=True)
+    work = Path(args.out) / "work" / f"{name.replace(':', '-')}-{seed}"
+    for label, overrides in [(m, {"method": m}) for m in args.methods] + [parse_variant(v) for v in args.variant]:
+        method = overrides.get("method", "nabla_tau")
+        if method == "ssd" and "ssd_alpha" not in overrides:
+            overrides = {**overrides, "ssd_alpha": round(SSD_ALPHA_SCALE * len(s["train"]) / len(forget), 3)}
+        model = new_base_model(s["job"], *s["labels"], seed)
+        model.load_state_dict(original_state)
+        settings = dict(method=method, per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
+                        seed=seed, report_to=[], disable_tqdm=True, logging_steps=1,
+                        tau_max_samples=args.tau_max_samples)
+        uargs = UnlearningArguments(str(work / label), **{**settings, **overrides})
+        cpu = time.process_time()
+        trainer, wall = unlearn(model, forget=forget, retain=retain, validation=validation, args=uargs,
+                                data_collator=collator)
+        cpu = time.process_time() - cpu
+        report = audit_of(model)
+        extra = {"steps": trainer.state.global_step, "forget_epochs": trainer.args.forget_epochs,
+                 "tau": trainer.tau, "alpha0": trainer.alpha0 if method == "nabla_tau" else None,
+                 "verdicts": compare({**reports, label: report}).outcomes(label)}
+        rows.append(record(label, name, seed, report, (wall, cpu), ref, orig, extra))
+        r = rows[-1]
+        print(f"  [{name} seed {seed}] {label:16s} forget acc {r['forget_acc']:.3f} test acc {r['test_acc']:.3f} "
+              f"MIA {r['mia_loss']:.3f} RMIA {r['ref_attack_auc']:.3f} gap closed (acc/MIA) "
+              f"{r['gap_closed_forget_acc'] or 0:.2f}/{r['gap_closed_mia_loss'] or 0:.2f} {wall:.0f}s; CPU "
+              f"{r['retrain_ratio']:.1%} of retrain", flush=True)
+    return rows
+
+
+def _train_task(args, name, selector, seed):
+    return trained(args, name, selector, seed, load=False)[1]
+
+
+def _worker_init(threads: int, cores: list[int]) -> None:
+    """One worker process: ``threads`` torch threads, pinned to one core of ``cores`` (by worker number)."""
+    import multiprocessing
+
+    import torch
+
+    torch.set_num_threads(threads)
+    number = (multiprocessing.current_process()._identity or (1,))[0] - 1
+    if cores and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cores[number % len(cores)]})
+
+
+def parallel(args, fn, tasks: list[tuple], on_done=None) -> list:
+    """``fn(args, *task)`` for every task, in ``args.workers`` processes (in this one when 1); results in task order.
+    ``on_done(index, result)`` is called as each task finishes."""
+    if args.workers <= 1:
+        results = []
+        for i, task in enumerate(tasks):
+            results.append(fn(args, *task))
+            if on_done:
+                on_done(i, results[-1])
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    threads = max(1, len(cores) // args.workers) if cores else 1
+    results = [None] * len(tasks)
+    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init, initargs=(threads, cores if threads == 1 else [])) as pool:
+        futures = {pool.submit(fn, args, *task): i for i, task in enumerate(tasks)}
+        for future in as_completed(futures):
+            i = futures[future]
+            results[i] = future.result()
+            if on_done:
+                on_done(i, results[i])
+    return results
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     stem = "goemotions" if args.eval_split == "test" else "goemotions_validation"
@@ -232,107 +376,32 @@ def main(argv=None) -> None:
     header = header_lines(meta)
     started = time.perf_counter()
     print("\n".join(header), flush=True)
-    data = load_goemotions(args.data_dir, single_label=True)
-    names = label_names(data["train"], "label")
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(args.model or default_text_model())
-    collator = ClassificationCollator(tokenizer)
-
-    def tok(ds):
-        return tokenize_classification(ds, tokenizer, label_column="label", max_length=args.max_length)
-
-    train = tok(sample_rows(data["train"], args.train_rows, 0))
-    if args.eval_split == "validation":  # tuning: τ rows and audit rows are disjoint dev rows; test is untouched
-        dev = tok(sample_rows(data["validation"], args.val_rows + args.test_rows, 0))
-        validation, test = dev.select(range(args.val_rows)), dev.select(range(args.val_rows, len(dev)))
-    else:
-        validation = tok(sample_rows(data["validation"], args.val_rows, 0))
-        test = tok(sample_rows(data["test"], args.test_rows, 0))
-    recipe = FinetuneRecipe(epochs=args.epochs, learning_rate=args.lr, batch_size=args.train_batch_size,
-                            seed=args.original_seed)
-    print(f"train {len(train)} / validation (τ, RMIA population) {len(validation)} / test {len(test)} rows; "
-          f"recipe {recipe}", flush=True)
-
-    work = Path(args.out) / "work"
-    cache = Cache(args) if args.cache_dir else None
-
-    def trained(key, data_, seed):
-        model = load_model(args, len(names), names, seed)
-        if cache and cache.load(key, model):
-            return model, cache.seconds(key)
-        cpu = time.process_time()
-        seconds = finetune(model, data_, FinetuneRecipe(**{**recipe.__dict__, "seed": seed}), output_dir=str(work),
-                           data_collator=collator)
-        cpu = time.process_time() - cpu
-        if cache:
-            cache.save(key, model, seconds, cpu)
-        return model, (seconds, cpu)
-
-    original, original_time = trained("original", train, args.original_seed)
-    original_state = copy.deepcopy(original.state_dict())
+    s = _setup(_key(args))
+    print(f"train {len(s['train'])} / validation (τ, RMIA population) {len(s['validation'])} / test "
+          f"{len(s['test'])} rows; recipe {recipe(args, args.original_seed)}; {args.workers} worker process(es)",
+          flush=True)
+    models = trainings(args)
+    print(f"==> Training {len(models)} models (the original, the retrained ones), cached in "
+          f"{model_folder(args, '').parent}", flush=True)
+    parallel(args, _train_task, models)  # every worker then loads them from the cache
+    original, original_time = trained(args, "original", None, args.original_seed)
     meta["original_sha256"] = weights_sha256(original)
     print(f"original trained in {original_time[0]:.0f}s (weights sha256 {meta['original_sha256'][:12]})", flush=True)
+    del original
+    splits = splits_of(args)
+    nulls = {m[0].removesuffix("-null") for m in models if m[0].endswith("-null")}
+    tasks = [(name, selector, seed, f"retrain-{name}-{seed}" in nulls) for name, selector, seed in splits]
+    finished: dict[int, list[dict]] = {}
 
-    splits = [("15%" if f == 0.15 else f"{round(f * 100)}%", {"fraction": f}, s)
-              for f in args.fractions for s in (args.seeds if f == 0.15 else args.seeds[:1])]
-    if args.forget_class:
-        splits.append((f"class:{args.forget_class}", {"classes": [args.forget_class]}, args.seeds[0]))
-    rows: list[dict] = []
-    null_left = args.null_reference_seeds
-    for done, (name, selector, seed) in enumerate(splits):
-        forget, retain = select_forget(train, **selector, seed=seed, label_column="labels", label_names=names)
-        retrained, retrain_time = trained(f"retrain-{name}-{seed}", retain, seed)
-        scoring = dict(forget=forget, test=test, population=validation, data_collator=collator, seed=seed)
-        reference = reference_losses(retrained, **scoring)
-        audit_of = functools.partial(audit, forget=forget, test=test, retain=retain, data_collator=collator,
-                                     seed=seed, max_retain=args.audit_retain_rows, population=validation,
-                                     references=[reference])
-        reports = {"original": audit_of(original)}
-        null_refs = None
-        if name == "15%" and null_left > 0:  # an independent retrained model scores the retrained one (the null)
-            null_left -= 1
-            second, _ = trained(f"retrain-{name}-{seed}-null", retain, seed + 1000)
-            null_refs = [reference_losses(second, **scoring)]
-            del second
-        reports["retrained"] = audit_of(retrained, references=null_refs) if null_refs else \
-            audit(retrained, forget=forget, test=test, retain=retain, data_collator=collator, seed=seed,
-                  max_retain=args.audit_retain_rows)
-        ref = record("retrain", name, seed, reports["retrained"], retrain_time)
-        orig = record("original", name, seed, reports["original"], original_time, ref)
-        orig["verdicts"] = compare(reports).outcomes("original")
-        rows += [orig, ref]
-        print(f"[{name} seed {seed}] forget {len(forget)} retain {len(retain)}; original MIA {orig['mia_loss']:.3f} "
-              f"forget acc {orig['forget_acc']:.3f} test acc {orig['test_acc']:.3f} RMIA {orig['ref_attack_auc']:.3f}; "
-              f"retrain MIA {ref['mia_loss']:.3f} forget acc {ref['forget_acc']:.3f} test acc {ref['test_acc']:.3f} "
-              f"({retrain_time[0]:.0f}s)", flush=True)
-        for label, overrides in [(m, {"method": m}) for m in args.methods] + [parse_variant(v) for v in args.variant]:
-            method = overrides.get("method", "nabla_tau")
-            if method == "ssd" and "ssd_alpha" not in overrides:
-                overrides = {**overrides, "ssd_alpha": round(SSD_ALPHA_SCALE * len(train) / len(forget), 3)}
-            model = load_model(args, len(names), names, seed)
-            model.load_state_dict(original_state)
-            settings = dict(method=method, per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
-                            seed=seed, report_to=[], disable_tqdm=True, logging_steps=1,
-                            tau_max_samples=args.tau_max_samples)
-            uargs = UnlearningArguments(str(work / label), **{**settings, **overrides})
-            cpu = time.process_time()
-            trainer, wall = unlearn(model, forget=forget, retain=retain, validation=validation, args=uargs,
-                                    data_collator=collator)
-            cpu = time.process_time() - cpu
-            report = audit_of(model)
-            extra = {"steps": trainer.state.global_step, "forget_epochs": trainer.args.forget_epochs,
-                     "tau": trainer.tau, "alpha0": trainer.alpha0 if method == "nabla_tau" else None,
-                     "verdicts": compare({**reports, label: report}).outcomes(label)}
-            rows.append(record(label, name, seed, report, (wall, cpu), ref, orig, extra))
-            r = rows[-1]
-            print(f"  {label:16s} forget acc {r['forget_acc']:.3f} test acc {r['test_acc']:.3f} MIA "
-                  f"{r['mia_loss']:.3f} RMIA {r['ref_attack_auc']:.3f} gap closed (acc/MIA) "
-                  f"{r['gap_closed_forget_acc'] or 0:.2f}/{r['gap_closed_mia_loss'] or 0:.2f} {wall:.0f}s; CPU "
-                  f"{r['retrain_ratio']:.1%} of retrain", flush=True)
+    def write_finished(i: int, rows: list[dict]) -> None:
+        finished[i] = rows
         meta.update(wall_seconds_total=round(time.perf_counter() - started, 1),
                     cpu_seconds_total=round(time.process_time(), 1), load_average_1min=_load())
-        write(Path(args.out), stem, rows, meta, header, done + 1, len(splits))
+        write(Path(args.out), stem, [r for j in sorted(finished) for r in finished[j]], meta, header, len(finished),
+              len(splits))
+
+    print(f"==> Unlearning and auditing {len(splits)} forget splits", flush=True)
+    parallel(args, run_split, tasks, on_done=write_finished)
     print(Path(args.out, f"{stem}.md").read_text())
 
 

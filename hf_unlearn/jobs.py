@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from .data.job_data import SELECTORS, class_names, collator_for, encode, job_task, load_raw, select, selector_of
-from .models import is_model_dir, load_processor, load_trained, new_base_model, resolve
+from .model_cache import cache_matches, cached_seconds, recipe_key, train_cached
+from .models import is_model_dir, load_processor, load_trained, resolve
 from .provenance import provenance
 
 DESCRIPTION = "job.json"
 #: command-line flags whose values name the forget set: redacted from the command recorded in audit.json
 SELECTOR_FLAGS = ("--forget_classes", "--forget_ids")
-RECIPE_FILE = "hf_unlearn_recipe.json"  # beside a cached original / retrained model: what made it
 #: the quick smoke run of the main job (`--quick`); explicit flags win
 QUICK = {"train_rows": 160, "val_rows": 48, "test_rows": 64, "original_epochs": 2, "max_length": 32,
          "original_batch_size": 32, "original_lr": 2e-4}
@@ -203,7 +203,7 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
         args.hub_model_id = args.hub_model_id or (f"{user}/{name}" if user else name)
     recipe = FinetuneRecipe(epochs=job.original_epochs, learning_rate=job.original_lr,
                             batch_size=job.original_batch_size, seed=seed)
-    key = recipe_key(job, task, recipe)
+    key = recipe_key(job, task, recipe, tuple(k for k in DATA_KEYS if k not in SELECTORS))
     original_dir = job.original_model or os.path.join(args.output_dir, "_original")
     cached = job.original_model is not None or cache_matches(original_dir, key)
     say("\n==> Loading the data and the tokenizer")
@@ -220,7 +220,8 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
         stale = " (the model cached there was made by another recipe or rows)" if is_model_dir(original_dir) else ""
         say(f"\n==> Training the original model on {len(data.train)} rows for {recipe.epochs:g} epochs "
             f"(cached in {original_dir}){stale}")
-        original, seconds = _train(job, args, data, data.train, recipe, original_dir, {**key, "rows": rows}, labels)
+        original, seconds, _ = train_cached(job, data.train, recipe, original_dir, {**key, "rows": rows}, labels,
+                                            **_training(args, data))
         say(f"Trained in {seconds:.0f}s.")
     split = data.audit_split(job, seed)
     say(f"\n==> Auditing the original model: forget set ({len(data.forget)} rows) vs unseen test rows "
@@ -240,11 +241,12 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
             say(f"\n==> Loading the model retrained on the {len(data.retain)} retain rows from {retrain_dir}, then "
                 "its audit")
             retrained = load_trained(retrain_dir, *labels)
-            retrain_s = json.loads(Path(retrain_dir, RECIPE_FILE).read_text())["seconds"]
+            retrain_s = cached_seconds(retrain_dir)[0]
         else:
             say(f"\n==> Retraining from the base model on the {len(data.retain)} retain rows (the gold standard), "
                 "then its audit")
-            retrained, retrain_s = _train(job, args, data, data.retain, recipe, retrain_dir, retain_key, labels)
+            retrained, retrain_s, _ = train_cached(job, data.retain, recipe, retrain_dir, retain_key, labels,
+                                                   **_training(args, data))
         timings["retrain_s"] = round(retrain_s, 1)
         reports["retrained"] = audit(retrained, **split)
     comparison = compare(reports)
@@ -265,37 +267,10 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
     return table
 
 
-def recipe_key(job: JobArguments, task: str, recipe: Any) -> dict[str, Any]:
-    """What a cached original (or retrained) model depends on besides its rows: base model, task, recipe, data."""
-    from dataclasses import asdict
-
-    key = {"model": job.model, "model_config": job.model_config, "tokenizer": job.tokenizer, "task": task,
-           "recipe": asdict(recipe), "data": {k: getattr(job, k) for k in DATA_KEYS if k not in SELECTORS}}
-    return json.loads(json.dumps(key))
-
-
-def cache_matches(folder: str, key: dict[str, Any], rows: str | None = None) -> bool:
-    """Whether ``folder`` holds a model cached by `run_job` for ``key`` (and, when given, the rows' digest)."""
-    info = Path(folder) / RECIPE_FILE
-    if not (is_model_dir(folder) and info.is_file()):
-        return False
-    saved = json.loads(info.read_text(encoding="utf-8"))
-    return {k: saved.get(k) for k in key} == key and (rows is None or saved.get("rows") == rows)
-
-
-def _train(job: JobArguments, args: Any, data: JobData, rows: Any, recipe: Any, folder: str, key: dict[str, Any],
-           labels: tuple) -> tuple[Any, float]:
-    """A new base model fine-tuned on ``rows`` with ``recipe``, cached in ``folder`` (``_*``: never pushed)."""
-    from .recipes import finetune
-
-    model = new_base_model(job, *labels, args.seed)
-    seconds = finetune(model, rows, recipe, output_dir=folder, data_collator=data.collator,
-                       disable_tqdm=args.disable_tqdm)
-    if args.should_save:
-        model.save_pretrained(folder)
-        data.processor.save_pretrained(folder)
-        Path(folder, RECIPE_FILE).write_text(json.dumps({**key, "seconds": seconds}, indent=2) + "\n")
-    return model, seconds
+def _training(args: Any, data: JobData) -> dict[str, Any]:
+    """`train_cached`'s keywords for a job (``_*`` folders are never pushed)."""
+    return dict(collator=data.collator, processor=data.processor, seed=args.seed, save=args.should_save,
+                disable_tqdm=args.disable_tqdm)
 
 
 def recorded_job(model: str, job: JobArguments | None, args: Any | None) -> tuple[JobArguments, dict[str, Any]]:

@@ -38,6 +38,7 @@ class FinetuneRecipe:
     batch_size: int = 32
     weight_decay: float = 0.01
     seed: int = 0
+    warmup: float = 0.0  # linear warm-up: a fraction of the steps in [0, 1), or a step count
 
 
 def finetune(model, train, recipe: FinetuneRecipe, *, output_dir: str, data_collator=None,
@@ -49,6 +50,7 @@ def finetune(model, train, recipe: FinetuneRecipe, *, output_dir: str, data_coll
     args = TrainingArguments(output_dir, **{
         "num_train_epochs": recipe.epochs, "learning_rate": recipe.learning_rate,
         "per_device_train_batch_size": recipe.batch_size, "weight_decay": recipe.weight_decay, "seed": recipe.seed,
+        "warmup_steps": recipe.warmup,
         "save_strategy": "no", "report_to": [], "logging_strategy": "no", "disable_tqdm": disable_tqdm,
         **training_args})
     trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=data_collator,

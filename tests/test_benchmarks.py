@@ -24,7 +24,7 @@ def _bench(out, *extra):
 
 @pytest.mark.slow
 def test_goemotions_benchmark_quick_and_reproducible(tmp_path):
-    data = _bench(tmp_path / "a")
+    data = _bench(tmp_path / "a", "--workers", "1")
     meta, rows = data["provenance"], data["records"]
     keys = {"method", "forget", "seed", "wall_time_s", "retrain_ratio", "forget_acc", "retain_acc", "test_acc",
             "mia_loss", "mia_entropy", "gap_mia_loss", "gap_closed_forget_acc", "gap_closed_mia_loss",
@@ -42,8 +42,9 @@ def test_goemotions_benchmark_quick_and_reproducible(tmp_path):
     assert md.startswith("# GoEmotions unlearning benchmark") and "Machine:" in md and "Code: commit" in md
     assert "Original (do nothing) − retrained" in md and "± " not in md.split("## Every run")[0].split("|")[0]
 
-    # Another split list: the same original weights, and the same figures on the split both runs share.
-    other = _bench(tmp_path / "b", "--fractions", "0.3", "0.15", "--methods", "nabla_tau")
+    # Another split list, in two worker processes: the same original weights, and the same figures on the split
+    # both runs share.
+    other = _bench(tmp_path / "b", "--fractions", "0.3", "0.15", "--methods", "nabla_tau", "--workers", "2")
     assert other["provenance"]["original_sha256"] == meta["original_sha256"]
     shared = {(r["method"], r["forget"]): r for r in other["records"] if r["forget"] == "15%"}
     drop = {"wall_time_s", "cpu_time_s", "retrain_ratio", "wall_ratio"}  # times vary; every figure must not

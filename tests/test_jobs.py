@@ -145,7 +145,8 @@ def test_class_selector_is_recorded_as_a_digest_and_audited_with_the_config(tiny
 @pytest.mark.slow
 def test_cached_original_and_retrained_reused_only_for_their_recipe_and_rows(tiny_job, tmp_path):  # noqa: F811
     from hf_unlearn.cli_config import load_job
-    from hf_unlearn.jobs import RECIPE_FILE, run_job
+    from hf_unlearn.jobs import run_job
+    from hf_unlearn.model_cache import RECIPE_FILE
 
     out = tmp_path / "run"
     said: list[str] = []
