@@ -38,6 +38,7 @@ class FinetuneRecipe:
     batch_size: int = 32
     weight_decay: float = 0.01
     seed: int = 0
+    warmup: float = 0.0  # fraction of the steps with a linear learning-rate warmup
 
 
 def finetune(model, train, recipe: FinetuneRecipe, *, output_dir: str, data_collator=None,
@@ -49,6 +50,7 @@ def finetune(model, train, recipe: FinetuneRecipe, *, output_dir: str, data_coll
     args = TrainingArguments(output_dir, **{
         "num_train_epochs": recipe.epochs, "learning_rate": recipe.learning_rate,
         "per_device_train_batch_size": recipe.batch_size, "weight_decay": recipe.weight_decay, "seed": recipe.seed,
+        "warmup_steps": recipe.warmup,
         "save_strategy": "no", "report_to": [], "logging_strategy": "no", "disable_tqdm": disable_tqdm,
         **training_args})
     trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=data_collator,
@@ -59,8 +61,9 @@ def finetune(model, train, recipe: FinetuneRecipe, *, output_dir: str, data_coll
 
 
 def unlearn(model, *, forget, retain, validation, args: UnlearningArguments, data_collator=None,
-            processing_class=None, callbacks=None) -> tuple[UnlearningTrainer, float]:
+            processing_class=None, callbacks=None, on_trainer=None) -> tuple[UnlearningTrainer, float]:
     """One unlearning run; returns the trainer (its logs, τ history) and the wall time in seconds (τ included).
+    ``on_trainer(trainer)`` runs before training (e.g. to attach an `AuditCallback` sized to the run).
 
     Retain rows that copy a forget row, and validation rows that copy a training row (natural duplicates, e.g. the
     same short comment twice in GoEmotions), are dropped first (counts in the log): the trainer refuses them.
@@ -69,6 +72,8 @@ def unlearn(model, *, forget, retain, validation, args: UnlearningArguments, dat
     trainer = UnlearningTrainer(model=model, args=args, forget_dataset=forget, retain_dataset=retain,
                                 validation_dataset=validation, data_collator=data_collator,
                                 processing_class=processing_class, callbacks=callbacks)
+    if on_trainer is not None:
+        on_trainer(trainer)
     start = time.perf_counter()
     trainer.train()
     return trainer, time.perf_counter() - start
