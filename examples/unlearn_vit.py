@@ -53,24 +53,11 @@ from hf_unlearn.jobs import JobArguments, run_job
 from hf_unlearn.scripts import run_script, script_parser
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mnist_vit.yaml"
-OPTIONS = (
-    "dataset",
-    "data_dir",
-    "forget_fraction",
-    "forget_classes",
-    "train_rows",
-    "val_rows",
-    "test_rows",
-    "original_model",
-    "original_epochs",
-    "original_lr",
-    "retrain",
-    "class_removal_tau",
-    "class_removal_lr",
-    "class_removal_length",
-    "audit_points",
-    "audit_max_retain",
-)
+OPTIONS = (  # the job keys --help lists (--help_all: every one)
+    "dataset data_dir forget_fraction forget_classes train_rows val_rows test_rows original_model "
+    "original_epochs original_lr retrain class_removal_tau class_removal_lr class_removal_length "
+    "audit_points audit_max_retain"
+).split()
 
 
 def main(argv: list[str]) -> str:

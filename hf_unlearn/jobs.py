@@ -1,4 +1,4 @@
-"""The one job pipeline behind `hf-unlearn run | audit | split` and `examples/unlearn_bert.py`.
+"""The one job pipeline behind `hf-unlearn run | audit | split` and the examples (`examples/unlearn_*.py`).
 
 A job is `JobArguments` (what to unlearn from which model: data, forget selection, original recipe, audit, card)
 plus `UnlearningArguments` (the unlearning knobs), read from a YAML config (``configs/*.yaml``) with ``--key value``
