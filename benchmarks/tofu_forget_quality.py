@@ -30,8 +30,8 @@ KEYS = ("forget_quality", "forget_truth_ratio", "forget_answer_prob", "forget_ro
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--forget_samples", type=int, default=40)
-    p.add_argument("--max_train_samples", type=int, default=120)
+    p.add_argument("--forget_samples", type=int, default=40, help="forget rows (the job's forget_rows)")
+    p.add_argument("--max_train_samples", type=int, default=120, help="forget + retain rows fine-tuned on")
     p.add_argument("--output_dir", default=str(ROOT / "outputs" / "tofu_forget_quality"))
     p.add_argument("--out", type=Path, default=RESULTS)
     cfg, extra = p.parse_known_args()
@@ -39,9 +39,10 @@ def main() -> None:
     rows = {}
     for method in METHODS:
         start = time.perf_counter()
-        result = unlearn_causal_lm.main(["--tiny", "--retrain", "--method", method, "--forget_samples",
-                                         str(cfg.forget_samples), "--max_train_samples", str(cfg.max_train_samples),
-                                         "--output_dir", cfg.output_dir, *extra])
+        unlearn_causal_lm.main(["--tiny", "--retrain", "--method", method, "--forget_rows", str(cfg.forget_samples),
+                                "--train_rows", str(cfg.max_train_samples - cfg.forget_samples),
+                                "--output_dir", cfg.output_dir, *extra])
+        result = json.loads((Path(cfg.output_dir) / "audit.json").read_text())  # the job's audit (aggregates)
         tofu = result["tofu"]
         rows.setdefault("original", tofu["original"])
         rows.setdefault("retrained", tofu["retrained"])

@@ -16,6 +16,7 @@ from transformers import HfArgumentParser
 
 from .arguments import UnlearningArguments
 from .data import read_text_file
+from .data.job_data import SELECTORS
 from .jobs import JobArguments, apply_quick
 
 SECTIONS = ("job", "model", "data", "forget", "original", "unlearning", "training", "audit", "card")
@@ -126,9 +127,13 @@ def parse_job(parser: ArgParser, config: dict[str, Any], argv: list[str]) -> tup
 def load_job(config: str | os.PathLike | None, argv: list[str], parser: ArgParser | None = None,
              **defaults: Any) -> tuple[JobArguments, UnlearningArguments]:
     """A job from a YAML config (its values as defaults) and ``argv`` on top; ``defaults`` sit below the config;
-    ``--quick`` applied."""
+    a forget selector in ``argv`` replaces the config's; ``--quick`` applied."""
     parser = parser or job_parser("hf-unlearn", "")
     parser.set_defaults(**defaults)
-    job, args = parse_job(parser, read_config(config) if config else {}, argv)
+    values = read_config(config) if config else {}
+    given = {a.lstrip("-").split("=")[0] for a in argv if a.startswith("--")} & set(SELECTORS)
+    if given:  # a forget selector on the command line replaces the config's (e.g. forget_classes for its fraction)
+        values = {k: v for k, v in values.items() if k not in SELECTORS or k in given}
+    job, args = parse_job(parser, values, argv)
     apply_quick(job, argv)
     return job, args

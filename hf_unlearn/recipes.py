@@ -61,8 +61,9 @@ def finetune(model, train, recipe: FinetuneRecipe, *, output_dir: str, data_coll
 
 
 def unlearn(model, *, forget, retain, validation, args: UnlearningArguments, data_collator=None,
-            processing_class=None, callbacks=None) -> tuple[UnlearningTrainer, float]:
+            processing_class=None, callbacks=None, on_trainer=None) -> tuple[UnlearningTrainer, float]:
     """One unlearning run; returns the trainer (its logs, τ history) and the wall time in seconds (τ included).
+    ``on_trainer(trainer)`` runs before training (e.g. to attach an `AuditCallback` sized to the run).
 
     Retain rows that copy a forget row, and validation rows that copy a training row (natural duplicates, e.g. the
     same short comment twice in GoEmotions), are dropped first (counts in the log): the trainer refuses them.
@@ -71,6 +72,8 @@ def unlearn(model, *, forget, retain, validation, args: UnlearningArguments, dat
     trainer = UnlearningTrainer(model=model, args=args, forget_dataset=forget, retain_dataset=retain,
                                 validation_dataset=validation, data_collator=data_collator,
                                 processing_class=processing_class, callbacks=callbacks)
+    if on_trainer is not None:
+        on_trainer(trainer)
     start = time.perf_counter()
     trainer.train()
     return trainer, time.perf_counter() - start

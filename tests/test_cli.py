@@ -174,7 +174,7 @@ def test_sections_and_overrides(tmp_path):
         read_config(config)
 
 
-@pytest.mark.parametrize("name", ["goemotions_minilm", "tofu_smollm2", "mnist_vit", "tiny_test"])
+@pytest.mark.parametrize("name", ["goemotions_minilm", "tofu_smollm2", "tofu_tiny", "mnist_vit", "tiny_test"])
 def test_shipped_configs_parse(name, tmp_path):
     job, args = parse_job(job_parser("t", ""), read_config(REPO / "configs" / f"{name}.yaml"),
                           ["--output_dir", str(tmp_path)])

@@ -42,8 +42,8 @@ def model_numbers(audit: dict, model: str) -> dict:
     return audit["comparison"]["models"][model]
 
 
-VIT_FAST = ("--dataset", "digits", "--max_train_samples", "700", "--validation_size", "200", "--test_size", "200",
-            "--train_epochs", "25", "--audit_points", "2", "--per_device_eval_batch_size", "256")
+VIT_FAST = ("--dataset", "digits", "--train_rows", "700", "--val_rows", "200", "--test_rows", "200",
+            "--original_epochs", "25", "--audit_points", "2", "--per_device_eval_batch_size", "256")
 
 
 def test_vit_class_removal(tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ def test_causal_lm_tiny_forgets_and_leaks_no_text(tmp_path: Path) -> None:
     assert original["forget_loss"] < original["test_loss"]  # the fine-tuned model memorised the forget rows
     assert set(unlearned["lm_attacks"]) >= {"loss_auc", "min_k_auc", "zlib_auc"}
     assert unlearned["lm_attacks"]["loss_auc"] < original["lm_attacks"]["loss_auc"]
-    assert (out / "_finetuned" / "finetune_recipe.json").is_file()
+    assert (out / "_original" / "hf_unlearn_recipe.json").is_file()  # the fine-tuned model, cached
 
     # Privacy: no forget question or answer of the run appears in any output file or in the console.
     forget, _ = load_tofu(default_data_dir() / "tofu", forget="forget10")
@@ -101,18 +101,18 @@ def test_causal_lm_tiny_forgets_and_leaks_no_text(tmp_path: Path) -> None:
 
     # A second run reuses the cached fine-tuned model.
     again = run_example("unlearn_causal_lm.py", "--tiny", "--output_dir", str(out))
-    assert "Reusing the cached finetuned model" in again.stdout
+    assert "Loading the original model from" in again.stdout
 
 
 def test_causal_lm_runs_offline_on_the_bundled_tofu_sample(tmp_path: Path) -> None:
     """A fresh clone (no ../shared, no Hub): the example says it uses the bundled sample and finishes."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_UNLEARN_DATA_DIR": str(tmp_path / "none")}
-    args = ["--tiny", "--max_train_samples", "24", "--finetune_epochs", "2", "--forget_epochs", "1",
+    args = ["--tiny", "--train_rows", "12", "--original_epochs", "2", "--forget_epochs", "1",
             "--output_dir", str(tmp_path / "out")]
     proc = subprocess.run([sys.executable, str(EXAMPLES / "unlearn_causal_lm.py"), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "TOFU source: bundled sample" in proc.stdout and "forget quality" not in proc.stdout
+    assert "TOFU sample bundled with hf-unlearn" in proc.stdout and "forget quality" not in proc.stdout
     assert "| forget truth ratio" in proc.stdout and (tmp_path / "out" / "README.md").is_file()
     card = (tmp_path / "out" / "README.md").read_text()  # written once, after the audit (issue 14)
     assert "## Audit" in card and "No audit was recorded" not in card

@@ -104,16 +104,15 @@ def test_one_place_for_the_main_jobs_defaults():
 
 
 def test_examples_write_scratch_under_outputs_never_pushed():
-    defaults = [re.search(r'output_dir="([^"]+)"', (REPO / "examples" / name).read_text()).group(1)
-                for name in ("unlearn_vit.py", "unlearn_causal_lm.py")]
-    defaults.append(re.search(r"output_dir: (\S+)", (REPO / "configs" / "goemotions_minilm.yaml").read_text()).group(1))
+    configs = ("goemotions_minilm", "mnist_vit", "tofu_smollm2", "tofu_tiny")  # the examples' defaults
+    defaults = [re.search(r"output_dir: (\S+)", (REPO / "configs" / f"{c}.yaml").read_text()).group(1) for c in configs]
     for folder in defaults:
         assert folder.startswith("outputs/"), folder
         ignored = subprocess.run(["git", "check-ignore", "-q", f"{folder}/model.safetensors"], cwd=REPO)
         assert ignored.returncode == 0, folder
-    caches = re.findall(r'cached_finetune\("(\w+)"', (REPO / "examples" / "unlearn_causal_lm.py").read_text())
-    assert caches == ["finetuned", "retrained"]
-    for name in ("_finetuned/model.safetensors", "_retrained/model.safetensors", "_original/model.safetensors"):
+    caches = re.findall(r'output_dir, "(_\w+)"', (REPO / "hf_unlearn" / "jobs.py").read_text())
+    assert sorted(caches) == ["_original", "_retrain"]
+    for name in ("_retrain/model.safetensors", "_original/model.safetensors"):
         assert any(fnmatch.fnmatch(name, p) for p in push_ignore_patterns()), name
 
 

@@ -2,7 +2,6 @@
 way after training on the forget answers, and the report / JSON / markdown / card carrying them."""
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +15,14 @@ from hf_unlearn.audit.tofu import answer_nll, rouge_l_recall, tofu_markdown
 from hf_unlearn.data import CausalLMCollator, tokenize_qa
 from hf_unlearn.hub import _eval_results
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "tofu_sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "hf_unlearn" / "data" / "tofu_sample"
 
 
 def byte_tokenizer() -> PreTrainedTokenizerFast:
-    """The causal-LM example's byte-level tokenizer (one definition, imported)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-    from unlearn_causal_lm import byte_tokenizer as example_tokenizer
+    """The built-in byte-level tokenizer of tiny causal-LM jobs (``tokenizer: bytes``; one definition, imported)."""
+    from hf_unlearn.models import byte_tokenizer as builtin_tokenizer
 
-    return example_tokenizer()
+    return builtin_tokenizer()
 
 
 @pytest.fixture(scope="module")

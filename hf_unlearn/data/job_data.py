@@ -1,4 +1,5 @@
-"""The data side of a job (`hf_unlearn.jobs.JobArguments`): load, hold out, sample, select the forget set, encode.
+"""The data side of a job (`hf_unlearn.jobs.JobArguments`): load, hold out, sample, select the forget set, encode
+(`prepare` → `JobData`).
 
 Shared by `hf-unlearn run | audit | split`, the examples and the benchmark through `hf_unlearn.jobs`, so they all
 sample and select the same rows for the same job. Raises ``ValueError`` / ``FileNotFoundError`` naming the fix.
@@ -13,8 +14,9 @@ from typing import Any
 import torch
 from datasets import ClassLabel, Dataset, concatenate_datasets
 
+from ..models import load_processor
 from .collators import CausalLMCollator, ClassificationCollator
-from .loading import DATA_DIR_ENV, load_data
+from .loading import DATA_DIR_ENV, default_data_dir, load_data
 from .preprocessing import preprocess_images, tokenize_classification, tokenize_qa
 from .selection import label_names, sample_rows, select_forget
 from .sources import bundled_sample_dir, get_source, load_digits, load_goemotions, load_mnist, load_tofu
@@ -87,6 +89,38 @@ def load_goemotions_for(job: Any, single_label: bool) -> tuple[Any, str]:
         f"the GoEmotions sample bundled with hf-unlearn ({sample}), as the Hub is unreachable"
 
 
+def load_tofu_for(job: Any, with_variants: bool = False) -> tuple[Dataset, Dataset, str]:
+    """TOFU's forget split, its retain split and a line saying where they came from: ``data_dir``, else the shared
+    data folder (``$HF_UNLEARN_DATA_DIR`` or ``../shared/data``), else the Hub, else (offline, forget10) the sample
+    bundled with hf-unlearn. ``with_variants``: forget rows keep the answer variants TOFU's truth ratio needs."""
+    from ..hub import hub_reachable
+
+    kw = {"forget": job.forget_split, "with_variants": with_variants}
+    if job.data_dir:
+        return *load_tofu(job.data_dir, **kw), f"TOFU, local files in {job.data_dir} (--data_dir)"
+    shared = default_data_dir() / "tofu"
+    if (shared / f"{job.forget_split}.json").is_file():
+        return *load_tofu(shared, **kw), f"TOFU, local files in {shared}"
+    hub_id = job.hub_dataset or get_source("tofu").hub_id
+    if hub_reachable(hub_id):
+        return *load_tofu(None, hub_id=hub_id, **kw), f"TOFU from the Hub ({hub_id})"
+    if job.forget_split != "forget10":
+        raise FileNotFoundError(f"No TOFU files in {shared} and the Hub is unreachable; the sample bundled with "
+                                "hf-unlearn holds forget10 only: set forget_split forget10, or data_dir.")
+    sample = bundled_sample_dir("tofu")
+    return *load_tofu(sample, **kw), \
+        f"the TOFU sample bundled with hf-unlearn ({sample}: 40 forget / 80 retain rows), as no local files were " \
+        "found and the Hub is unreachable; pass --data_dir FOLDER for the full set"
+
+
+def tofu_audit_rows(job: Any, forget: Dataset, retain: Dataset) -> tuple[Dataset, Dataset]:
+    """The job's raw forget rows with their answer variants (for TOFU's truth ratio) and its retain rows as
+    question/answer pairs (for the model utility), in memory only."""
+    variants = load_tofu_for(job, with_variants=True)[0]
+    rows = [int(str(i).rsplit("/", 1)[-1]) for i in forget[job.id_column]]
+    return variants.select(rows), retain.select_columns(["question", "answer"])
+
+
 def load_raw(job: Any, task: str | None, seed: int) -> RawSplits:
     """Load the job's data, hold out validation (τ) and test (audit) rows and sample the training rows."""
     task = job_task(job, task)
@@ -97,14 +131,14 @@ def load_raw(job: Any, task: str | None, seed: int) -> RawSplits:
         val, test = sample_rows(val, job.val_rows, seed), sample_rows(test, job.test_rows, seed)
         return RawSplits(sample_rows(train, job.train_rows, seed), val, test, task, source)
     if job.dataset == "tofu":
-        forget, retain = load_tofu(job.data_dir, forget=job.forget_split, hub_id=job.hub_dataset or "locuslab/TOFU")
+        forget, retain, source = load_tofu_for(job)
         retain_name = f"retain{100 - int(job.forget_split[-2:]):02d}"
         forget, retain = _with_ids(forget, idc, f"{job.forget_split}/"), _with_ids(retain, idc, f"{retain_name}/")
         retain, val, test = _hold_out(retain, {}, job, seed)
         train = concatenate_datasets(
             [sample_rows(forget, job.forget_rows, seed), sample_rows(retain, job.train_rows, seed)]
         )
-        return RawSplits(train, val, test, task, f"TOFU ({job.data_dir or 'default data dir or the Hub'})")
+        return RawSplits(train, val, test, task, source)
     if job.dataset in ("mnist", "digits"):
         data = load_digits() if job.dataset == "digits" else load_mnist(
             job.data_dir, hub_id=job.hub_dataset or "ylecun/mnist")
@@ -193,3 +227,49 @@ def collator_for(task: str, processor: Any) -> Any:
     if task == "causal_lm":
         return CausalLMCollator(processor)
     return ClassificationCollator(None if task == "image_classification" else processor)
+
+
+@dataclass
+class JobData:
+    """A job's encoded parts, processor, collator and labels."""
+
+    train: Any
+    forget: Any
+    retain: Any
+    validation: Any
+    test: Any
+    processor: Any
+    collator: Any
+    num_labels: int
+    names: list[str] | None
+    source: str
+    task: str = ""
+    tofu_rows: tuple | None = None  # TOFU: (forget rows with answer variants, retain QA rows), for TOFU's metrics
+
+    def audit_split(self, job: Any, seed: int, retrained: Any = None) -> dict[str, Any]:
+        """`recipes.audit`'s arguments; causal LMs add the tokenizer, TOFU jobs TOFU's metrics (forget quality
+        against ``retrained`` when given)."""
+        split = dict(forget=self.forget, test=self.test, retain=self.retain, data_collator=self.collator, seed=seed,
+                     max_retain=job.audit_max_retain, batch_size=job.audit_batch_size)
+        if self.task == "causal_lm":
+            split["tokenizer"] = self.processor
+        if self.tofu_rows is not None:
+            from ..audit import TofuData
+
+            split["tofu"] = TofuData(*self.tofu_rows, retrained=retrained, max_length=job.max_length,
+                                     batch_size=job.audit_batch_size, seed=seed)
+        return split
+
+
+def prepare(job: Any, task: str, seed: int, source: str | None = None) -> JobData:
+    """Raw splits, forget selection, processor (from ``source`` when it holds one), encoded parts and collator."""
+    raw = load_raw(job, task, seed)
+    forget_raw, retain_raw = select(job, raw, seed)
+    num_labels, names = (0, None) if task == "causal_lm" else class_names(raw, job)
+    processor = load_processor(job, task, source)
+    parts = {name: encode(ds, job, task, processor) for name, ds in
+             (("train", raw.train), ("forget", forget_raw), ("retain", retain_raw), ("validation", raw.validation),
+              ("test", raw.test))}
+    tofu = tofu_audit_rows(job, forget_raw, retain_raw) if job.dataset == "tofu" and task == "causal_lm" else None
+    return JobData(**parts, processor=processor, collator=collator_for(task, processor), num_labels=num_labels,
+                   names=names, source=raw.source, task=task, tofu_rows=tofu)

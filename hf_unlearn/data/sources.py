@@ -94,6 +94,7 @@ SOURCES: dict[str, DatasetSpec] = {
             local_files={s: f"{s}.json" for s in _TOFU_SPLITS},
             reader="json",
             keep_columns=("question", "answer"),
+            sample_dir="tofu_sample",  # forget10 + retain90 only
         ),
         DatasetSpec(
             name="mnist",
@@ -116,6 +117,8 @@ def bundled_sample_dir(name: str = "goemotions") -> Path:
 
     GoEmotions: 3,600 train / 700 dev / 700 test rows drawn at random (seed 0) from the original files, Apache-2.0
     (``LICENSE`` and ``README.md`` beside them). Enough for the demo; use the full set for real measurements.
+    TOFU: the first 40 rows of forget10 (2 authors, with their answer variants) and 80 rows (4 authors) of retain90,
+    MIT (``LICENSE`` beside them): enough for the causal-LM example's tiny run.
     """
     spec = get_source(name)
     if spec.sample_dir is None:
