@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _workers import parallel  # noqa: E402
 from summary import gap_closed, markdown  # noqa: E402
 
 from hf_unlearn import FinetuneRecipe, UnlearningArguments  # noqa: E402
@@ -67,8 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--val_rows", type=int, default=600, help="Dev rows for τ (held out; RMIA's population).")
     p.add_argument("--test_rows", type=int, default=800, help="Test rows for the audit.")
     p.add_argument("--epochs", type=float, default=15, help="Original/retrain epochs.")
-    p.add_argument("--lr", type=float, default=1e-4, help="Original/retrain learning rate.")
-    p.add_argument("--warmup", type=float, default=0.0, help="Original/retrain warm-up (fraction of steps).")
+    p.add_argument("--lr", type=float, default=2e-4, help="Original/retrain learning rate.")
+    p.add_argument("--warmup", type=float, default=0.1, help="Original/retrain warm-up (fraction of steps).")
     p.add_argument("--batch_size", type=int, default=32, help="Unlearning batch size (forget and retain halves each).")
     p.add_argument("--train_batch_size", type=int, default=8, help="Original/retrain batch size.")
     p.add_argument("--max_length", type=int, default=32, help="Token limit per comment.")
@@ -99,7 +100,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if p.parse_known_args(argv)[0].quick:  # tiny defaults; flags given explicitly still win
         p.set_defaults(train_rows=160, val_rows=40, test_rows=60, epochs=1, fractions=[0.15], seeds=[0],
                        max_length=32, forget_class="", out="benchmarks/results/quick", train_batch_size=32,
-                       lr=5e-4)
+                       lr=5e-4, warmup=0.0)
     return p.parse_args(argv)
 
 
@@ -320,47 +321,13 @@ def run_split(args, name: str, selector: dict, seed: int, null: bool) -> list[di
     return rows
 
 
-def _train_task(args, name, selector, seed):
-    return trained(args, name, selector, seed, load=False)[1]
-
-
-def _worker_init(threads: int, cores: list[int]) -> None:
-    """One worker process: ``threads`` torch threads, pinned to one core of ``cores`` (by worker number)."""
-    import multiprocessing
-
-    import torch
-
-    torch.set_num_threads(threads)
-    number = (multiprocessing.current_process()._identity or (1,))[0] - 1
-    if cores and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {cores[number % len(cores)]})
-
-
-def parallel(args, fn, tasks: list[tuple], on_done=None) -> list:
-    """``fn(args, *task)`` for every task, in ``args.workers`` processes (in this one when 1); results in task order.
-    ``on_done(index, result)`` is called as each task finishes."""
-    if args.workers <= 1:
-        results = []
-        for i, task in enumerate(tasks):
-            results.append(fn(args, *task))
-            if on_done:
-                on_done(i, results[-1])
-        return results
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    threads = max(1, len(cores) // args.workers) if cores else 1
-    results = [None] * len(tasks)
-    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_init, initargs=(threads, cores if threads == 1 else [])) as pool:
-        futures = {pool.submit(fn, args, *task): i for i, task in enumerate(tasks)}
-        for future in as_completed(futures):
-            i = futures[future]
-            results[i] = future.result()
-            if on_done:
-                on_done(i, results[i])
-    return results
+def _train_task(args, name, selector, seed) -> bool:
+    """Train (or find in the cache) one model; True when it was trained in this run."""
+    folder = model_folder(args, name)
+    before = (folder / "hf_unlearn_recipe.json").stat().st_mtime_ns if (folder / "hf_unlearn_recipe.json").exists() \
+        else None
+    trained(args, name, selector, seed, load=False)
+    return (folder / "hf_unlearn_recipe.json").stat().st_mtime_ns != before
 
 
 def main(argv=None) -> None:
@@ -383,7 +350,12 @@ def main(argv=None) -> None:
     models = trainings(args)
     print(f"==> Training {len(models)} models (the original, the retrained ones), cached in "
           f"{model_folder(args, '').parent}", flush=True)
-    parallel(args, _train_task, models)  # every worker then loads them from the cache
+    phase = time.perf_counter()
+    fresh = parallel(args, _train_task, models)  # every worker then loads them from the cache
+    meta["training_phase"] = {"models": len(models), "trained_now": sum(fresh),
+                              "wall_s": round(time.perf_counter() - phase, 1)}
+    print(f"trained {sum(fresh)} of {len(models)} models in {meta['training_phase']['wall_s']:.0f}s wall (the rest "
+          "came from the cache)", flush=True)
     original, original_time = trained(args, "original", None, args.original_seed)
     meta["original_sha256"] = weights_sha256(original)
     print(f"original trained in {original_time[0]:.0f}s (weights sha256 {meta['original_sha256'][:12]})", flush=True)
@@ -401,7 +373,14 @@ def main(argv=None) -> None:
               len(splits))
 
     print(f"==> Unlearning and auditing {len(splits)} forget splits", flush=True)
-    parallel(args, run_split, tasks, on_done=write_finished)
+    phase = time.perf_counter()
+    meta["splits_phase_wall_s"] = None
+
+    def finished_split(i: int, rows: list[dict]) -> None:
+        meta["splits_phase_wall_s"] = round(time.perf_counter() - phase, 1)
+        write_finished(i, rows)
+
+    parallel(args, run_split, tasks, on_done=finished_split)
     print(Path(args.out, f"{stem}.md").read_text())
 
 
