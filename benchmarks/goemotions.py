@@ -4,7 +4,9 @@ scratch, at CPU scale, in one run.
 The paper's text protocol (arXiv 2403.14339) on a single-label GoEmotions subset with all-MiniLM-L6-v2: one
 original model trained to (near) convergence on the training subset, as the paper does; per forget split (15 % ×
 5 seeds, 3 %, 30 %, one class) a model retrained from the pretrained checkpoint on the retain set with the same
-recipe (the gold standard; the split seed is its training seed), and every method started from the original.
+recipe (the gold standard; the split seed is its training seed), and every method started from the original. Rows
+come through the job pipeline's data layer and models through its cache (`hf_unlearn.model_cache`); ``--workers``
+processes (one pinned core each) train the models, then run the splits.
 τ comes from dev rows (held out). Every record carries the population MIAs, a per-example reference attack
 (RMIA, the retrained model as reference, the τ rows as population) and the gap closed toward retraining; the
 markdown shows means with 95 % confidence intervals over seeds and whether the split separates doing nothing
@@ -349,7 +351,7 @@ def main(argv=None) -> None:
           flush=True)
     models = trainings(args)
     print(f"==> Training {len(models)} models (the original, the retrained ones), cached in "
-          f"{model_folder(args, '').parent}", flush=True)
+          f"{model_folder(args, 'original').parent}", flush=True)
     phase = time.perf_counter()
     fresh = parallel(args, _train_task, models)  # every worker then loads them from the cache
     meta["training_phase"] = {"models": len(models), "trained_now": sum(fresh),

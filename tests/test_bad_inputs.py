@@ -71,8 +71,9 @@ def _tokens(rows):
                                        "labels": [i % 3 for i in range(len(rows))]})
 
 
-def _lm_train(tmp_path, forget_labels=None, validation_labels=None):
-    """A tiny causal LM job; ``*_labels``: replace those rows' labels (e.g. all -100)."""
+def _lm_train(tmp_path, forget_labels=None, validation_labels=None, class_labels=False):
+    """A tiny causal LM job; ``*_labels``: replace those rows' labels (e.g. all -100); ``class_labels``: one int
+    label per row (a classification dataset given to a causal LM)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     model = LlamaForCausalLM(LlamaConfig(vocab_size=60, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
@@ -87,6 +88,9 @@ def _lm_train(tmp_path, forget_labels=None, validation_labels=None):
 
     forget = mask(forget, forget_labels or ())
     validation = mask(validation, validation_labels or ())
+    if class_labels:
+        forget, retain, validation = (ds.map(lambda r, i: {"labels": i % 3}, with_indices=True)
+                                      for ds in (forget, retain, validation))
     args = UnlearningArguments(str(tmp_path / "out"), report_to=[], per_device_train_batch_size=4)
     UnlearningTrainer(model=model, args=args, forget_dataset=forget, retain_dataset=retain,
                       validation_dataset=validation, data_collator=default_data_collator)
@@ -119,6 +123,8 @@ CASES = {
         ValueError, "retain_dataset holds 2 exact copies of forget rows"),
     "causal LM: forget rows without a supervised token": (lambda t: _lm_train(t, forget_labels={0, 3}), ValueError,
                                                           "forget_dataset: 2 of 8 rows have every label -100"),
+    "causal LM: class labels, not token labels": (lambda t: _lm_train(t, class_labels=True), ValueError,
+                                                  "forget_dataset: a causal LM needs token labels"),
     "causal LM: validation rows without a supervised token": (
         lambda t: _lm_train(t, validation_labels=set(range(8))), ValueError,
         "validation_dataset: 8 of 8 rows have every label -100"),

@@ -69,3 +69,19 @@ def test_main_job_on_a_tiny_subset(tmp_path):
     assert audit["report"]["n_forget"] == 18 and audit["method"] == "nabla_tau"
     for name in ("model.safetensors", "README.md", "loss_histograms.png", "_original/config.json"):
         assert (out / name).is_file(), name
+
+
+@pytest.mark.slow
+def test_vit_class_removal_benchmark_quick(tmp_path):
+    """The class-removal benchmark on scikit-learn digits (no data files): per-seed records written by the script,
+    the retrained model never predicts the class it never saw, and the points are the accuracies' difference."""
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "vit_class_removal.py"), "--quick", "--out",
+                             str(tmp_path)], capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads((tmp_path / "vit_class_removal.json").read_text())
+    (row,) = data["records"]
+    assert row["retrained_forget_class_acc"] == 0.0 and row["original_forget_class_acc"] > 0.5
+    assert row["unlearned_remaining_vs_retrained_points"] == pytest.approx(
+        100 * (row["unlearned_remaining_acc"] - row["retrained_remaining_acc"]))
+    assert "--quick" in data["provenance"]["command"]
+    assert "remaining classes vs retrained" in (tmp_path / "vit_class_removal.md").read_text()

@@ -54,15 +54,20 @@ def test_unlearning_raises_forget_loss_to_tau_and_keeps_retain(tmp_path, memoris
 def test_automatic_alpha_and_length(tmp_path):
     trainer = _trainer(tmp_path, n_forget=16, n_retain=112)
     assert trainer.alpha0 == 0.5  # text rule
-    # ⌊retain batches / (2 × forget batches)⌋ = ⌊14 / 4⌋ = 3
-    assert trainer.args.forget_epochs == 3 and trainer.args.num_train_epochs == 3
+    # ⌊retain batches / (2 × forget batches)⌋ = ⌊14 / 4⌋ = 3, twice on text (∇τ's text length)
+    assert trainer.args.forget_epochs == 6 and trainer.args.num_train_epochs == 6
+    paper = _trainer(tmp_path, n_forget=16, n_retain=112, length_multiplier=1)
+    assert paper.args.forget_epochs == 3  # the paper's rule, by an argument
     image = _trainer(tmp_path, n_forget=16, n_retain=112, modality="image")
     assert image.alpha0 == pytest.approx(5 / 3 * 16 / 128)
+    assert image.args.forget_epochs == 3  # the paper's rule on images
     capped = _trainer(tmp_path, n_forget=96, n_retain=32, modality="image")
     assert capped.alpha0 == pytest.approx(0.9)
     finetune = _trainer(tmp_path, method="finetune")
     assert finetune.args.forget_epochs == 6  # the paper runs the finetune baseline twice as long
     assert _trainer(tmp_path, alpha=0.2).alpha0 == 0.2
+    with pytest.raises(ValueError, match="length_multiplier=0 must be > 0"):
+        _trainer(tmp_path, length_multiplier=0)
 
 
 def test_alpha_schedule_and_lr_decay(tmp_path):

@@ -272,7 +272,14 @@ def check_token_rows(dataset: Dataset, *, name: str, config: Any = None, task: s
     if task == "causal_lm" and "labels" in dataset.column_names and name in ("forget_dataset", "validation_dataset"):
         from ..masking import count_unsupervised
 
-        masked = count_unsupervised(dataset.with_format(None)["labels"])
+        labels = dataset.with_format(None)["labels"]
+        if labels and not isinstance(labels[0], (list, tuple)):
+            raise ValueError(
+                f"{name}: a causal LM needs token labels (one list per row, -100 where no loss), not one "
+                f"{type(labels[0]).__name__} per row. For class labels use a sequence-classification model; for "
+                "text, build the labels with hf_unlearn.data.tokenize_qa."
+            )
+        masked = count_unsupervised(labels)
         if masked:
             use = "to unlearn" if name == "forget_dataset" else "for τ"
             raise ValueError(
