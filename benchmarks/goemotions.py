@@ -173,17 +173,19 @@ def model_folder(args, name: str) -> Path:
     return root / hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:12] / name
 
 
-def trained(args, name: str, selector: dict | None, seed: int, load: bool = True):
-    """The model ``name`` (the original when ``selector`` is None, else retrained on the split's retain rows with
-    ``seed``), trained once and cached; returns (model or None, (wall s, CPU s))."""
+def trained(args, name: str, selector: dict | None, seed: int, train_seed: int | None = None, load: bool = True):
+    """The model ``name``: the original when ``selector`` is None, else one retrained on the retain rows of the
+    split that ``selector`` and ``seed`` select, trained with ``train_seed`` (default ``seed``; the null reference
+    uses another). Trained once and cached; returns (model or None, (wall s, CPU s))."""
     s = _setup(_key(args))
     rows = s["train"] if selector is None else split_rows(args, selector, seed)[1]
+    train_seed = seed if train_seed is None else train_seed
     folder = model_folder(args, name)
-    key = {**recipe_key(s["job"], TASK, recipe(args, seed), CACHE_DATA_KEYS), "rows": dataset_digest(rows)}
+    key = {**recipe_key(s["job"], TASK, recipe(args, train_seed), CACHE_DATA_KEYS), "rows": dataset_digest(rows)}
     if cache_matches(folder, key, key["rows"]):
         return (load_trained(str(folder), *s["labels"]) if load else None), cached_seconds(folder)
-    model, seconds, cpu = train_cached(s["job"], rows, recipe(args, seed), folder, key, s["labels"],
-                                       collator=s["collator"], processor=s["processor"], seed=seed)
+    model, seconds, cpu = train_cached(s["job"], rows, recipe(args, train_seed), folder, key, s["labels"],
+                                       collator=s["collator"], processor=s["processor"], seed=train_seed)
     return model, (seconds, cpu)
 
 
@@ -255,15 +257,16 @@ def splits_of(args) -> list[tuple[str, dict, int]]:
     return splits
 
 
-def trainings(args) -> list[tuple[str, dict | None, int]]:
-    """Every model to train: the original, each split's retrained model, and the null references."""
-    jobs = [("original", None, args.original_seed)]
+def trainings(args) -> list[tuple[str, dict | None, int, int]]:
+    """Every model to train, as (name, selector, split seed, training seed): the original, each split's retrained
+    model, and the null references (the same retain rows as their split's, another training seed)."""
+    jobs = [("original", None, args.original_seed, args.original_seed)]
     null_left = args.null_reference_seeds
     for name, selector, seed in splits_of(args):
-        jobs.append((f"retrain-{name}-{seed}", selector, seed))
+        jobs.append((f"retrain-{name}-{seed}", selector, seed, seed))
         if name == "15%" and null_left > 0:
             null_left -= 1
-            jobs.append((f"retrain-{name}-{seed}-null", selector, seed + 1000))
+            jobs.append((f"retrain-{name}-{seed}-null", selector, seed, seed + 1000))
     return jobs
 
 
@@ -281,7 +284,7 @@ def run_split(args, name: str, selector: dict, seed: int, null: bool) -> list[di
                                  max_retain=args.audit_retain_rows, population=validation, references=[reference])
     reports = {"original": audit_of(original)}
     if null:  # an independent retrained model scores the retrained one with RMIA (the attack's null)
-        second, _ = trained(args, f"retrain-{name}-{seed}-null", selector, seed + 1000)
+        second, _ = trained(args, f"retrain-{name}-{seed}-null", selector, seed, train_seed=seed + 1000)
         reports["retrained"] = audit_of(retrained, references=[reference_losses(second, **scoring)])
         del second
     else:
@@ -323,12 +326,12 @@ def run_split(args, name: str, selector: dict, seed: int, null: bool) -> list[di
     return rows
 
 
-def _train_task(args, name, selector, seed) -> bool:
+def _train_task(args, name, selector, seed, train_seed) -> bool:
     """Train (or find in the cache) one model; True when it was trained in this run."""
     folder = model_folder(args, name)
     before = (folder / "hf_unlearn_recipe.json").stat().st_mtime_ns if (folder / "hf_unlearn_recipe.json").exists() \
         else None
-    trained(args, name, selector, seed, load=False)
+    trained(args, name, selector, seed, train_seed, load=False)
     return (folder / "hf_unlearn_recipe.json").stat().st_mtime_ns != before
 
 
