@@ -33,6 +33,10 @@ self-contained pipeline (same sizes and recipes; it also warmed up the original'
     LR 3e-4, 2× length, τ = log 10                  -0.7 / +0.8 /  0.0 / -3.3  (mean -0.8)    0.085 (seed 2: 0.24)
     LR 3e-4, 2× length, τ = 2 log 10 (defaults)     -0.8 / +0.4 / -0.6 / -3.2  (mean -1.0)    0.008
 
+Re-measured on the job pipeline by ``benchmarks/vit_class_removal.py`` (same sizes and seeds, the defaults above;
+``benchmarks/results/vit_class_removal.md``): remaining classes vs retrained −0.8 / −0.9 / +0.7 / +0.6 points (mean
+−0.1 ± 1.3, every seed within 1; the original itself −0.1 ± 1.1), removed-class accuracy 0.027 ± 0.023.
+
 The longer run (more retain steps at a gentler LR) recovers the remaining classes; τ = 2 log 10 keeps the ascent on
 long enough that the removed class does not resurface over it. On seed 2 the retrained model is 3.2 points above the
 original itself (training noise of one retrain), which no variant started from that original reached.
