@@ -42,9 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[42, 0, 1, 2])
     p.add_argument("--train_rows", type=int, default=4000)
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    p.add_argument("--quick", action="store_true", help="scikit-learn digits, one seed, 2 epochs: a smoke test.")
+    p.add_argument("--quick", action="store_true", help="scikit-learn digits, one seed, 700 rows: a smoke test.")
     if p.parse_known_args(argv)[0].quick:
-        p.set_defaults(dataset="digits", seeds=[0], train_rows=600, out="benchmarks/results/quick")
+        p.set_defaults(dataset="digits", seeds=[0], train_rows=700, out="benchmarks/results/quick")
     return p.parse_args(argv)
 
 
@@ -55,7 +55,7 @@ def one_seed(args, seed: int, work: Path) -> dict:
     if args.data_dir:
         argv += ["--data_dir", args.data_dir]
     if args.quick:
-        argv += ["--original_epochs", "2", "--val_rows", "100", "--test_rows", "200"]
+        argv += ["--original_epochs", "25", "--val_rows", "200", "--test_rows", "200"]
     job, uargs = load_job(CONFIG, argv, report_to="none", disable_tqdm=True)
     start = time.perf_counter()
     run_job(job, uargs, say=lambda _: None)

@@ -43,8 +43,8 @@ def test_goemotions_benchmark_quick_and_reproducible(tmp_path):
     assert "Original (do nothing) − retrained" in md and "± " not in md.split("## Every run")[0].split("|")[0]
     # The null reference is retrained on the same retain rows as the split's retrained model (another seed).
     (models,) = (tmp_path / "a" / "work" / "models").iterdir()
-    rows = {p.name: json.loads((p / "hf_unlearn_recipe.json").read_text())["rows"] for p in models.iterdir()}
-    assert rows["retrain-15%-0-null"] == rows["retrain-15%-0"] != rows["original"]
+    digests = {p.name: json.loads((p / "hf_unlearn_recipe.json").read_text())["rows"] for p in models.iterdir()}
+    assert digests["retrain-15%-0-null"] == digests["retrain-15%-0"] != digests["original"]
 
     # Another split list, in two worker processes: the same original weights, and the same figures on the split
     # both runs share.
