@@ -27,6 +27,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -165,12 +166,18 @@ def split_rows(args, selector: dict, seed: int):
     return (encode(forget, s["job"], TASK, s["processor"]), encode(retain, s["job"], TASK, s["processor"]))
 
 
+def on_disk(name: str) -> str:
+    """A split or model name as a folder name: a class-removal split is named by its kind, never by the class
+    (no forget-set label in a file name)."""
+    return re.sub(r"class:[^-]+", "class", name)
+
+
 def model_folder(args, name: str) -> Path:
     """The cache folder of one trained model: under ``--cache_dir`` (else the run's work folder), per recipe."""
     s = _setup(_key(args))
     spec = recipe_key(s["job"], TASK, recipe(args, args.original_seed), CACHE_DATA_KEYS)
     root = Path(args.cache_dir) if args.cache_dir else Path(args.out) / "work" / "models"
-    return root / hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:12] / name
+    return root / hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:12] / on_disk(name)
 
 
 def trained(args, name: str, selector: dict | None, seed: int, train_seed: int | None = None, load: bool = True):
@@ -298,7 +305,7 @@ def run_split(args, name: str, selector: dict, seed: int, null: bool) -> list[di
           f"forget acc {orig['forget_acc']:.3f} test acc {orig['test_acc']:.3f} RMIA {orig['ref_attack_auc']:.3f}; "
           f"retrain MIA {ref['mia_loss']:.3f} forget acc {ref['forget_acc']:.3f} test acc {ref['test_acc']:.3f} "
           f"({retrain_time[0]:.0f}s)", flush=True)
-    work = Path(args.out) / "work" / f"{name.replace(':', '-')}-{seed}"
+    work = Path(args.out) / "work" / on_disk(f"{name}-{seed}")
     for label, overrides in [(m, {"method": m}) for m in args.methods] + [parse_variant(v) for v in args.variant]:
         method = overrides.get("method", "nabla_tau")
         if method == "ssd" and "ssd_alpha" not in overrides:
@@ -327,12 +334,8 @@ def run_split(args, name: str, selector: dict, seed: int, null: bool) -> list[di
 
 
 def _train_task(args, name, selector, seed, train_seed) -> bool:
-    """Train (or find in the cache) one model; True when it was trained in this run."""
-    folder = model_folder(args, name)
-    before = (folder / "hf_unlearn_recipe.json").stat().st_mtime_ns if (folder / "hf_unlearn_recipe.json").exists() \
-        else None
-    trained(args, name, selector, seed, train_seed, load=False)
-    return (folder / "hf_unlearn_recipe.json").stat().st_mtime_ns != before
+    """Train (or find in the cache) one model; True when it was trained in this run (a cached one is not loaded)."""
+    return trained(args, name, selector, seed, train_seed, load=False)[0] is not None
 
 
 def main(argv=None) -> None:

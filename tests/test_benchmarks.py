@@ -89,3 +89,11 @@ def test_vit_class_removal_benchmark_quick(tmp_path):
         100 * (row["unlearned_remaining_acc"] - row["retrained_remaining_acc"]))
     assert "--quick" in data["provenance"]["command"]
     assert "remaining classes vs retrained" in (tmp_path / "vit_class_removal.md").read_text()
+
+
+def test_benchmark_folder_names_never_name_the_removed_class():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from goemotions import on_disk
+
+    assert on_disk("retrain-class:gratitude-0") == "retrain-class-0" and on_disk("class:grief-3") == "class-3"
+    assert on_disk("retrain-15%-0-null") == "retrain-15%-0-null"
