@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _workers import parallel  # noqa: E402
-from summary import gap_closed, markdown  # noqa: E402
+from summary import gap_closed, header_lines, markdown  # noqa: E402
 
 from hf_unlearn import FinetuneRecipe, UnlearningArguments  # noqa: E402
 from hf_unlearn.audit import compare, reference_losses  # noqa: E402
@@ -239,20 +239,13 @@ def report_only(out: Path, stem: str) -> None:
         raise SystemExit(f"{out / stem}.json predates recorded provenance (a plain list of records): rerun the "
                          "benchmark to regenerate it.")
     meta = data["provenance"]
-    write(out, stem, data["records"], meta, header_lines(meta), meta["splits_finished"], meta["splits_total"])
+    header = header_lines(meta, "GoEmotions unlearning benchmark")
+    write(out, stem, data["records"], meta, header, meta["splits_finished"], meta["splits_total"])
 
 
 def _load() -> float | None:
     """1-minute load average (other work on the machine inflates wall times, not CPU times)."""
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-
-
-def header_lines(meta: dict) -> list[str]:
-    dirty = " (uncommitted changes)" if meta.get("dirty") else ""
-    return ["# GoEmotions unlearning benchmark", "", f"Command: `{meta['command']}`", "",
-            f"Code: commit {meta.get('commit')}{dirty}", "", f"Machine: {meta['machine']}", "",
-            f"Date: {meta['date_utc']} UTC", "",
-            "Settings: " + ", ".join(f"{k}={v}" for k, v in meta["settings"].items())]
 
 
 def splits_of(args) -> list[tuple[str, dict, int]]:
@@ -348,7 +341,7 @@ def main(argv=None) -> None:
     settings = {k: v for k, v in vars(args).items() if k != "report_only"}
     meta = provenance([sys.argv[0], *(sys.argv[1:] if argv is None else argv)], seeds=args.seeds,
                       code=Path(__file__), settings=settings)
-    header = header_lines(meta)
+    header = header_lines(meta, "GoEmotions unlearning benchmark")
     started = time.perf_counter()
     print("\n".join(header), flush=True)
     s = _setup(_key(args))

@@ -18,6 +18,14 @@ CI_KEYS = ("forget_acc", "test_acc", "retain_acc", "mia_loss", "ref_attack_auc",
            "gap_closed_forget_acc", "gap_closed_mia_loss", "retrain_ratio")
 
 
+def header_lines(meta: dict, title: str) -> list[str]:
+    """A results file's header: title, command, commit (and whether the tree was dirty), machine, date, settings."""
+    dirty = " (uncommitted changes)" if meta.get("dirty") else ""
+    return [f"# {title}", "", f"Command: `{meta['command']}`", "", f"Code: commit {meta.get('commit')}{dirty}", "",
+            f"Machine: {meta['machine']}", "", f"Date: {meta['date_utc']} UTC", "",
+            "Settings: " + ", ".join(f"{k}={v}" for k, v in meta["settings"].items())]
+
+
 def mean_ci(values: list[float], level: float = 0.95) -> tuple[float, float, int]:
     """Mean and half-width of its two-sided Student-t confidence interval (NaN width for one value)."""
     values = [v for v in values if v is not None and not math.isnan(v)]

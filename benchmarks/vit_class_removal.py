@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from summary import fmt_ci  # noqa: E402
+from summary import fmt_ci, header_lines  # noqa: E402
 
 from hf_unlearn.cli_config import load_job  # noqa: E402
 from hf_unlearn.jobs import run_job  # noqa: E402
@@ -71,9 +71,7 @@ def one_seed(args, seed: int, work: Path) -> dict:
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
-    lines = ["# ViT class removal (MNIST)", "", f"Command: `{meta['command']}`", "",
-             f"Code: commit {meta['commit']}{' (uncommitted changes)' if meta['dirty'] else ''}", "",
-             f"Machine: {meta['machine']}", "", f"Date: {meta['date_utc']} UTC", "",
+    lines = header_lines(meta, "ViT class removal (MNIST)") + ["",
              "Remaining-class test accuracy minus the retrained model's, in points (target for ∇τ: within 1), and "
              "the removed class's test accuracy; mean ± 95 % CI over seeds.", "",
              "| model | remaining classes vs retrained (points) | per seed | removed-class accuracy |",
