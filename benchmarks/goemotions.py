@@ -229,7 +229,7 @@ def write(out: Path, stem: str, rows: list[dict], meta: dict, header: list[str],
     out.mkdir(parents=True, exist_ok=True)
     meta = {**meta, "splits_finished": done, "splits_total": total}
     (out / f"{stem}.json").write_text(json.dumps({"provenance": meta, "records": rows}, indent=1))
-    (out / f"{stem}.md").write_text(markdown(rows, header, done, total))
+    (out / f"{stem}.md").write_text(markdown(rows, header, done, total, meta))
 
 
 def report_only(out: Path, stem: str) -> None:

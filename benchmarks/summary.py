@@ -135,8 +135,21 @@ def distance(row: dict) -> float | None:
     return None if None in gaps else sum(abs(1 - g) for g in gaps) / 2
 
 
-def markdown(rows: list[dict], header: list[str], done: int, total: int) -> str:
+def run_time_line(meta: dict) -> str | None:
+    """How long the run took, by phase, and how many models it trained itself (the rest came from the cache)."""
+    train, total = meta.get("training_phase"), meta.get("wall_seconds_total")
+    if not train or total is None:
+        return None
+    cached = train["models"] - train["trained_now"]
+    return (f"Run time: {total / 60:.1f} min wall in all: training {train['trained_now']} of {train['models']} models "
+            f"in {train['wall_s'] / 60:.1f} min" + (f" ({cached} from the cache)" if cached else " (none from a cache)")
+            + f", then the splits in {(meta.get('splits_phase_wall_s') or 0) / 60:.1f} min.")
+
+
+def markdown(rows: list[dict], header: list[str], done: int, total: int, meta: dict | None = None) -> str:
     lines = header + ["", f"Splits finished: {done} of {total}.", ""]
+    run_time = run_time_line(meta or {})
+    lines += [run_time, ""] if run_time else []
     lines += ["Times: `wall_time_s` is wall clock, `cpu_time_s` the process's CPU time; `retrain_ratio` is the "
               "CPU-time ratio to the retrained model of the split (robust to other load on the machine), "
               "`wall_ratio` the wall-clock one.", ""]

@@ -41,6 +41,10 @@ def test_goemotions_benchmark_quick_and_reproducible(tmp_path):
     md = (tmp_path / "a" / "goemotions.md").read_text()
     assert md.startswith("# GoEmotions unlearning benchmark") and "Machine:" in md and "Code: commit" in md
     assert "Original (do nothing) − retrained" in md and "± " not in md.split("## Every run")[0].split("|")[0]
+    # The run's time by phase, and how many models it trained itself (all of them: the cache started empty).
+    n = meta["training_phase"]["models"]
+    assert meta["training_phase"]["trained_now"] == n and meta["wall_seconds_total"] >= meta["splits_phase_wall_s"]
+    assert f"training {n} of {n} models in" in md and "(none from a cache)" in md
     # The null reference is retrained on the same retain rows as the split's retrained model (another seed).
     (models,) = (tmp_path / "a" / "work" / "models").iterdir()
     digests = {p.name: json.loads((p / "hf_unlearn_recipe.json").read_text())["rows"] for p in models.iterdir()}
