@@ -355,8 +355,9 @@ def main(argv=None) -> None:
     fresh = parallel(args, _train_task, models)  # every worker then loads them from the cache
     meta["training_phase"] = {"models": len(models), "trained_now": sum(fresh),
                               "wall_s": round(time.perf_counter() - phase, 1)}
-    print(f"trained {sum(fresh)} of {len(models)} models in {meta['training_phase']['wall_s']:.0f}s wall (the rest "
-          "came from the cache)", flush=True)
+    cached = len(models) - sum(fresh)
+    print(f"trained {sum(fresh)} of {len(models)} models in {meta['training_phase']['wall_s']:.0f}s wall"
+          + (f" ({cached} came from the cache)" if cached else ""), flush=True)
     original, original_time = trained(args, "original", None, args.original_seed)
     meta["original_sha256"] = weights_sha256(original)
     print(f"original trained in {original_time[0]:.0f}s (weights sha256 {meta['original_sha256'][:12]})", flush=True)
