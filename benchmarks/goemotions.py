@@ -79,6 +79,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fractions", type=float, nargs="+", default=[0.15, 0.03, 0.30], help="Random forget fractions.")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
                    help="Seeds of the 15%% split: each seeds the forget selection, the retrained model and the run.")
+    p.add_argument("--seeded_fractions", type=float, nargs="+", default=[0.15],
+                   help="Forget fractions run with every seed (the others, and the class, with the first seed only).")
     p.add_argument("--original_seed", type=int, default=0, help="Seed of the original model (head init, order).")
     p.add_argument("--null_reference_seeds", type=int, default=1,
                    help="For this many 15%% seeds, train a second retrained model (another seed) to score the "
@@ -249,9 +251,10 @@ def _load() -> float | None:
 
 
 def splits_of(args) -> list[tuple[str, dict, int]]:
-    """(name, selector, seed) of every forget split: 15 % × seeds, the other fractions and the class (first seed)."""
+    """(name, selector, seed) of every forget split: the seeded fractions (15 %) × seeds, the other fractions and the
+    class with the first seed."""
     splits = [("15%" if f == 0.15 else f"{round(f * 100)}%", {"forget_fraction": f}, s)
-              for f in args.fractions for s in (args.seeds if f == 0.15 else args.seeds[:1])]
+              for f in args.fractions for s in (args.seeds if f in args.seeded_fractions else args.seeds[:1])]
     if args.forget_class:
         splits.append((f"class:{args.forget_class}", {"forget_classes": [args.forget_class]}, args.seeds[0]))
     return splits

@@ -101,3 +101,16 @@ def test_benchmark_folder_names_never_name_the_removed_class():
 
     assert on_disk("retrain-class:gratitude-0") == "retrain-class-0" and on_disk("class:grief-3") == "class-3"
     assert on_disk("retrain-15%-0-null") == "retrain-15%-0-null"
+
+
+def test_benchmark_runs_every_seed_only_on_the_seeded_fractions():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from goemotions import parse_args, splits_of, trainings
+
+    plain = parse_args(["--seeds", "0", "1", "2", "--fractions", "0.15", "0.3", "--forget_class", "grief"])
+    assert [(n, s) for n, _, s in splits_of(plain)] == [("15%", 0), ("15%", 1), ("15%", 2), ("30%", 0),
+                                                        ("class:grief", 0)]
+    seeded = parse_args(["--seeds", "0", "1", "--fractions", "0.3", "--seeded_fractions", "0.3", "--forget_class", ""])
+    assert [(n, s) for n, _, s in splits_of(seeded)] == [("30%", 0), ("30%", 1)]
+    # one retrained model per split, and the null reference only for 15 %
+    assert [t[0] for t in trainings(seeded)] == ["original", "retrain-30%-0", "retrain-30%-1"]
