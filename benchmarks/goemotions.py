@@ -78,7 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max_length", type=int, default=32, help="Token limit per comment.")
     p.add_argument("--fractions", type=float, nargs="+", default=[0.15, 0.03, 0.30], help="Random forget fractions.")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
-                   help="Seeds of the 15%% split: each seeds the forget selection, the retrained model and the run.")
+                   help="Seeds of the seeded fractions' splits (15%% by default): each seeds the forget selection, the "
+                        "retrained model and the run.")
     p.add_argument("--seeded_fractions", type=float, nargs="+", default=[0.15],
                    help="Forget fractions run with every seed (the others, and the class, with the first seed only).")
     p.add_argument("--original_seed", type=int, default=0, help="Seed of the original model (head init, order).")
