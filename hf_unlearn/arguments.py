@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -367,10 +368,11 @@ class RunPlan:
     automatic: list[str] = field(default_factory=list)
 
 
-def plan_run(args: UnlearningArguments, *, task: str | None, needs_tau: bool, length_multiplier: float,
-             n_forget: int, n_retain: int, num_labels: int | None = None, class_removal: bool = False,
-             needs_alpha: bool = True, text_length_multiplier: float | None = None) -> RunPlan:
-    """Resolve the automatic rules; fills ``args.learning_rate``, ``args.forget_epochs`` and ``num_train_epochs``."""
+def plan_run(args: UnlearningArguments, *, task: str | None, needs_tau: bool,
+             length_multiplier: float | Mapping[str, float], n_forget: int, n_retain: int,
+             num_labels: int | None = None, class_removal: bool = False, needs_alpha: bool = True) -> RunPlan:
+    """Resolve the automatic rules; fills ``args.learning_rate``, ``args.forget_epochs`` and ``num_train_epochs``.
+    ``length_multiplier`` is the method's (one number, or one per modality); ``args.length_multiplier`` overrides it."""
     automatic: list[str] = []
     modality = args.modality if args.modality != "auto" else ("image" if task == "image_classification" else "text")
     if args.learning_rate is None:
@@ -388,8 +390,8 @@ def plan_run(args: UnlearningArguments, *, task: str | None, needs_tau: bool, le
         automatic.append(f"α₀ = {alpha0:.4g} ({'5/3 × forget fraction' if modality == 'image' else 'text'})")
     if args.length_multiplier is not None:
         length_multiplier = args.length_multiplier
-    elif modality == "text" and text_length_multiplier is not None:
-        length_multiplier = text_length_multiplier
+    elif isinstance(length_multiplier, Mapping):
+        length_multiplier = length_multiplier[modality]
     if args.forget_epochs is None and args.max_steps <= 0:
         batch = args.per_device_train_batch_size * args.world_size
         args.forget_epochs = automatic_forget_epochs(n_forget, n_retain, batch, length_multiplier)

@@ -68,8 +68,8 @@ class Method:
             training data (retain ∪ forget), ``batch_loss(model, batch)`` is the mean loss of a batch.
             `UnlearningTrainer.train()` runs it instead of the training loop.
         relabel: replaces the forget labels before the forward pass (random-label methods); classification only.
-        length_multiplier: run length relative to the automatic number of forget-epochs.
-        text_length_multiplier: the same on text, where it differs (None: ``length_multiplier``).
+        length_multiplier: run length relative to the automatic number of forget-epochs; one number, or one per
+            modality (``{"text": 2.0, "image": 1.0}``).
         hparams: names of the hyperparameters the objective reads (``ObjectiveInputs.hparams``). Each one's value is
             ``UnlearningArguments.method_kwargs[name]`` if given, else the argument of that name if it is set (the
             flat aliases ``npo_beta``, ``scrub_*``, ``ssd_*`` and the shared ``retain_weight``), else
@@ -90,8 +90,7 @@ class Method:
     tasks: tuple[str, ...] = ()
     one_shot: OneShot | None = None
     relabel: Relabel | None = None
-    length_multiplier: float = 1.0
-    text_length_multiplier: float | None = None
+    length_multiplier: float | Mapping[str, float] = 1.0
     hparams: tuple[str, ...] = ()
     description: str = ""
     defaults: Mapping[str, Any] = field(default_factory=dict)

@@ -37,7 +37,7 @@ NABLA_TAU = register(
         # original that memorised its rows) it closed 0.70 / 0.70 of the forget-accuracy / loss-MIA gap with dev
         # accuracy 0.41, against 0.67 / 0.37 and 0.30 at the paper's length (retrained: 0.37); length_multiplier=1
         # restores the paper's
-        text_length_multiplier=2.0,
+        length_multiplier={"text": 2.0, "image": 1.0},
         description="α·ReLU(τ − mean L_forget)² + (1−α)·mean L_retain, τ = held-out loss, α decaying.",
     )
 )
