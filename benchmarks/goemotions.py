@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _workers import parallel  # noqa: E402
-from summary import gap_closed, header_lines, markdown  # noqa: E402
+from summary import TITLE, gap_closed, header_lines, markdown  # noqa: E402
 
 from hf_unlearn import FinetuneRecipe, UnlearningArguments  # noqa: E402
 from hf_unlearn.audit import compare, reference_losses  # noqa: E402
@@ -228,11 +228,11 @@ def record(method, forget, seed, report, times, retrain=None, original=None, ext
     return row
 
 
-def write(out: Path, stem: str, rows: list[dict], meta: dict, header: list[str], done: int, total: int) -> None:
+def write(out: Path, stem: str, rows: list[dict], meta: dict, done: int, total: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     meta = {**meta, "splits_finished": done, "splits_total": total}
     (out / f"{stem}.json").write_text(json.dumps({"provenance": meta, "records": rows}, indent=1))
-    (out / f"{stem}.md").write_text(markdown(rows, header, done, total, meta))
+    (out / f"{stem}.md").write_text(markdown(rows, meta))
 
 
 def report_only(out: Path, stem: str) -> None:
@@ -242,8 +242,7 @@ def report_only(out: Path, stem: str) -> None:
         raise SystemExit(f"{out / stem}.json predates recorded provenance (a plain list of records): rerun the "
                          "benchmark to regenerate it.")
     meta = data["provenance"]
-    header = header_lines(meta, "GoEmotions unlearning benchmark")
-    write(out, stem, data["records"], meta, header, meta["splits_finished"], meta["splits_total"])
+    write(out, stem, data["records"], meta, meta["splits_finished"], meta["splits_total"])
 
 
 def _load() -> float | None:
@@ -345,7 +344,7 @@ def main(argv=None) -> None:
     settings = {k: v for k, v in vars(args).items() if k != "report_only"}
     meta = provenance([sys.argv[0], *(sys.argv[1:] if argv is None else argv)], seeds=args.seeds,
                       code=Path(__file__), settings=settings)
-    header = header_lines(meta, "GoEmotions unlearning benchmark")
+    header = header_lines(meta, TITLE)
     started = time.perf_counter()
     print("\n".join(header), flush=True)
     s = _setup(_key(args))
@@ -375,7 +374,7 @@ def main(argv=None) -> None:
         finished[i] = rows
         meta.update(wall_seconds_total=round(time.perf_counter() - started, 1),
                     cpu_seconds_total=round(time.process_time(), 1), load_average_1min=_load())
-        write(Path(args.out), stem, [r for j in sorted(finished) for r in finished[j]], meta, header, len(finished),
+        write(Path(args.out), stem, [r for j in sorted(finished) for r in finished[j]], meta, len(finished),
               len(splits))
 
     print(f"==> Unlearning and auditing {len(splits)} forget splits", flush=True)

@@ -18,6 +18,9 @@ CI_KEYS = ("forget_acc", "test_acc", "retain_acc", "mia_loss", "ref_attack_auc",
            "gap_closed_forget_acc", "gap_closed_mia_loss", "retrain_ratio")
 
 
+TITLE = "GoEmotions unlearning benchmark"
+
+
 def header_lines(meta: dict, title: str) -> list[str]:
     """A results file's header: title, command, commit (and whether the tree was dirty), machine, date, settings."""
     dirty = " (uncommitted changes)" if meta.get("dirty") else ""
@@ -146,9 +149,11 @@ def run_time_line(meta: dict) -> str | None:
             + f", then the splits in {(meta.get('splits_phase_wall_s') or 0) / 60:.1f} min.")
 
 
-def markdown(rows: list[dict], header: list[str], done: int, total: int, meta: dict | None = None) -> str:
-    lines = header + ["", f"Splits finished: {done} of {total}.", ""]
-    run_time = run_time_line(meta or {})
+def markdown(rows: list[dict], meta: dict) -> str:
+    """The results markdown: the header and run time from ``meta`` (the JSON's provenance), then the tables."""
+    lines = header_lines(meta, TITLE) + ["", f"Splits finished: {meta['splits_finished']} of {meta['splits_total']}.",
+                                         ""]
+    run_time = run_time_line(meta)
     lines += [run_time, ""] if run_time else []
     lines += ["Times: `wall_time_s` is wall clock, `cpu_time_s` the process's CPU time; `retrain_ratio` is the "
               "CPU-time ratio to the retrained model of the split (robust to other load on the machine), "
