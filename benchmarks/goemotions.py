@@ -75,6 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=0.1, help="Original/retrain warm-up (fraction of steps).")
     p.add_argument("--batch_size", type=int, default=32, help="Unlearning batch size (forget and retain halves each).")
     p.add_argument("--train_batch_size", type=int, default=8, help="Original/retrain batch size.")
+    p.add_argument("--retrain_budget", choices=["steps", "epochs"], default="steps",
+                   help="The retrained models train for the original's optimizer steps (on fewer rows: more epochs; "
+                        "they then fit their rows as the original fits its own), or for its epochs (fewer steps).")
     p.add_argument("--max_length", type=int, default=32, help="Token limit per comment.")
     p.add_argument("--fractions", type=float, nargs="+", default=[0.15, 0.03, 0.30], help="Random forget fractions.")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
@@ -186,15 +189,19 @@ def model_folder(args, name: str) -> Path:
 def trained(args, name: str, selector: dict | None, seed: int, train_seed: int | None = None, load: bool = True):
     """The model ``name``: the original when ``selector`` is None, else one retrained on the retain rows of the
     split that ``selector`` and ``seed`` select, trained with ``train_seed`` (default ``seed``; the null reference
-    uses another). Trained once and cached; returns (model or None, (wall s, CPU s))."""
+    uses another), for the original's optimizer steps unless ``--retrain_budget epochs``. Trained once and cached;
+    returns (model or None, (wall s, CPU s))."""
     s = _setup(_key(args))
     rows = s["train"] if selector is None else split_rows(args, selector, seed)[1]
     train_seed = seed if train_seed is None else train_seed
     folder = model_folder(args, name)
-    key = {**recipe_key(s["job"], TASK, recipe(args, train_seed), CACHE_DATA_KEYS), "rows": dataset_digest(rows)}
+    how = recipe(args, train_seed)
+    if selector is not None and args.retrain_budget == "steps":
+        how = how.with_steps_of(len(s["train"]))
+    key = {**recipe_key(s["job"], TASK, how, CACHE_DATA_KEYS), "rows": dataset_digest(rows)}
     if cache_matches(folder, key, key["rows"]):
         return (load_trained(str(folder), *s["labels"]) if load else None), cached_seconds(folder)
-    model, seconds, cpu = train_cached(s["job"], rows, recipe(args, train_seed), folder, key, s["labels"],
+    model, seconds, cpu = train_cached(s["job"], rows, how, folder, key, s["labels"],
                                        collator=s["collator"], processor=s["processor"], seed=train_seed)
     return model, (seconds, cpu)
 

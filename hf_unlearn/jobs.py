@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .data.job_data import SELECTORS, JobData, job_task, load_raw, prepare, select, selector_of
-from .model_cache import cache_matches, cached_seconds, recipe_key, train_cached
+from .model_cache import cache_matches, cached_seconds, recipe_fields, recipe_key, train_cached
 from .models import is_model_dir, load_trained, resolve
 from .provenance import provenance
 
@@ -87,6 +87,9 @@ class JobArguments:
     original_weight_decay: float = field(default=0.01, metadata={"help": "Weight decay of that recipe."})
     original_warmup: float = field(default=0.0, metadata={"help": "Warmup of that recipe: a fraction of its steps."})
     retrain: bool = field(default=False, metadata={"help": "Also retrain on the retain set (gold standard)."})
+    retrain_budget: str = field(default="steps", metadata={
+        "help": "How long the retrained model trains: the original's optimizer steps (on fewer rows: more epochs), "
+                "or the original's epochs (fewer steps).", "choices": ["steps", "epochs"]})
     class_removal_tau: float | None = field(default=None, metadata={"help": "With forget_classes: τ = this × "
                                             "log(num_labels) unless tau is set (unset: the automatic τ)."})
     class_removal_lr: float | None = field(default=None, metadata={"help": "With forget_classes: the learning rate "
@@ -108,7 +111,7 @@ class JobArguments:
 #: the main job's options listed by `examples/unlearn_bert.py --help` (every other one works; --help_all lists them)
 MAIN_JOB_OPTIONS = ("data_dir", "model", "original_model", "forget_fraction", "forget_classes", "forget_ids",
                     "train_rows", "val_rows", "test_rows", "original_epochs", "original_lr", "max_length",
-                    "audit_max_retain", "retrain", "quick")
+                    "audit_max_retain", "retrain", "retrain_budget", "quick")
 #: what defines a job's data and forget set: recorded in job.json; `audit` refuses a config that contradicts them
 DATA_KEYS = ("dataset", "data_dir", "hub_dataset", "data_files", "dataset_config", "text_column", "label_column",
              "id_column", "forget_split", "train_rows", "forget_rows", "val_rows", "test_rows", "max_length",
@@ -256,11 +259,15 @@ def _retrained(job: JobArguments, args: Any, data: JobData, recipe: Any, key: di
     from .data.holdout import dataset_digest
 
     retrain_dir = os.path.join(args.output_dir, "_retrain")
+    if job.retrain_budget == "steps":
+        recipe = recipe.with_steps_of(len(data.train), args.world_size)
+        key = {**key, "recipe": recipe_fields(recipe)}
     retain_key = {**key, "rows": dataset_digest(data.retain)}
     if cache_matches(retrain_dir, retain_key, retain_key["rows"]):
         say(f"\n==> Loading the model retrained on the {len(data.retain)} retain rows from {retrain_dir}")
         return load_trained(retrain_dir, *labels), cached_seconds(retrain_dir)[0]
-    say(f"\n==> Retraining from the base model on the {len(data.retain)} retain rows (the gold standard)")
+    say(f"\n==> Retraining from the base model on the {len(data.retain)} retain rows (the gold standard), "
+        + (f"{recipe.max_steps} steps, as the original" if recipe.max_steps else f"{recipe.epochs:g} epochs"))
     return train_cached(job, data.retain, recipe, retrain_dir, retain_key, labels, **_training(args, data))[:2]
 
 

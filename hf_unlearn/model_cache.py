@@ -21,10 +21,16 @@ from .models import is_model_dir, new_base_model
 RECIPE_FILE = "hf_unlearn_recipe.json"  # beside a cached original / retrained model: what made it
 
 
+def recipe_fields(recipe: Any) -> dict[str, Any]:
+    """A recipe as a cache key: its fields, less those left at None (so a field added with a None default keeps
+    older caches valid)."""
+    return {k: v for k, v in asdict(recipe).items() if v is not None}
+
+
 def recipe_key(job: Any, task: str, recipe: Any, data_keys: tuple[str, ...]) -> dict[str, Any]:
     """What a cached model depends on besides its rows: base model, task, recipe and the job's ``data_keys``."""
     key = {"model": job.model, "model_config": job.model_config, "tokenizer": job.tokenizer, "task": task,
-           "recipe": asdict(recipe), "data": {k: getattr(job, k) for k in data_keys}}
+           "recipe": recipe_fields(recipe), "data": {k: getattr(job, k) for k in data_keys}}
     return json.loads(json.dumps(key))
 
 

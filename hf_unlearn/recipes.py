@@ -6,8 +6,9 @@ Model loaders live in `hf_unlearn.models` (re-exported here for older imports).
 from __future__ import annotations
 
 import logging
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from transformers import Trainer, TrainingArguments
 
@@ -39,6 +40,19 @@ class FinetuneRecipe:
     weight_decay: float = 0.01
     seed: int = 0
     warmup: float = 0.0  # linear warm-up: a fraction of the steps in [0, 1), or a step count
+    max_steps: int | None = None  # optimizer steps, overriding epochs (None, the default, is left out of cache keys)
+
+    def steps_on(self, rows: int, processes: int = 1) -> int:
+        """The optimizer steps this recipe takes on ``rows`` rows over ``processes`` data-parallel processes."""
+        if self.max_steps is not None:
+            return self.max_steps
+        return math.ceil(self.epochs * math.ceil(rows / (self.batch_size * processes)))
+
+    def with_steps_of(self, rows: int, processes: int = 1) -> FinetuneRecipe:
+        """This recipe fixed to the optimizer steps it takes on ``rows`` rows: the retrained reference's budget
+        (``retrain_budget="steps"``), so that a model retrained on the retain rows is trained as long as the original
+        was on all of them, rather than for the same epochs over fewer rows (fewer steps, a less converged model)."""
+        return replace(self, max_steps=self.steps_on(rows, processes))
 
 
 def finetune(model, train, recipe: FinetuneRecipe, *, output_dir: str, data_collator=None,
@@ -50,7 +64,7 @@ def finetune(model, train, recipe: FinetuneRecipe, *, output_dir: str, data_coll
     args = TrainingArguments(output_dir, **{
         "num_train_epochs": recipe.epochs, "learning_rate": recipe.learning_rate,
         "per_device_train_batch_size": recipe.batch_size, "weight_decay": recipe.weight_decay, "seed": recipe.seed,
-        "warmup_steps": recipe.warmup,
+        "warmup_steps": recipe.warmup, "max_steps": -1 if recipe.max_steps is None else recipe.max_steps,
         "save_strategy": "no", "report_to": [], "logging_strategy": "no", "disable_tqdm": disable_tqdm,
         **training_args})
     trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=data_collator,

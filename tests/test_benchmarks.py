@@ -1,6 +1,7 @@
 """Smoke tests: the GoEmotions benchmark's --quick pipeline and the main job on a tiny subset (files well-formed)."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -49,6 +50,11 @@ def test_goemotions_benchmark_quick_and_reproducible(tmp_path):
     (models,) = (tmp_path / "a" / "work" / "models").iterdir()
     digests = {p.name: json.loads((p / "hf_unlearn_recipe.json").read_text())["rows"] for p in models.iterdir()}
     assert digests["retrain-15%-0-null"] == digests["retrain-15%-0"] != digests["original"]
+    # Every retrained model (null included) trains for the original's optimizer steps, on fewer rows.
+    recipes = {p.name: json.loads((p / "hf_unlearn_recipe.json").read_text())["recipe"] for p in models.iterdir()}
+    original_steps = math.ceil(recipes["original"]["epochs"] * math.ceil(160 / recipes["original"]["batch_size"]))
+    assert "max_steps" not in recipes["original"]
+    assert {r["max_steps"] for name, r in recipes.items() if name != "original"} == {original_steps}
 
     # Another split list, in two worker processes: the same original weights, and the same figures on the split
     # both runs share.

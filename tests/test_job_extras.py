@@ -1,6 +1,7 @@
 """What the examples did on their own and the job pipeline now does for every job: a forget selector on the command
 line replaces the config's, class removal's settings, the built-in byte tokenizer with a causal LM built from a
-config, TOFU's source chain (down to the bundled sample) and its answer variants for the audit, the recipe's warmup."""
+config, TOFU's source chain (down to the bundled sample) and its answer variants for the audit, the recipe's warmup,
+the retrained reference's step budget."""
 
 from __future__ import annotations
 
@@ -93,3 +94,25 @@ def test_the_recipes_warmup_and_weight_decay_are_part_of_the_cache_key():
         for w, d in ((0.0, 0.01), (0.1, 0.01), (0.0, 0.0))
     ]
     assert keys[0] != keys[1] and keys[0] != keys[2]
+
+
+def test_a_recipe_fixed_to_the_originals_steps_trains_that_many_steps_on_fewer_rows(tmp_path):
+    """The retrained reference's budget: the optimizer steps the original took on all rows, not its epochs."""
+    from helpers import tiny_bert, token_dataset
+    from transformers import default_data_collator
+
+    from hf_unlearn.recipes import finetune
+
+    recipe = FinetuneRecipe(epochs=2, batch_size=4, learning_rate=1e-3)
+    assert recipe.steps_on(16) == 8 and recipe.steps_on(10) == 6 and recipe.steps_on(16, processes=2) == 4
+    steps = recipe.with_steps_of(16)
+    assert steps.max_steps == 8 and steps.steps_on(10) == 8 and steps.epochs == recipe.epochs
+    for how, expected in ((recipe, 6), (steps, 8)):
+        out = tmp_path / str(expected)
+        finetune(tiny_bert(), token_dataset(10, 0), how, output_dir=str(out), data_collator=default_data_collator,
+                 save_strategy="steps", save_steps=10_000)  # saves once, at the last step
+        assert [p.name for p in out.glob("checkpoint-*")] == [f"checkpoint-{expected}"]
+    # a recipe without max_steps keys a cache as it did before the field existed
+    job = JobArguments(dataset="goemotions")
+    assert "max_steps" not in recipe_key(job, "single_label", recipe, ())["recipe"]
+    assert recipe_key(job, "single_label", steps, ())["recipe"]["max_steps"] == 8

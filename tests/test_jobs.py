@@ -152,11 +152,22 @@ def test_cached_original_and_retrained_reused_only_for_their_recipe_and_rows(tin
     argv = ["--output_dir", str(out), "--retrain", "true", "--overwrite_output_dir", "true"]
     first = run_job(*load_job(tiny_job / "job.yaml", argv), say=said.append)
     assert (out / "_original" / RECIPE_FILE).is_file() and (out / "_retrain" / RECIPE_FILE).is_file()
+    first_said = list(said)
     said.clear()
     again = run_job(*load_job(tiny_job / "job.yaml", argv), say=said.append)
     assert any("Loading the original model" in s for s in said)
     assert any("Loading the model retrained" in s for s in said)
     assert again == first  # the same models, the same audit
+    # the retrained model trains for the original's optimizer steps by default, for its epochs on request
+    original = json.loads((out / "_original" / RECIPE_FILE).read_text())["recipe"]
+    retrained = json.loads((out / "_retrain" / RECIPE_FILE).read_text())["recipe"]
+    assert "max_steps" not in original and retrained == {**original, "max_steps": retrained["max_steps"]}
+    assert any(f"{retrained['max_steps']} steps, as the original" in s for s in first_said)
+    said.clear()
+    run_job(*load_job(tiny_job / "job.yaml", [*argv, "--retrain_budget", "epochs"]), say=said.append)
+    assert any("Loading the original model" in s for s in said)
+    assert any("Retraining from the base model" in s and "1 epochs" in s for s in said)
+    assert "max_steps" not in json.loads((out / "_retrain" / RECIPE_FILE).read_text())["recipe"]
     said.clear()
     run_job(*load_job(tiny_job / "job.yaml", [*argv, "--original_epochs", "2"]), say=said.append)
     assert any("Training the original model" in s and "another recipe" in s for s in said)
