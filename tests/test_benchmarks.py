@@ -42,6 +42,9 @@ def test_goemotions_benchmark_quick_and_reproducible(tmp_path):
     md = (tmp_path / "a" / "goemotions.md").read_text()
     assert md.startswith("# GoEmotions unlearning benchmark") and "Machine:" in md and "Code: commit" in md
     assert "Original (do nothing) − retrained" in md and "± " not in md.split("## Every run")[0].split("|")[0]
+    retrained_fit = next(r["retain_acc"] for r in rows if r["method"] == "retrain" and r["forget"] == "15%")
+    assert "| retrained training accuracy |" in md
+    assert f"| 15% | 1 | {rows[0]['retain_acc']:.3f} | {retrained_fit:.3f} |" in md
     # The run's time by phase, and how many models it trained itself (all of them: the cache started empty).
     n = meta["training_phase"]["models"]
     assert meta["training_phase"]["trained_now"] == n and meta["wall_seconds_total"] >= meta["splits_phase_wall_s"]
