@@ -132,6 +132,24 @@ def targets(rows: list[dict], method: str = "nabla_tau", forget: str = "15%") ->
     return out
 
 
+def paired_table(rows: list[dict], forget: str, base: str = "nabla_tau") -> list[str]:
+    """Each ∇τ variant minus the default, paired by seed (mean ± 95 % CI): the difference the split's own difficulty
+    does not blur."""
+    keys = ("gap_closed_forget_acc", "gap_closed_mia_loss", "test_acc")
+    own = {r["seed"]: r for r in select(rows, base, forget)}
+    variants = [m for m in methods_of(rows) if is_nabla_tau(m) and m != base]
+    if len(own) < 2 or not variants:
+        return []
+    out = ["", f"Paired with `{base}` ({forget} split): per-seed difference, variant − {base}, mean ± 95 % CI over "
+           "seeds:", "", "| method | n | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    for m in variants:
+        pairs = [(r, own[r["seed"]]) for r in select(rows, m, forget) if r["seed"] in own]
+        cells = [fmt_ci([a[k] - b[k] for a, b in pairs if a.get(k) is not None and b.get(k) is not None])
+                 for k in keys]
+        out.append(f"| {m} | {len(pairs)} | " + " | ".join(cells) + " |")
+    return out
+
+
 def distance(row: dict) -> float | None:
     """Mean of abs(1 − gap closed) over forget accuracy and loss-MIA: 0 = where retraining is, either way."""
     gaps = [row.get("gap_closed_forget_acc"), row.get("gap_closed_mia_loss")]
@@ -180,6 +198,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
         lines += ["", f"## {s}: mean ± 95 % CI over seeds", ""] + ci_table(rows, s)
     for method in filter(is_nabla_tau, methods_of(rows)):
         lines += targets(rows, method)
+    for s in splits:
+        lines += paired_table(rows, s)
     cols = ["method", "forget", "seed", "forget_acc", "retain_acc", "test_acc", "mia_loss", "mia_entropy",
             "ref_attack_auc", "ref_attack_tpr_at_1pct_fpr", "gap_closed_forget_acc", "gap_closed_mia_loss",
             "wall_time_s", "retrain_ratio", "verdicts"]
