@@ -42,7 +42,7 @@ from hf_unlearn.audit import compare, reference_losses  # noqa: E402
 from hf_unlearn.data.holdout import dataset_digest  # noqa: E402
 from hf_unlearn.data.job_data import class_names, collator_for, encode, load_raw, select  # noqa: E402
 from hf_unlearn.jobs import JobArguments  # noqa: E402
-from hf_unlearn.model_cache import cache_matches, cached_seconds, recipe_key, train_cached  # noqa: E402
+from hf_unlearn.model_cache import RETRAIN_BUDGETS, cache_matches, cached_seconds, recipe_key, train_cached  # noqa: E402
 from hf_unlearn.models import default_text_model, load_processor, load_trained, new_base_model  # noqa: E402
 from hf_unlearn.provenance import provenance, weights_sha256  # noqa: E402
 from hf_unlearn.recipes import audit, unlearn  # noqa: E402
@@ -75,9 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=0.1, help="Original/retrain warm-up (fraction of steps).")
     p.add_argument("--batch_size", type=int, default=32, help="Unlearning batch size (forget and retain halves each).")
     p.add_argument("--train_batch_size", type=int, default=8, help="Original/retrain batch size.")
-    p.add_argument("--retrain_budget", choices=["steps", "epochs"], default="steps",
-                   help="The retrained models train for the original's optimizer steps (on fewer rows: more epochs; "
-                        "they then fit their rows as the original fits its own), or for its epochs (fewer steps).")
+    p.add_argument("--retrain_budget", choices=RETRAIN_BUDGETS, default="steps",
+                   help="The retrained models train for the original's optimizer steps (on fewer rows: more epochs), "
+                        "or for its epochs (fewer steps).")
     p.add_argument("--max_length", type=int, default=32, help="Token limit per comment.")
     p.add_argument("--fractions", type=float, nargs="+", default=[0.15, 0.03, 0.30], help="Random forget fractions.")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
@@ -196,8 +196,8 @@ def trained(args, name: str, selector: dict | None, seed: int, train_seed: int |
     train_seed = seed if train_seed is None else train_seed
     folder = model_folder(args, name)
     how = recipe(args, train_seed)
-    if selector is not None and args.retrain_budget == "steps":
-        how = how.with_steps_of(len(s["train"]))
+    if selector is not None:
+        how = how.for_retrain(args.retrain_budget, len(s["train"]))
     key = {**recipe_key(s["job"], TASK, how, CACHE_DATA_KEYS), "rows": dataset_digest(rows)}
     if cache_matches(folder, key, key["rows"]):
         return (load_trained(str(folder), *s["labels"]) if load else None), cached_seconds(folder)

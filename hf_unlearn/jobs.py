@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .data.job_data import SELECTORS, JobData, job_task, load_raw, prepare, select, selector_of
-from .model_cache import cache_matches, cached_seconds, recipe_fields, recipe_key, train_cached
+from .model_cache import RETRAIN_BUDGETS, cache_matches, cached_seconds, recipe_fields, recipe_key, train_cached
 from .models import is_model_dir, load_trained, resolve
 from .provenance import provenance
 
@@ -89,7 +89,7 @@ class JobArguments:
     retrain: bool = field(default=False, metadata={"help": "Also retrain on the retain set (gold standard)."})
     retrain_budget: str = field(default="steps", metadata={
         "help": "How long the retrained model trains: the original's optimizer steps (on fewer rows: more epochs), "
-                "or the original's epochs (fewer steps).", "choices": ["steps", "epochs"]})
+                "or the original's epochs (fewer steps).", "choices": list(RETRAIN_BUDGETS)})
     class_removal_tau: float | None = field(default=None, metadata={"help": "With forget_classes: τ = this × "
                                             "log(num_labels) unless tau is set (unset: the automatic τ)."})
     class_removal_lr: float | None = field(default=None, metadata={"help": "With forget_classes: the learning rate "
@@ -259,9 +259,8 @@ def _retrained(job: JobArguments, args: Any, data: JobData, recipe: Any, key: di
     from .data.holdout import dataset_digest
 
     retrain_dir = os.path.join(args.output_dir, "_retrain")
-    if job.retrain_budget == "steps":
-        recipe = recipe.with_steps_of(len(data.train), args.world_size)
-        key = {**key, "recipe": recipe_fields(recipe)}
+    recipe = recipe.for_retrain(job.retrain_budget, len(data.train), args.world_size)
+    key = {**key, "recipe": recipe_fields(recipe)}
     retain_key = {**key, "rows": dataset_digest(data.retain)}
     if cache_matches(retrain_dir, retain_key, retain_key["rows"]):
         say(f"\n==> Loading the model retrained on the {len(data.retain)} retain rows from {retrain_dir}")

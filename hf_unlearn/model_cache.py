@@ -19,6 +19,8 @@ from typing import Any
 from .models import is_model_dir, new_base_model
 
 RECIPE_FILE = "hf_unlearn_recipe.json"  # beside a cached original / retrained model: what made it
+#: how long a retrained reference trains: the original's optimizer steps (the default) or its epochs
+RETRAIN_BUDGETS = ("steps", "epochs")
 
 
 def recipe_fields(recipe: Any) -> dict[str, Any]:

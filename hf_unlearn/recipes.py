@@ -16,6 +16,7 @@ from .arguments import UnlearningArguments
 from .audit import UnlearningReport, audit_model
 from .data import sample_rows
 from .data.holdout import drop_copies
+from .model_cache import RETRAIN_BUDGETS
 from .models import (  # noqa: F401  (re-exported: older imports)
     DEFAULT_TEXT_MODEL,
     SMOLLM2_GGUF,
@@ -53,6 +54,13 @@ class FinetuneRecipe:
         (``retrain_budget="steps"``), so that a model retrained on the retain rows is trained as long as the original
         was on all of them, rather than for the same epochs over fewer rows (fewer steps, a less converged model)."""
         return replace(self, max_steps=self.steps_on(rows, processes))
+
+    def for_retrain(self, budget: str, rows: int, processes: int = 1) -> FinetuneRecipe:
+        """The retrained reference's recipe when this one trained the original on ``rows`` rows: fixed to the
+        original's optimizer steps (``budget="steps"``) or this recipe as it is, the original's epochs ("epochs")."""
+        if budget not in RETRAIN_BUDGETS:
+            raise ValueError(f"retrain_budget={budget!r} is not one of {RETRAIN_BUDGETS}.")
+        return self.with_steps_of(rows, processes) if budget == "steps" else self
 
 
 def finetune(model, train, recipe: FinetuneRecipe, *, output_dir: str, data_collator=None,

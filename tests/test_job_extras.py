@@ -107,6 +107,9 @@ def test_a_recipe_fixed_to_the_originals_steps_trains_that_many_steps_on_fewer_r
     assert recipe.steps_on(16) == 8 and recipe.steps_on(10) == 6 and recipe.steps_on(16, processes=2) == 4
     steps = recipe.with_steps_of(16)
     assert steps.max_steps == 8 and steps.steps_on(10) == 8 and steps.epochs == recipe.epochs
+    assert recipe.for_retrain("steps", 16) == steps and recipe.for_retrain("epochs", 16) == recipe
+    with pytest.raises(ValueError, match="retrain_budget='weeks' is not one of"):
+        recipe.for_retrain("weeks", 16)
     for how, expected in ((recipe, 6), (steps, 8)):
         out = tmp_path / str(expected)
         finetune(tiny_bert(), token_dataset(10, 0), how, output_dir=str(out), data_collator=default_data_collator,
