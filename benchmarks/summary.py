@@ -98,9 +98,7 @@ def targets(rows: list[dict], method: str = "nabla_tau", forget: str = "15%") ->
     sep = separation(rows, forget)
     measurable = all(ok for _, _, ok in sep.values())
     gf, gm = m(method, "gap_closed_forget_acc"), m(method, "gap_closed_mia_loss")
-    test_gap = [r["test_acc"] - next(x["test_acc"] for x in select(rows, "retrain", forget) if x["seed"] == r["seed"])
-                for r in select(rows, method, forget)]
-    tg, ratio = mean_ci(test_gap), m(method, "retrain_ratio")
+    tg, ratio = mean_ci(paired(rows, method, "retrain", "test_acc", forget)), m(method, "retrain_ratio")
     baselines = [b for b in methods_of(rows) if b not in ("original", "retrain") and not is_nabla_tau(b)]
     score = {b: (m(b, "gap_closed_forget_acc")[0] + m(b, "gap_closed_mia_loss")[0]) / 2 for b in baselines}
     own = (gf[0] + gm[0]) / 2
@@ -143,11 +141,16 @@ def paired_table(rows: list[dict], forget: str, base: str = "nabla_tau") -> list
     out = ["", f"Paired with `{base}` ({forget} split): per-seed difference, variant − {base}, mean ± 95 % CI over "
            "seeds:", "", "| method | n | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for m in variants:
-        pairs = [(r, own[r["seed"]]) for r in select(rows, m, forget) if r["seed"] in own]
-        cells = [fmt_ci([a[k] - b[k] for a, b in pairs if a.get(k) is not None and b.get(k) is not None])
-                 for k in keys]
-        out.append(f"| {m} | {len(pairs)} | " + " | ".join(cells) + " |")
+        n = sum(r["seed"] in own for r in select(rows, m, forget))
+        out.append(f"| {m} | {n} | " + " | ".join(fmt_ci(paired(rows, m, base, k, forget)) for k in keys) + " |")
     return out
+
+
+def paired(rows: list[dict], method: str, base: str, key: str, forget: str) -> list[float]:
+    """``key`` of ``method`` minus that of ``base``, per seed both ran (and both measured)."""
+    own = {r["seed"]: r.get(key) for r in select(rows, base, forget)}
+    return [r[key] - own[r["seed"]] for r in select(rows, method, forget)
+            if r.get(key) is not None and own.get(r["seed"]) is not None]
 
 
 def distance(row: dict) -> float | None:
