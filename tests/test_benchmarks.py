@@ -141,3 +141,22 @@ def test_variants_are_compared_with_the_default_paired_by_seed():
     assert "| nabla_tau_x | 3 | 0.100 ± 0.000 | 0.100 ± 0.000 | -0.020 ± 0.000 |" in table
     assert "gradient_ascent" not in table  # baselines are not ∇τ variants
     assert paired_table(rows[:1] + rows[3:4], "15%") == []  # one seed: no pairing to speak of
+
+
+def test_results_table_shows_where_the_forget_loss_ended_beside_tau():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from summary import CI_KEYS, ci_table
+
+    def row(method, seed, loss, tau=None):
+        return {"method": method, "forget": "15%", "seed": seed, "forget_loss": loss, "tau": tau}
+
+    rows = [row("retrain", s, 3.0 + s / 10) for s in range(2)] + [row("nabla_tau", s, 1.8, 2.8) for s in range(2)]
+    table = ci_table(rows, "15%")
+    def split(line):
+        return [c.strip() for c in line.split("|")[1:-1]]
+
+    at = {k: split(table[0]).index(k) for k in ("forget_loss", "tau")}
+    cells = {split(line)[0]: split(line) for line in table[2:]}
+    assert set(at) <= set(CI_KEYS)
+    assert cells["nabla_tau"][at["forget_loss"]] == "1.800 ± 0.000" and cells["nabla_tau"][at["tau"]] == "2.800 ± 0.000"
+    assert cells["retrain"][at["tau"]] == ""  # no τ for a model that never ran ∇τ
