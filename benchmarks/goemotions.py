@@ -324,8 +324,11 @@ def run_split(args, name: str, selector: dict, seed: int, null: bool) -> list[di
                                 data_collator=collator)
         cpu = time.process_time() - cpu
         report = audit_of(model)
+        # τ − the in-step forget loss, per logged step (every step): ≤ 0 once a forget batch's loss reached τ
+        gaps = [h["forget_gap"] for h in trainer.state.log_history if "forget_gap" in h]
         extra = {"steps": trainer.state.global_step, "forget_epochs": trainer.args.forget_epochs,
                  "tau": trainer.tau, "alpha0": trainer.alpha0 if method == "nabla_tau" else None,
+                 "forget_gap_min": min(gaps) if gaps else None,
                  "verdicts": compare({**reports, label: report}).outcomes(label)}
         rows.append(record(label, name, seed, report, (wall, cpu), ref, orig, extra))
         r = rows[-1]

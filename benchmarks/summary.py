@@ -14,9 +14,11 @@ from scipy import stats as st
 
 # A split separates when doing nothing is this far from retraining (means over seeds at 15 %).
 SEPARATION = {"mia_loss": 0.10, "forget_acc": 0.15}
-# forget_loss beside τ (the held-out loss ∇τ aims the forget set at) shows where a run left the forget set's loss.
+# forget_loss (at the end, eval mode) beside τ, the held-out loss ∇τ aims the forget set at, shows where a run left
+# the forget set; forget_gap_min (the lowest τ − in-step forget loss of any step, ≤ 0: a batch reached τ) whether the
+# run got there on the way.
 CI_KEYS = ("forget_acc", "test_acc", "retain_acc", "mia_loss", "ref_attack_auc", "ref_attack_tpr_at_1pct_fpr",
-           "gap_closed_forget_acc", "gap_closed_mia_loss", "forget_loss", "tau", "retrain_ratio")
+           "gap_closed_forget_acc", "gap_closed_mia_loss", "forget_loss", "tau", "forget_gap_min", "retrain_ratio")
 
 
 TITLE = "GoEmotions unlearning benchmark"

@@ -34,6 +34,9 @@ def test_goemotions_benchmark_quick_and_reproducible(tmp_path):
                                             "grad_diff", "npo", "random_labels"}
     assert all(keys <= set(r) for r in rows if r["method"] not in ("original", "retrain"))
     assert all(0.0 <= r["mia_loss"] <= 1.0 and 0.0 <= r["ref_attack_auc"] <= 1.0 for r in rows)
+    # ∇τ's record says how close its forget loss came to τ on the way: the lowest τ − in-step forget loss
+    nt = next(r for r in rows if r["method"] == "nabla_tau")
+    assert isinstance(nt["forget_gap_min"], float) and nt["forget_gap_min"] < nt["tau"]
     assert all(set(r["verdicts"].values()) <= {"pass", "fail", "inconclusive", "not measurable", "separates"}
                for r in rows if r["method"] != "retrain")
     # Provenance in the JSON: the code's commit, the full command, seeds, threads and versions.
