@@ -208,7 +208,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         lines += paired_table(rows, s)
     cols = ["method", "forget", "seed", "forget_acc", "retain_acc", "test_acc", "mia_loss", "mia_entropy",
             "ref_attack_auc", "ref_attack_tpr_at_1pct_fpr", "gap_closed_forget_acc", "gap_closed_mia_loss",
-            "wall_time_s", "retrain_ratio", "verdicts"]
+            "forget_loss", "tau", "forget_gap_min", "wall_time_s", "retrain_ratio", "verdicts"]
     lines += ["", "## Every run", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         lines.append("| " + " | ".join(_cell(r.get(c)) for c in cols) + " |")

@@ -37,6 +37,8 @@ def test_goemotions_benchmark_quick_and_reproducible(tmp_path):
     # ∇τ's record says how close its forget loss came to τ on the way: the lowest τ − in-step forget loss
     nt = next(r for r in rows if r["method"] == "nabla_tau")
     assert isinstance(nt["forget_gap_min"], float) and nt["forget_gap_min"] < nt["tau"]
+    every_run = (tmp_path / "a" / "goemotions.md").read_text().split("## Every run")[1]
+    assert "| forget_loss | tau | forget_gap_min |" in every_run and f"| {nt['forget_gap_min']:.3f} |" in every_run
     assert all(set(r["verdicts"].values()) <= {"pass", "fail", "inconclusive", "not measurable", "separates"}
                for r in rows if r["method"] != "retrain")
     # Provenance in the JSON: the code's commit, the full command, seeds, threads and versions.
