@@ -165,3 +165,24 @@ def test_results_table_shows_where_the_forget_loss_ended_beside_tau():
     assert set(at) <= set(CI_KEYS)
     assert cells["nabla_tau"][at["forget_loss"]] == "1.800 ± 0.000" and cells["nabla_tau"][at["tau"]] == "2.800 ± 0.000"
     assert cells["retrain"][at["tau"]] == ""  # no τ for a model that never ran ∇τ
+
+
+def test_targets_compare_with_every_baseline_and_with_those_that_keep_utility():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from summary import targets
+
+    def row(method, seed, forget_acc, mia, test_acc, **gaps):
+        return {"method": method, "forget": "15%", "seed": seed, "forget_acc": forget_acc, "mia_loss": mia,
+                "test_acc": test_acc, "retrain_ratio": 0.09, **gaps}
+
+    rows = []
+    for s in range(3):
+        rows += [row("original", s, 0.98, 0.72, 0.43), row("retrain", s, 0.39, 0.46, 0.38),
+                 row("nabla_tau", s, 0.55, 0.55, 0.43, gap_closed_forget_acc=0.74, gap_closed_mia_loss=0.74),
+                 # overshoots the forget accuracy and loses 15 test points: ahead on gap closed, but not usable
+                 row("gradient_ascent", s, 0.31, 0.52, 0.23, gap_closed_forget_acc=1.14, gap_closed_mia_loss=0.73),
+                 row("ssd", s, 0.62, 0.55, 0.44, gap_closed_forget_acc=0.62, gap_closed_mia_loss=0.67)]
+    text = "\n".join(targets(rows))
+    assert "| mean gap closed (0.740) ahead of every baseline (best: gradient_ascent 0.935) | -0.195 | no |" in text
+    assert ("ahead of every baseline that keeps test accuracy ≥ the retrained model's − 1 point (1 of 2; best: ssd "
+            "0.645) | +0.095 | yes |") in text
