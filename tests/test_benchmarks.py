@@ -157,6 +157,7 @@ def test_results_table_shows_where_the_forget_loss_ended_beside_tau():
 
     rows = [row("retrain", s, 3.0 + s / 10) for s in range(2)] + [row("nabla_tau", s, 1.8, 2.8) for s in range(2)]
     table = ci_table(rows, "15%")
+
     def split(line):
         return [c.strip() for c in line.split("|")[1:-1]]
 
