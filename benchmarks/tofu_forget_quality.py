@@ -38,10 +38,12 @@ def main() -> None:
     command = " ".join(["python"] + sys.argv)
     rows = {}
     for method in METHODS:
+        # one output_dir for all methods, so they share the cached original and retrained models; each method's
+        # unlearned model replaces the previous one's (its audit is read right after)
         start = time.perf_counter()
         unlearn_causal_lm.main(["--tiny", "--retrain", "--method", method, "--forget_rows", str(cfg.forget_samples),
                                 "--train_rows", str(cfg.max_train_samples - cfg.forget_samples),
-                                "--output_dir", cfg.output_dir, *extra])
+                                "--output_dir", cfg.output_dir, "--overwrite_output_dir", *extra])
         result = json.loads((Path(cfg.output_dir) / "audit.json").read_text())  # the job's audit (aggregates)
         tofu = result["tofu"]
         rows.setdefault("original", tofu["original"])
