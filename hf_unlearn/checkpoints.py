@@ -2,10 +2,11 @@
 fingerprint.
 
 A checkpoint folder counts as complete only once ``unlearning_state.json`` exists: it is written after every other
-file (model, optimizer, scheduler, RNG, trainer state) and records their sizes and SHA-256 hashes, so a run killed
-mid-save, a truncated file or a flipped byte leaves a folder that resuming skips (``last_complete_checkpoint``, with
-a warning naming it) or rejects with a clear error (``read_state``). The state also holds the job's fingerprint
-(``hf_unlearn.fingerprint``): a checkpoint resumes only the job that wrote it.
+file (model, optimizer, scheduler, RNG, trainer state) and records their sizes and SHA-256 hashes (and its own
+hash, so an edited τ is caught too), so a run killed mid-save, a truncated file or a flipped byte leaves a folder
+that resuming skips (``last_complete_checkpoint``, with a warning naming it) or rejects with a clear error
+(``read_state``). The state also holds the job's fingerprint (``hf_unlearn.fingerprint``): a checkpoint resumes
+only the job that wrote it.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from typing import Any
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .fingerprint import job_differences
+from .records import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
 STATE_NAME = "unlearning_state.json"
+STATE_HASH = "state_sha256"  # the state's hash of itself (older checkpoints have none)
 
 
 def _sha256(path: str) -> str:
@@ -42,15 +45,17 @@ def _manifest(folder: str) -> dict[str, dict[str, Any]]:
     return files
 
 
+def _state_sha256(state: dict[str, Any]) -> str:
+    """SHA-256 of the state itself (canonical JSON, less this hash): an edit of τ or the manifest is detected."""
+    content = {k: v for k, v in state.items() if k != STATE_HASH}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
 def write_state(folder: str, state: dict[str, Any]) -> None:
-    """Write the unlearning state plus the manifest of the folder's files, atomically (tmp file + rename)."""
+    """Write the unlearning state plus the manifest of the folder's files and the state's own hash, atomically."""
     content = {**state, "manifest": _manifest(folder)}
-    tmp = os.path.join(folder, f".{STATE_NAME}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(content, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, os.path.join(folder, STATE_NAME))
+    content[STATE_HASH] = _state_sha256(content)
+    write_json_atomic(os.path.join(folder, STATE_NAME), content)
 
 
 def read_state(folder: str) -> dict[str, Any]:
@@ -69,6 +74,10 @@ def read_state(folder: str) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as err:
         raise ValueError(f"{path} is not a valid unlearning state ({err}); resume from an earlier checkpoint."
                          ) from None
+    if STATE_HASH in state and state[STATE_HASH] != _state_sha256(state):
+        raise ValueError(f"Checkpoint {folder!r} is damaged: {STATE_NAME} is changed (its SHA-256 differs from the "
+                         "one saved: τ, the job or the manifest was edited). Resume from an earlier checkpoint-* "
+                         "folder.")
     for name, expected in (state.get("manifest") or {}).items():
         file = os.path.join(folder, name)
         expected = expected if isinstance(expected, dict) else {"size": expected}  # older manifests: sizes only

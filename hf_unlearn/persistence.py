@@ -16,6 +16,7 @@ checkpoints that belong to their job.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import glob
 import json
 import logging
@@ -29,6 +30,7 @@ from .callbacks import check_finite_weights
 from .checkpoints import check_same_job, checkpoint_folders, last_complete_checkpoint, read_state, write_state
 from .fingerprint import job_differences
 from .peft_utils import is_peft_model, merged_copy
+from .records import write_json_atomic
 
 try:
     import fcntl
@@ -39,23 +41,39 @@ logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".hf_unlearn.lock"
 STAGING_NAME = ".hf_unlearn-saving"
+PUBLISH_NAME = ".hf_unlearn-publish.json"  # in the staging folder: the files to move, written before the first move
 JOB_NAME = "_unlearning_job.json"  # the fingerprint of the job that saved the model ("_*" is never pushed)
 WEIGHT_PATTERNS = ("model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json",
                    "pytorch_model*.bin", "pytorch_model.bin.index.json", "adapter_model.safetensors",
                    "adapter_model.bin", "adapter_config.json")
+#: a job's records beside its model: replaced with it, so a folder's records always describe one run
+RECORD_PATTERNS = ("audit.json", "job.json", "loss_histograms.png", "audit_history.png", "_hf_unlearn_salt")
 
 
 class OutputDirLock:
-    """An exclusive advisory lock on ``output_dir/.hf_unlearn.lock``; ``ValueError`` when another run holds it."""
+    """An exclusive advisory lock on ``output_dir/.hf_unlearn.lock``; ``ValueError`` when another run holds it.
+
+    Taking it first finishes a save that a killed run left half-published (`finish_publish`). A folder that cannot be
+    made or written (a file, read-only, an empty name) is a one-line ``ValueError`` naming it, before any work."""
 
     def __init__(self, output_dir: str):
+        self.output_dir = output_dir
         self.path = os.path.join(output_dir, LOCK_NAME)
         self.file = None
 
     def acquire(self) -> None:
+        check_output_dir(self.output_dir)
         if fcntl is None:
             return
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        try:
+            os.makedirs(self.output_dir, exist_ok=True)
+            self.file = self._lock()
+        except OSError as err:
+            raise ValueError(f"output_dir={self.output_dir!r} cannot be written ({err.strerror or err}). Choose a "
+                             "writable folder with --output_dir.") from None
+        finish_publish(self.output_dir)
+
+    def _lock(self):
         while True:
             file = open(self.path, "a+")
             try:
@@ -63,7 +81,7 @@ class OutputDirLock:
             except BlockingIOError:
                 file.close()
                 raise ValueError(
-                    f"output_dir={os.path.dirname(self.path)!r} is in use by another run (it holds {LOCK_NAME}). "
+                    f"output_dir={self.output_dir!r} is in use by another run (it holds {LOCK_NAME}). "
                     "Use another output_dir, or wait until that run ends."
                 ) from None
             try:
@@ -71,8 +89,7 @@ class OutputDirLock:
             except FileNotFoundError:  # released and removed between our open and our lock: take a fresh one
                 same = False
             if same:
-                self.file = file
-                return
+                return file
             file.close()
 
     def release(self) -> None:
@@ -81,6 +98,40 @@ class OutputDirLock:
                 os.remove(self.path)
             self.file.close()
             self.file = None
+
+
+#: output_dirs whose lock the running job (`hf_unlearn.jobs.run_job`) holds: its trainer works under that lock
+_JOB_LOCKS: contextvars.ContextVar[frozenset] = contextvars.ContextVar("hf_unlearn_job_locks", default=frozenset())
+
+
+@contextlib.contextmanager
+def job_lock(output_dir: str):
+    """Hold ``output_dir``'s lock for a whole job (before its first write); the job's trainer runs under it."""
+    lock = OutputDirLock(output_dir)
+    lock.acquire()
+    token = _JOB_LOCKS.set(_JOB_LOCKS.get() | {os.path.realpath(output_dir)})
+    try:
+        yield
+    finally:
+        _JOB_LOCKS.reset(token)
+        lock.release()
+
+
+def check_output_dir(output_dir: str) -> None:
+    """``ValueError`` (one line, before any work) when ``output_dir`` is empty, a file, or not writable."""
+    if not str(output_dir).strip():
+        raise ValueError("output_dir is empty: pass --output_dir FOLDER (where the model and its records go).")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"output_dir={output_dir!r} is a file, not a folder: choose another --output_dir.")
+    existing = os.path.abspath(output_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"output_dir={output_dir!r} cannot be made: {existing!r} is a file. Choose another "
+                         "--output_dir.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"output_dir={output_dir!r} is not writable ({existing!r} is read-only for this user). "
+                         "Choose a writable --output_dir.")
 
 
 def holds_model(folder: str) -> bool:
@@ -100,20 +151,52 @@ def saved_by_same_job(folder: str, job: dict[str, Any]) -> bool:
     return bool(known) and not job_differences(saved, job)
 
 
-def publish(staging: str, output_dir: str) -> None:
-    """Move every file of ``staging`` into ``output_dir`` (each move atomic), after removing the weight files of
-    the previous model that the new save does not replace; then remove ``staging``."""
-    new = set(os.listdir(staging))
-    for pattern in WEIGHT_PATTERNS:
-        for old in glob.glob(os.path.join(output_dir, pattern)):
-            if os.path.basename(old) not in new:
-                os.remove(old)
-    for name in sorted(new, key=lambda n: n == "config.json"):  # config last: it marks the folder as a model
-        target = os.path.join(output_dir, name)
-        if os.path.isdir(os.path.join(staging, name)) and os.path.isdir(target):
+def publish(staging: str, output_dir: str, records: bool = False) -> None:
+    """Move every file of ``staging`` into ``output_dir`` (each move atomic), after removing the weight files of the
+    previous model (with ``records``: also its records, `RECORD_PATTERNS`) that the new save does not replace; then
+    remove ``staging``.
+
+    What to remove and move is written into ``staging`` first (``PUBLISH_NAME``): a run killed in between leaves a
+    staging folder that the next lock holder (`OutputDirLock`) finishes publishing (`finish_publish`), so the folder
+    never stays a mix of two saves."""
+    new = sorted(os.listdir(staging), key=lambda n: n == "config.json")  # config last: it marks a model folder
+    patterns = WEIGHT_PATTERNS + (RECORD_PATTERNS if records else ())
+    old = sorted({os.path.basename(p) for pattern in patterns for p in glob.glob(os.path.join(output_dir, pattern))}
+                 - set(new))
+    write_json_atomic(os.path.join(staging, PUBLISH_NAME), {"remove": old, "move": new})
+    _move_files(staging, output_dir, old, new)
+
+
+def _move_files(staging: str, output_dir: str, old: list[str], new: list[str]) -> None:
+    for name in old:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(output_dir, name))
+    for name in new:
+        source, target = os.path.join(staging, name), os.path.join(output_dir, name)
+        if not os.path.lexists(source):
+            continue  # moved before the kill
+        if os.path.isdir(source) and os.path.isdir(target):
             shutil.rmtree(target)
-        os.replace(os.path.join(staging, name), target)
-    os.rmdir(staging)
+        os.replace(source, target)
+    shutil.rmtree(staging)
+
+
+def finish_publish(output_dir: str) -> None:
+    """A save interrupted in ``output_dir``: finish publishing it when its staging folder was complete (it lists its
+    files), else drop the staging folder (the previous model was not touched yet)."""
+    staging = os.path.join(output_dir, STAGING_NAME)
+    if not os.path.isdir(staging):
+        return
+    try:
+        with open(os.path.join(staging, PUBLISH_NAME), encoding="utf-8") as f:
+            plan = json.load(f)
+        old, new = list(plan["remove"]), list(plan["move"])
+    except (OSError, ValueError, TypeError, KeyError):
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    logger.warning("Finishing a save into %s that was interrupted while its files were moved into place.",
+                   output_dir)
+    _move_files(staging, output_dir, old, new)
 
 
 class PersistenceMixin:
@@ -134,7 +217,8 @@ class PersistenceMixin:
     @contextlib.contextmanager
     def _output_lock(self):
         """Hold ``output_dir``'s lock (main process only; re-entrant within this trainer)."""
-        if not self.args.should_save or getattr(self, "_lock", None) is not None:
+        if (not self.args.should_save or getattr(self, "_lock", None) is not None
+                or os.path.realpath(self.args.output_dir) in _JOB_LOCKS.get()):
             yield
             return
         self._lock = OutputDirLock(self.args.output_dir)
@@ -203,9 +287,11 @@ class PersistenceMixin:
                         from .hub import write_model_card
 
                         write_model_card(self, staging, **self.card_metadata)
-                    with open(os.path.join(staging, JOB_NAME), "w", encoding="utf-8") as f:
-                        json.dump(self.job, f, indent=2)
-                    publish(staging, output_dir)
+                    write_json_atomic(os.path.join(staging, JOB_NAME), self.job)
+                    writers = getattr(self, "extra_records", ()) if final else ()
+                    for write in writers:  # the job's records (audit.json, job.json...): one save with the model
+                        write(staging)
+                    publish(staging, output_dir, records=bool(writers))
             finally:
                 if self.args.should_save:
                     shutil.rmtree(staging, ignore_errors=True)

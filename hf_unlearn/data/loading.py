@@ -68,13 +68,19 @@ def read_local_file(path: str | os.PathLike, fmt: str | None = None, **kw: Any) 
         import pandas as pd
 
         names = kw.pop("column_names", None)
-        options: dict[str, Any] = {"sep": "\t" if fmt == "tsv" else ",", "keep_default_na": False}
+        options: dict[str, Any] = {"sep": "\t" if fmt == "tsv" else ",", "keep_default_na": False,
+                                   "encoding": "utf-8-sig"}
         if fmt == "tsv":
             options["quoting"] = csv.QUOTE_NONE
         if names is not None:
             options.update(header=None, names=list(names))
         options.update(kw)
-        ds = Dataset.from_pandas(pd.read_csv(path, **options), preserve_index=False)
+        try:
+            frame = pd.read_csv(path, **options)
+        except UnicodeDecodeError as err:
+            raise ValueError(f"Data file '{path}' is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+                             f"{err.start}); save it as UTF-8.") from None
+        ds = Dataset.from_pandas(frame, preserve_index=False)
         large = [k for k, f in ds.features.items() if getattr(f, "dtype", None) == "large_string"]
         return ds.cast(Features({**ds.features, **{k: Value("string") for k in large}})) if large else ds
     if fmt == "parquet":
@@ -98,14 +104,14 @@ def read_text_file(path: str | os.PathLike, what: str, fix: str) -> str:
     if not p.is_file():
         raise FileNotFoundError(f"{what} not found: '{p}'. {fix}")
     try:
-        return p.read_bytes().decode("utf-8")
+        return p.read_bytes().decode("utf-8-sig")  # a byte-order mark (Windows editors) is not part of the text
     except UnicodeDecodeError as err:
         raise ValueError(f"{what} '{p}' is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
                          f"{err.start}); save it as UTF-8.") from None
 
 
 def _read_json_records(path: Path, fmt: str, field: str | None) -> list[dict]:
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path, "Data file", "Pass a JSON / JSON-lines file.")
     if fmt == "json":
         try:
             obj = json.loads(text)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, List, Value, load_dataset
 
-from .loading import default_data_dir, read_local_file, rename_to_standard
+from .loading import default_data_dir, read_local_file, read_text_file, rename_to_standard
 
 __all__ = [
     "SOURCES",
@@ -241,7 +241,8 @@ def load_source(
     names = None
     if folder is not None:
         if spec.label_names_file and (folder / spec.label_names_file).is_file():
-            names = (folder / spec.label_names_file).read_text(encoding="utf-8").split()
+            names = read_text_file(folder / spec.label_names_file, "Label names file",
+                                   "Save it as UTF-8, one label name per line.").split()
         parts = {s: _parse_id_lists(_read_split(spec, folder, s), spec, names) for s in wanted}
     else:
         repo = hub_id or spec.hub_id
