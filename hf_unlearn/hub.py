@@ -13,6 +13,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .records import write_text_atomic
+
 __all__ = ["CITATION", "build_model_card", "check_hub_access", "hub_reachable", "push_ignore_patterns",
            "write_model_card"]
 
@@ -275,5 +277,5 @@ def write_model_card(trainer: Any, output_dir: str | os.PathLike | None = None, 
     if trainer.is_world_process_zero():
         card = build_model_card(trainer, **kwargs)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(str(card), encoding="utf-8")
+        write_text_atomic(path, str(card))
     return path

@@ -4,16 +4,18 @@ A job is `JobArguments` (what to unlearn from which model: data, forget selectio
 plus `UnlearningArguments` (the unlearning knobs), read from a YAML config (``configs/*.yaml``) with ``--key value``
 overrides. `run_job` does: data (`hf_unlearn.data.job_data`) → the original model (trained once, cached in
 ``OUTPUT_DIR/_original``) → audit → unlearn → audit → retrain on request → compare → save: the audit
-(``audit.json`` + plots), then the model and its card (written once, after the audit, with base_model, dataset and
-license), then the job description ``job.json``, which `audit_job` reads to audit exactly the forget set the run
-used. The job description holds the selector, the seed, the data settings and a digest of the forget rows — never
-forget ids, text or labels.
+(``audit.json`` + plots), the model, its card (with base_model, dataset and license) and the job description
+``job.json``, all in one save (`hf_unlearn.persistence.publish`). `audit_job` reads job.json to audit exactly the
+forget set the run used. The job description holds the selector, the seed, the data settings and digests of the
+forget selection salted with a secret kept in the run's folder (`hf_unlearn.salt`) — never forget ids, text or
+labels.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -21,9 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from .data.job_data import SELECTORS, JobData, job_task, load_raw, prepare, select, selector_of
+from .job_checks import check_model_fits, guard_output_dir, resume_value
 from .model_cache import RETRAIN_BUDGETS, cache_matches, cached_seconds, recipe_fields, recipe_key, train_cached
 from .models import is_model_dir, load_trained, resolve
 from .provenance import provenance
+from .records import write_json_atomic, write_text_atomic
+from .salt import SALT_NAME, digest_matches, new_salt, read_salt, salted
+
+logger = logging.getLogger(__name__)
 
 DESCRIPTION = "job.json"
 #: command-line flags whose values name the forget set: redacted from the command recorded in audit.json
@@ -142,24 +149,36 @@ def card_metadata(job: JobArguments) -> dict[str, Any]:
             "tags": job.tags}
 
 
-def describe(job: JobArguments, args: Any, task: str, data: JobData, original: str) -> dict[str, Any]:
-    """The job description written beside the model: selector, seeds, data settings, sizes, a forget digest."""
+def describe(job: JobArguments, args: Any, task: str, data: JobData, original: str, salt: str,
+             key: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The job description written beside the model: selector, seeds, data settings, sizes, the run's arguments and
+    the original's recipe (``key``), and digests of the forget selection salted with the job's secret ``salt`` (kept
+    in the never-pushed ``_hf_unlearn_salt``: the pushed record cannot confirm a guessed forget set)."""
     from .data.holdout import dataset_digest
+    from .fingerprint import RUN_ARGUMENTS, _plain
 
     recorded = {k: getattr(job, k) for k in DATA_KEYS}
-    if job.forget_classes is not None:  # the forget set's labels: recorded as a digest only
-        recorded["forget_classes"] = classes_digest(job.forget_classes)
+    if job.forget_classes is not None:  # the forget set's labels: recorded as a salted digest only
+        recorded["forget_classes"] = salted(salt, classes_text(job.forget_classes))
     selector = {k: recorded[k] for k in selector_of(job)} or {"default": True}
-    return {"job": recorded, "selector": selector, "seed": args.seed, "data_seed": args.data_seed, "task": task,
-            "method": args.method, "original_model": original,
-            "rows": {k: len(getattr(data, k)) for k in ("forget", "retain", "validation", "test")},
-            "forget_digest": dataset_digest(data.forget)}
+    arguments = {name: _plain(getattr(args, name, None)) for name in RUN_ARGUMENTS}
+    arguments.update({name: _plain(value) for name, value in args.method_hparams().items()})
+    description = {"job": recorded, "selector": selector, "seed": args.seed, "data_seed": args.data_seed,
+                   "task": task, "method": args.method, "original_model": original,
+                   "rows": {k: len(getattr(data, k)) for k in ("forget", "retain", "validation", "test")},
+                   "forget_digest": salted(salt, dataset_digest(data.forget) or ""), "arguments": arguments,
+                   "original_recipe": key}
+    return json.loads(json.dumps(description))
+
+
+def classes_text(classes: list[str]) -> str:
+    """A class selector as canonical text (order-free), the input of its digest."""
+    return json.dumps(sorted(str(c) for c in classes))
 
 
 def classes_digest(classes: list[str]) -> str:
-    """A digest of a class selector (order-free), so the job description names no label of the forget set."""
-    text = json.dumps(sorted(str(c) for c in classes))
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    """The unsalted digest of a class selector (records written before the salt; see `hf_unlearn.salt`)."""
+    return "sha256:" + hashlib.sha256(classes_text(classes).encode()).hexdigest()
 
 
 def read_description(model: str) -> dict[str, Any] | None:
@@ -170,7 +189,27 @@ def read_description(model: str) -> dict[str, Any] | None:
 
 def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -> str:
     """Run the job; ``say`` reports each phase. Returns the comparison table (Markdown; with the job's extra tables:
-    `hf_unlearn.job_extras`)."""
+    `hf_unlearn.job_extras`). The job holds ``output_dir``'s lock from its start, and a folder that holds another
+    job's model is refused (unless ``overwrite_output_dir``) before anything is written or trained."""
+    from .persistence import check_output_dir, job_lock
+
+    check_output_dir(args.output_dir)
+    resume = resume_value(args.resume_from_checkpoint)
+    if args.push_to_hub:  # before any work: a missing token or an unreachable Hub fails now, with nothing written
+        from .hub import check_hub_access
+
+        user, name = check_hub_access(args.hub_token), os.path.basename(os.path.abspath(args.output_dir))
+        args.hub_model_id = args.hub_model_id or (f"{user}/{name}" if user else name)
+    created = not os.path.exists(args.output_dir)
+    try:
+        with job_lock(args.output_dir):
+            return _run(job, args, say, resume)
+    finally:
+        if created and os.path.isdir(args.output_dir) and not os.listdir(args.output_dir):
+            os.rmdir(args.output_dir)  # a job that failed before writing anything leaves no folder behind
+
+
+def _run(job: JobArguments, args: Any, say: Callable[[str], None], resume: str | bool | None) -> str:
     from .audit import compare
     from .data.holdout import dataset_digest
     from .job_extras import JobExtras
@@ -178,11 +217,6 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
 
     seed, task = args.seed, job_task(job, args.task)
     args.task = task
-    if args.push_to_hub:  # before any work: a missing token or an unreachable Hub fails now, with nothing written
-        from .hub import check_hub_access
-
-        user, name = check_hub_access(args.hub_token), os.path.basename(os.path.abspath(args.output_dir))
-        args.hub_model_id = args.hub_model_id or (f"{user}/{name}" if user else name)
     recipe = FinetuneRecipe(epochs=job.original_epochs, learning_rate=job.original_lr,
                             batch_size=job.original_batch_size, weight_decay=job.original_weight_decay,
                             warmup=job.original_warmup, seed=seed)
@@ -193,6 +227,9 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
     data = prepare(job, task, seed, resolve(original_dir, "original_model")[0] if cached else None)
     say(f"Data: {data.source}.")
     labels = (task, data.num_labels, data.names)
+    salt = read_salt(args.output_dir) or new_salt()
+    description = describe(job, args, task, data, original_dir, salt, key)
+    guard_output_dir(args.output_dir, description, args, resume)  # before any write: another job's model is kept
     rows = dataset_digest(data.train)
     if job.original_model is None and cached and not cache_matches(original_dir, key, rows):
         cached = False  # the cache was trained on other rows (e.g. the data files changed)
@@ -218,7 +255,7 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
         f"(τ from {len(data.validation)} held-out rows)")
     trainer, seconds = unlearn(original, forget=data.forget, retain=data.retain, validation=data.validation,
                                args=args, data_collator=data.collator, processing_class=data.processor,
-                               on_trainer=extras.attach)
+                               on_trainer=extras.attach, resume_from_checkpoint=resume)
     say("\n==> Auditing the unlearned model")
     reports["unlearned"] = audit(trainer.model, **split)
     timings = {"unlearn_s": round(seconds, 1)}
@@ -235,14 +272,20 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
     say(f"{args.method}: {trainer.state.global_step} steps, τ={tau}, α₀={trainer.alpha0}, {seconds:.0f}s"
         + (f" ({seconds / timings['retrain_s']:.0%} of retraining)" if job.retrain else ""))
     if args.should_save:
-        description = describe(job, args, task, data, original_dir)
         made_by = provenance(seeds=[args.seed], code=__file__, hide=SELECTOR_FLAGS)
         extra = extras.record(reports, trainer, description["rows"])
-        trainer.save_audit(reports["unlearned"], before=reports["original"], comparison=comparison, timings=timings,
-                           extra={**extra, "job": description, "provenance": made_by})
+        trainer.last_audit, trainer.last_comparison = reports["unlearned"], comparison  # the card quotes them
+
+        def records(folder: str) -> None:  # saved with the model, as one save (`persistence.publish`)
+            trainer.save_audit(reports["unlearned"], before=reports["original"], comparison=comparison,
+                               timings=timings, extra={**extra, "job": description, "provenance": made_by},
+                               output_dir=folder)
+            write_json_atomic(Path(folder, DESCRIPTION), description)
+            write_text_atomic(Path(folder, SALT_NAME), salt)
+
+        trainer.extra_records = [records]
         trainer.card_metadata = card_metadata(job)
-        trainer.save_model(args.output_dir)  # after the audit: the card (written once) quotes it; pushes if asked
-        Path(args.output_dir, DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+        trainer.save_model(args.output_dir)  # the model, card, audit and job.json in one save; pushes if asked
         say(f"Saved the model, its card (README.md), audit.json and plots to {args.output_dir}")
     return table
 
@@ -284,7 +327,11 @@ def recorded_job(model: str, job: JobArguments | None, args: Any | None) -> tupl
     if job is not None:
         mine = {k: getattr(job, k) for k in DATA_KEYS}
         if hidden_classes:
-            mine["forget_classes"] = classes_digest(job.forget_classes)
+            same = digest_matches(recorded["forget_classes"], classes_text(job.forget_classes), read_salt(model))
+            if same is None:
+                logger.warning("%s has no %s (a copy of the run's folder?): the config's forget_classes cannot be "
+                               "checked against the run's.", model, SALT_NAME)
+            mine["forget_classes"] = recorded["forget_classes"] if same in (True, None) else "other classes"
         if args is not None:
             mine["seed"], recorded = args.seed, {**recorded, "seed": description["seed"]}
         differ = [f"{k} ({mine[k]!r} in the config, {recorded[k]!r} in the run)" for k in recorded
@@ -304,20 +351,33 @@ def audit_job(model: str, job: JobArguments | None, args: Any | None, *, origina
     else the config's job); writes ``out`` in the run's audit.json layout. Returns the comparison table."""
     from .audit import compare
     from .data.holdout import dataset_digest
+    from .persistence import STAGING_NAME, OutputDirLock
     from .recipes import audit
 
+    folder = resolve(model, "--model")[0]
+    if os.path.isdir(os.path.join(folder, STAGING_NAME)):  # a save interrupted by a kill: finished first
+        lock = OutputDirLock(folder)
+        lock.acquire()
+        lock.release()
     description = None
-    if read_description(resolve(model, "--model")[0]) is not None:
-        job, description = recorded_job(resolve(model)[0], job, args)
+    if read_description(folder) is not None:
+        job, description = recorded_job(folder, job, args)
+    elif not os.path.exists(folder) and not model.startswith("pypi:"):
+        raise FileNotFoundError(f"--model {model!r} not found: no such model folder (relative paths start from "
+                                f"{os.getcwd()}). Pass the output_dir of a run (or a Hub id with --config).")
     elif job is None:
         raise FileNotFoundError(f"--model {model!r} has no {DESCRIPTION}: pass --config CONFIG.yaml.")
     seed = description["seed"] if description else args.seed
     task = description["task"] if description else job_task(job, args.task)
-    data = prepare(job, task, seed, resolve(model)[0])
-    if description and description.get("forget_digest") not in (None, dataset_digest(data.forget)):
+    data = prepare(job, task, seed, folder)
+    if description and digest_matches(description.get("forget_digest"), dataset_digest(data.forget) or "",
+                                      read_salt(folder)) is False:
         raise ValueError(f"The forget set rebuilt from {Path(model) / DESCRIPTION} differs from the one the run "
                          "used (the data files changed?): the audit would measure other rows.")
     paths = {"original": original, "unlearned": model, "retrained": retrained}
+    for name, path in paths.items():
+        if path:
+            check_model_fits(resolve(path)[0], task, data.num_labels, f"--{name}")
     reports = {name: audit(load_trained(path, task, data.num_labels, data.names, what=f"--{name}"),
                            **data.audit_split(job, seed))
                for name, path in paths.items() if path}
@@ -328,7 +388,7 @@ def audit_job(model: str, job: JobArguments | None, args: Any | None, *, origina
                "models": {k: v for k, v in paths.items() if v}}
     if description:
         content.update(method=description["method"], job=description)
-    target.write_text(json.dumps(content, indent=2) + "\n")
+    write_json_atomic(target, content)
     return comparison.to_markdown()
 
 
@@ -342,9 +402,9 @@ def write_split(job: JobArguments, task: str | None, seed: int, out: str | os.Pa
     target = Path(out)
     if target.suffix.lower() == ".json":
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(ids, indent=1) + "\n")
+        write_json_atomic(target, ids, indent=1)
     else:
         target.mkdir(parents=True, exist_ok=True)
         for name, values in ids.items():
-            (target / f"{name}_ids.txt").write_text("\n".join(values) + "\n")
+            write_text_atomic(target / f"{name}_ids.txt", "\n".join(values) + "\n")
     return ids

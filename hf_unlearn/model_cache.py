@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .models import is_model_dir, new_base_model
+from .records import write_json_atomic
 
 RECIPE_FILE = "hf_unlearn_recipe.json"  # beside a cached original / retrained model: what made it
 #: how long a retrained reference trains: the original's optimizer steps (the default) or its epochs
@@ -64,9 +65,8 @@ def train_cached(job: Any, rows: Any, recipe: Any, folder: str | os.PathLike, ke
                        disable_tqdm=disable_tqdm)
     cpu = time.process_time() - cpu
     if save:
+        Path(folder, RECIPE_FILE).unlink(missing_ok=True)  # a run killed while saving leaves no key: trained again
         model.save_pretrained(folder)
         processor.save_pretrained(folder)
-        staging = Path(folder, f".{RECIPE_FILE}.{os.getpid()}")  # the key last, whole: a reader sees it or nothing
-        staging.write_text(json.dumps({**key, "seconds": seconds, "cpu_seconds": cpu}, indent=2) + "\n")
-        os.replace(staging, Path(folder, RECIPE_FILE))
+        write_json_atomic(Path(folder, RECIPE_FILE), {**key, "seconds": seconds, "cpu_seconds": cpu})  # the key last
     return model, seconds, cpu

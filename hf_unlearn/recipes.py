@@ -83,9 +83,11 @@ def finetune(model, train, recipe: FinetuneRecipe, *, output_dir: str, data_coll
 
 
 def unlearn(model, *, forget, retain, validation, args: UnlearningArguments, data_collator=None,
-            processing_class=None, callbacks=None, on_trainer=None) -> tuple[UnlearningTrainer, float]:
+            processing_class=None, callbacks=None, on_trainer=None,
+            resume_from_checkpoint=None) -> tuple[UnlearningTrainer, float]:
     """One unlearning run; returns the trainer (its logs, τ history) and the wall time in seconds (τ included).
-    ``on_trainer(trainer)`` runs before training (e.g. to attach an `AuditCallback` sized to the run).
+    ``on_trainer(trainer)`` runs before training (e.g. to attach an `AuditCallback` sized to the run);
+    ``resume_from_checkpoint`` goes to ``trainer.train`` (a checkpoint folder, or True: the last one of this job).
 
     Retain rows that copy a forget row, and validation rows that copy a training row (natural duplicates, e.g. the
     same short comment twice in GoEmotions), are dropped first (counts in the log): the trainer refuses them.
@@ -97,7 +99,7 @@ def unlearn(model, *, forget, retain, validation, args: UnlearningArguments, dat
     if on_trainer is not None:
         on_trainer(trainer)
     start = time.perf_counter()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     return trainer, time.perf_counter() - start
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from .data.selection import sample_rows
+from .records import write_json_atomic
 
 
 class ReportingMixin:
@@ -45,13 +45,14 @@ class ReportingMixin:
         return report
 
     def save_audit(self, report, *, before=None, comparison=None, timings: dict | None = None,
-                   extra: dict | None = None) -> None:
-        """Write ``audit.json`` (report, comparison, timings, τ history, ``extra`` keys) and PNG plots into
-        ``output_dir``."""
+                   extra: dict | None = None, output_dir: str | None = None) -> None:
+        """Write ``audit.json`` (report, comparison, timings, τ history, ``extra`` keys; atomically) and PNG plots
+        into ``output_dir`` (default: ``args.output_dir``)."""
         self.last_audit, self.last_comparison = report, comparison
         if not self.args.should_save:
             return
-        os.makedirs(self.args.output_dir, exist_ok=True)
+        output_dir = output_dir or self.args.output_dir
+        os.makedirs(output_dir, exist_ok=True)
         content = {"report": report.to_dict(), "method": self.args.method, "tau_history": self.tau_history,
                    "alpha0": self.alpha0, "steps": self.state.global_step}
         if comparison is not None:
@@ -59,9 +60,8 @@ class ReportingMixin:
         if timings:
             content["timings"] = timings
         content.update(extra or {})
-        with open(os.path.join(self.args.output_dir, "audit.json"), "w") as f:
-            json.dump(content, f, indent=2)
-        report.plot(self.args.output_dir, before=before)
+        write_json_atomic(os.path.join(output_dir, "audit.json"), content)
+        report.plot(output_dir, before=before)
 
     def create_model_card(self, language=None, license=None, tags=None, model_name=None, finetuned_from=None,
                           tasks=None, dataset_tags=None, dataset=None, dataset_args=None, **kwargs) -> None:
