@@ -243,11 +243,16 @@ class UnlearningArguments(TrainingArguments):
         method = get_method(self.method)
         if method.check is not None:
             method.check(self.method_hparams())
-        for name in ("learning_rate", "alpha", "alpha_max", "tau", "npo_beta", "retain_weight", "lr_min_ratio"):
-            value = getattr(self, name)
-            if isinstance(value, (int, float)) and not math.isfinite(value):
+        given = [(f.name, getattr(self, f.name)) for f in fields(self) if f.init]
+        kwargs = self.method_kwargs if isinstance(self.method_kwargs, dict) else {}
+        for name, value in given + list(kwargs.items()):  # every number, Trainer's too
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isfinite(value):
                 raise ValueError(f"{name}={value} is not a finite number; pass a finite value (see --help for its "
                                  "range), or leave it unset for the default.")
+        for name in ("seed", "data_seed"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 2**32:
+                raise ValueError(f"{name}={value} must be in [0, 2**32 - 1] (a random seed, e.g. 42).")
         if self.tau is not None and not (self.tau > 0 and math.isfinite(self.tau)):
             raise ValueError(f"tau={self.tau} must be a positive finite loss value, or None for automatic.")
         if self.learning_rate is not None and not self.learning_rate > 0:

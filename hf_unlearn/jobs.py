@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -113,6 +114,31 @@ class JobArguments:
     tags: list[str] | None = field(default=None, metadata={"help": "Extra tags for the card metadata."})
     quick: bool = field(default=False, metadata={
         "help": f"A tiny smoke run ({', '.join(f'{k}={v}' for k, v in QUICK.items())}); explicit flags win."})
+
+
+    def __post_init__(self):
+        """One-line errors naming the option and the fix, before any work (e.g. ``--forget_fraction 0``)."""
+        for name in ("original_epochs", "original_lr", "original_weight_decay", "original_warmup", "forget_fraction",
+                     "class_removal_tau", "class_removal_lr", "class_removal_length"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise ValueError(f"{name}={value!r} is not a finite number; pass a finite value (see --help).")
+        if self.forget_fraction is not None and not 0 < self.forget_fraction < 1:
+            raise ValueError(f"forget_fraction={self.forget_fraction} must be in (0, 1): the fraction of the training "
+                             "rows to forget (e.g. 0.15).")
+        for name in ("train_rows", "forget_rows", "val_rows", "test_rows", "audit_points", "audit_max_retain"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be ≥ 0 (a number of rows; 0 = all, or none "
+                                 "for audit_points).")
+        for name in ("max_length", "original_batch_size", "audit_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be ≥ 1.")
+        for name in ("original_epochs", "original_lr", "class_removal_tau", "class_removal_lr", "class_removal_length"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be > 0.")
+        if self.original_weight_decay < 0 or self.original_warmup < 0:
+            raise ValueError("original_weight_decay and original_warmup must be ≥ 0.")
 
 
 #: the main job's options listed by `examples/unlearn_bert.py --help` (every other one works; --help_all lists them)

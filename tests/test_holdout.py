@@ -54,11 +54,25 @@ def _supervised_mean(model, rows):
     return float(losses[keep].double().mean()), float(losses.double().mean())
 
 
+class _Rows:
+    """Indexable rows that are neither a datasets.Dataset nor a list (the data checks pass them through)."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+
 def test_fully_masked_causal_lm_rows_are_left_out_of_tau_and_the_retain_mean(tmp_path):
     data = token_dataset(40, 0).map(lambda r: {"labels": r["input_ids"]})
     retain = _masked(data.select(range(8, 40)), set(range(0, 32, 2)))  # half the retain rows carry no loss
-    # a plain list (not a datasets.Dataset) passes the data checks: the masked rows must not count in τ either
-    validation = [dict(r) for r in _masked(token_dataset(8, 1).map(lambda r: {"labels": r["input_ids"]}), {1, 4})]
+    # rows the data checks cannot read (a plain indexable object) pass them: the masked rows must not count in τ either
+    validation = _Rows([dict(r) for r in _masked(token_dataset(8, 1).map(lambda r: {"labels": r["input_ids"]}),
+                                                 {1, 4})])
     model = _lm()
     args = UnlearningArguments(str(tmp_path), report_to=[], per_device_train_batch_size=4, tau_max_samples=0,
                                per_device_eval_batch_size=3)

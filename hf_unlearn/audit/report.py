@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..records import write_json_atomic
 from ._batching import Collator, dataset_len, subsample_indices
 from .attacks import ATTACKS, MIN_SAMPLES_PER_CLASS, MIAResult, ReferenceAttackResult, ThresholdResult, rmia
 from .stats import sample_stats_with_task
@@ -89,7 +90,7 @@ class UnlearningReport:
         """Write :meth:`to_dict` as JSON to ``path`` (parent folders are created); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(include_losses), indent=2) + "\n")
+        write_json_atomic(path, self.to_dict(include_losses))
         return path
 
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -216,15 +216,22 @@ def check_model_inputs(dataset, *, name: str, num_labels: int | None = None, voc
     """Labels inside the model's head, token ids inside its vocabulary, rows with tokens and within the model's
     positions, and (causal LM) forget / validation rows with a supervised token (errors name the fix).
 
-    Checks a `datasets.Dataset` only (other datasets are passed through); token ids on the first ``max_rows`` rows.
+    Checks a `datasets.Dataset` (a list of row mappings is checked as one; other datasets are passed through), every
+    row (``max_rows`` is kept for older callers and ignored).
     """
     import datasets
 
     check_dataset_kind(dataset, name)
+    if isinstance(dataset, (list, tuple)) and dataset and all(isinstance(r, Mapping) for r in dataset):
+        try:
+            dataset = datasets.Dataset.from_list([{k: _plain(v) for k, v in r.items()} for r in dataset])
+        except Exception:  # rows arrow cannot hold: not checked here
+            return
     if not isinstance(dataset, datasets.Dataset) or len(dataset) == 0:
         return
+    import pyarrow.compute as pc
+
     check_token_rows(dataset, name=name, config=config, task=task)
-    head = dataset.with_format(None).select(range(min(len(dataset), max_rows)))
     column = next((c for c in ("labels", "label") if c in dataset.column_names), None)
     if column is not None and task in ("single_label", "image_classification") and num_labels:
         labels = dataset.with_format(None)[column]
@@ -240,13 +247,43 @@ def check_model_inputs(dataset, *, name: str, num_labels: int | None = None, voc
                 f"{name}: {bad} rows have a label outside the model's head (0..{num_labels - 1}). Load the model "
                 f"with num_labels covering every class, or drop those rows."
             )
-    if vocab_size and "input_ids" in dataset.column_names:
-        top = max((max(ids) for ids in head["input_ids"] if ids), default=-1)
-        if top >= vocab_size:
+    if column is not None and task == "multi_label" and num_labels:
+        widths = np.asarray(pc.list_value_length(dataset.with_format("arrow")[column]).to_numpy(zero_copy_only=False))
+        bad = widths != num_labels
+        if bad.any():
             raise ValueError(
-                f"{name}: token id {top} is outside the model's vocabulary ({vocab_size} tokens): the data was "
-                "tokenized with a different tokenizer than the model's. Re-tokenize with the model's tokenizer."
+                f"{name}: {int(bad.sum())} rows have a multi-label vector of {int(widths[bad][0])} values, the model "
+                f"has {num_labels} labels. Give every row {num_labels} 0/1 values (one per class), or load the "
+                "model with num_labels matching the data."
             )
+    if vocab_size and "input_ids" in dataset.column_names:
+        low, high = token_range(dataset)
+        if low < 0 or high >= vocab_size:
+            raise ValueError(
+                f"{name}: token id {low if low < 0 else high} is outside the model's vocabulary (0..{vocab_size - 1}): "
+                "the data was tokenized with a different tokenizer than the model's. Re-tokenize with the model's "
+                "tokenizer."
+            )
+
+
+def token_range(dataset: Dataset) -> tuple[int, int]:
+    """The lowest and highest token id in ``input_ids``, over every row."""
+    import pyarrow.compute as pc
+
+    column = dataset.with_format("arrow")["input_ids"]
+    try:
+        flat = pc.list_flatten(column)
+        while hasattr(flat.type, "value_type"):  # nested lists
+            flat = pc.list_flatten(flat)
+        found = pc.min_max(flat).as_py()
+    except Exception:  # an unusual layout: read the rows
+        values = [v for ids in dataset.with_format(None)["input_ids"] for v in np.ravel(ids)]
+        found = {"min": min(values, default=0), "max": max(values, default=-1)}
+    return int(found["min"] if found["min"] is not None else 0), int(found["max"] if found["max"] is not None else -1)
+
+
+def _plain(value: Any) -> Any:
+    return value.tolist() if hasattr(value, "tolist") else value
 
 
 def check_token_rows(dataset: Dataset, *, name: str, config: Any = None, task: str | None = None) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import datasets
@@ -23,11 +23,30 @@ __all__ = ["check_held_out", "content_hashes", "dataset_digest", "drop_copies", 
 _BATCH = 1024
 
 
-def _content_columns(dataset: datasets.Dataset) -> list[str] | None:
+def _content_columns(dataset: Any) -> list[str] | None:
+    names = _column_names(dataset) or ()
     for cols in CONTENT_COLUMNS:
-        if all(c in dataset.column_names for c in cols):
+        if all(c in names for c in cols):
             return list(cols)
     return None
+
+
+def _row_list(dataset: Any) -> bool:
+    """A Python list (or map-style torch dataset) of row mappings: compared like a `datasets.Dataset`."""
+    import torch
+
+    if not isinstance(dataset, (list, tuple, torch.utils.data.Dataset)) or isinstance(dataset, datasets.Dataset):
+        return False
+    try:
+        return len(dataset) > 0 and isinstance(dataset[0], Mapping)
+    except (TypeError, IndexError, KeyError, NotImplementedError):
+        return False
+
+
+def _column_names(dataset: Any) -> list[str] | None:
+    if isinstance(dataset, datasets.Dataset):
+        return dataset.column_names
+    return list(dataset[0]) if _row_list(dataset) else None
 
 
 def _bytes(value: Any) -> bytes:
@@ -45,38 +64,59 @@ def _bytes(value: Any) -> bytes:
     return np.ascontiguousarray(array).tobytes() + str(array.shape).encode()
 
 
+def _unpadded(ids: Any, mask: Any) -> Any:
+    """The tokens the model attends to: a row padded with extra pad tokens hashes as the row itself."""
+    ids, mask = np.asarray(ids), np.asarray(mask)
+    return ids[mask != 0] if ids.shape == mask.shape else ids
+
+
+def _rows(dataset: Any, columns: list[str]):
+    """Batches of ``{column: values}`` of a `datasets.Dataset` or a list of rows."""
+    if isinstance(dataset, datasets.Dataset):
+        view = dataset.select_columns(columns)
+        for column, feature in view.features.items():
+            if isinstance(feature, datasets.Image) and feature.decode:
+                view = view.cast_column(column, datasets.Image(decode=False))  # raw bytes, no decoding
+        view = view.with_format("numpy")
+        for start in range(0, len(view), _BATCH):
+            yield view[start:start + _BATCH]
+    else:
+        rows = [dataset[i] for i in range(len(dataset))]
+        yield {c: [row[c] for row in rows] for c in columns}
+
+
 def content_hashes(dataset: Any, columns: Sequence[str] | None = None) -> list[str] | None:
-    """One blake2b digest per row of ``columns`` (default: the input columns); ``None`` when the rows cannot be
-    read as a `datasets.Dataset` with known input columns (other datasets are not compared)."""
-    if not isinstance(dataset, datasets.Dataset):
+    """One blake2b digest per row of ``columns`` (default: the input columns; token ids without their padding);
+    ``None`` when the rows cannot be read as a `datasets.Dataset` or a list of row mappings with known input
+    columns (other datasets are not compared)."""
+    names = _column_names(dataset)
+    if names is None:
         return None
     columns = list(columns) if columns else _content_columns(dataset)
-    if not columns or any(c not in dataset.column_names for c in columns):
+    if not columns or any(c not in names for c in columns):
         return None
-    view = dataset.select_columns(columns)
-    for column, feature in view.features.items():
-        if isinstance(feature, datasets.Image) and feature.decode:
-            view = view.cast_column(column, datasets.Image(decode=False))  # raw bytes, no decoding
-    view = view.with_format("numpy")
+    mask = "attention_mask" if "input_ids" in columns and "attention_mask" in names else None
     hashes = []
-    for start in range(0, len(view), _BATCH):
-        batch = view[start:start + _BATCH]
+    for batch in _rows(dataset, columns + ([mask] if mask and mask not in columns else [])):
         for i in range(len(batch[columns[0]])):
             h = hashlib.blake2b(digest_size=16)
             for column in columns:
-                h.update(_bytes(batch[column][i]))
+                value = batch[column][i]
+                h.update(_bytes(_unpadded(value, batch[mask][i]) if mask and column == "input_ids" else value))
                 h.update(b"\x1f")
             hashes.append(h.hexdigest())
     return hashes
 
 
 def dataset_digest(dataset: Any) -> str | None:
-    """A digest of a dataset's rows (inputs and labels, in any order): equal for the same rows, else different."""
-    if not isinstance(dataset, datasets.Dataset):
+    """A digest of a dataset's rows (inputs and labels, in any order): equal for the same rows, else different.
+    A `datasets.Dataset` or a list of row mappings; ``None`` for other datasets."""
+    names = _column_names(dataset)
+    if names is None:
         return None
-    label = [c for c in ("labels", "label") if c in dataset.column_names][:1]
+    label = [c for c in ("labels", "label") if c in names][:1]
     inputs = _content_columns(dataset)
-    rows = content_hashes(dataset, (inputs or [c for c in dataset.column_names if c not in label]) + label)
+    rows = content_hashes(dataset, (inputs or [c for c in names if c not in label]) + label)
     if rows is None:
         return None
     h = hashlib.blake2b(digest_size=16)
@@ -109,17 +149,19 @@ def check_held_out(forget: Any, retain: Any, validation: Any = None) -> None:
             )
 
 
-def drop_shared(dataset: datasets.Dataset, *others: datasets.Dataset) -> datasets.Dataset:
-    """``dataset`` without the rows whose inputs also appear in any of ``others`` (the count is logged)."""
+def drop_shared(dataset: Any, *others: Any) -> Any:
+    """``dataset`` (a `datasets.Dataset` or a list of rows) without the rows whose inputs also appear in any of
+    ``others`` (the count is logged)."""
     keys = content_hashes(dataset)
     if keys is None:
-        raise ValueError("drop_shared needs a datasets.Dataset with input columns (text, input_ids, image, ...).")
+        raise ValueError("drop_shared needs a datasets.Dataset (or a list of rows) with input columns (text, "
+                         "input_ids, image, ...).")
     taken = set().union(*(set(content_hashes(o) or ()) for o in others))
     keep = [i for i, k in enumerate(keys) if k not in taken]
     if len(keep) < len(keys):
         logger.warning("Dropped %d of %d rows whose inputs are copies of rows of another split.",
                        len(keys) - len(keep), len(keys))
-        return dataset.select(keep)
+        return dataset.select(keep) if isinstance(dataset, datasets.Dataset) else [dataset[i] for i in keep]
     return dataset
 
 

@@ -195,7 +195,7 @@ def select(job: Any, raw: RawSplits, seed: int) -> tuple[Dataset, Dataset]:
         prefix = f"{job.forget_split}/"
         kw.update(ids=[i for i in raw.train[job.id_column] if str(i).startswith(prefix)], id_column=job.id_column)
     else:
-        kw.update(fraction=job.forget_fraction or 0.15)
+        kw.update(fraction=0.15 if job.forget_fraction is None else job.forget_fraction)
     return select_forget(raw.train, **kw)
 
 
