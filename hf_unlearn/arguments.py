@@ -214,6 +214,7 @@ class UnlearningArguments(TrainingArguments):
             except json.JSONDecodeError:
                 raise ValueError(f"method_kwargs={self.method_kwargs!r} is not a JSON object; pass e.g. "
                                  '\'{"npo_beta": 0.2}\'.') from None
+        self._check_finite()
         if self.num_train_epochs is not None:
             epochs = float(self.num_train_epochs)
             if epochs <= 0 or epochs != int(epochs):
@@ -237,18 +238,21 @@ class UnlearningArguments(TrainingArguments):
         self._validate()
         super().__post_init__()
 
-    def _validate(self) -> None:
-        from .methods import get_method
-
-        method = get_method(self.method)
-        if method.check is not None:
-            method.check(self.method_hparams())
+    def _check_finite(self) -> None:
+        """Every number given (Trainer's too, and method_kwargs) is finite: NaN would silently change the run."""
         given = [(f.name, getattr(self, f.name)) for f in fields(self) if f.init]
         kwargs = self.method_kwargs if isinstance(self.method_kwargs, dict) else {}
         for name, value in given + list(kwargs.items()):  # every number, Trainer's too
             if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isfinite(value):
                 raise ValueError(f"{name}={value} is not a finite number; pass a finite value (see --help for its "
                                  "range), or leave it unset for the default.")
+
+    def _validate(self) -> None:
+        from .methods import get_method
+
+        method = get_method(self.method)
+        if method.check is not None:
+            method.check(self.method_hparams())
         for name in ("seed", "data_seed"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < 2**32:

@@ -2,10 +2,13 @@
 checkpoints that belong to their job.
 
 * A lock file in ``output_dir`` (``fcntl.flock``, released when the process ends, even by SIGKILL) refuses a second
-  run into the same folder while one is training or saving.
-* ``save_model`` writes the model, processor and card into a temporary folder inside ``output_dir`` and only then
-  moves the files into place (``os.replace``), so a failed save (disk full, a crash) leaves the previous model as
-  it was; weight files of the previous model that the new save does not replace (other shards) are removed.
+  run into the same folder while one is training or saving; the job pipeline holds it from its start (`job_lock`),
+  before its first write.
+* ``save_model`` writes the model, processor and card (and the job's records: audit.json, job.json) into a temporary
+  folder inside ``output_dir`` and only then moves the files into place (``os.replace``), so a failed save (disk
+  full, a crash) leaves the previous model as it was; files of the previous model that the new save does not
+  replace (other shards, older records) are removed. A SIGKILL between two moves is finished by the next lock holder
+  (`finish_publish`); until then the folder has no ``config.json``, so nothing loads a mix of two saves.
 * A model in ``output_dir`` saved by another job is replaced only with ``overwrite_output_dir=True`` (or when
   resuming); a rerun of the same job (``_unlearning_job.json`` beside the model, never pushed) may replace it.
 * ``keep_checkpoints=False`` deletes the checkpoints after the final ``save_model`` succeeded, not before.
@@ -157,12 +160,15 @@ def publish(staging: str, output_dir: str, records: bool = False) -> None:
     remove ``staging``.
 
     What to remove and move is written into ``staging`` first (``PUBLISH_NAME``): a run killed in between leaves a
-    staging folder that the next lock holder (`OutputDirLock`) finishes publishing (`finish_publish`), so the folder
-    never stays a mix of two saves."""
+    staging folder that the next lock holder (`OutputDirLock`: any run, save or ``hf-unlearn audit`` of the folder)
+    finishes publishing (`finish_publish`), so the folder never stays a mix of two saves. Until then it has no
+    ``config.json`` (removed first, moved in last): nothing loads the mix as a model."""
     new = sorted(os.listdir(staging), key=lambda n: n == "config.json")  # config last: it marks a model folder
     patterns = WEIGHT_PATTERNS + (RECORD_PATTERNS if records else ())
     old = sorted({os.path.basename(p) for pattern in patterns for p in glob.glob(os.path.join(output_dir, pattern))}
                  - set(new))
+    if "config.json" in new and os.path.isfile(os.path.join(output_dir, "config.json")):
+        old.append("config.json")  # first out, last in: a folder caught between two saves loads as no model at all
     write_json_atomic(os.path.join(staging, PUBLISH_NAME), {"remove": old, "move": new})
     _move_files(staging, output_dir, old, new)
 

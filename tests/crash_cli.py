@@ -1,9 +1,10 @@
-"""Run the `hf-unlearn` CLI in this process with a SIGKILL injected: `python crash_cli.py MODE [CLI ARGS...]`.
+"""Run the `hf-unlearn` CLI in this process with a fault injected: `python crash_cli.py MODE [CLI ARGS...]`.
 
-MODE (the process kills itself with SIGKILL: no clean-up, no atexit, no lock release but the kernel's):
+MODE (the first three kill the process with SIGKILL: no clean-up, no atexit, no lock release but the kernel's):
   checkpoint-N   right after the checkpoint of step N is saved (state included);
   publish-K      during the final save, after K of its files were moved into output_dir (0: before the first);
-  record-write   while a record is written (its temporary file is complete, the rename has not happened).
+  record-write   while a record is written (its temporary file is complete, the rename has not happened);
+  hold:PATH      a job waits, holding its output_dir (lock taken, before its data is loaded), until PATH exists.
 """
 
 import os
@@ -57,6 +58,19 @@ def main(mode: str, argv: list[str]) -> int:
                 _kill()
 
         os.fsync = fsync_then_kill
+    elif mode.startswith("hold:"):
+        import time
+
+        from hf_unlearn import jobs
+
+        flag, prepare = mode.split(":", 1)[1], jobs.prepare
+
+        def wait_then_prepare(*args, **kwargs):
+            while not os.path.exists(flag):
+                time.sleep(0.05)
+            return prepare(*args, **kwargs)
+
+        jobs.prepare = wait_then_prepare
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     from hf_unlearn.cli import main as cli

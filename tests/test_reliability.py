@@ -1,5 +1,6 @@
 """Reliability: crash and resume, damaged checkpoints, non-finite losses and weights, determinism."""
 
+import json
 import os
 import shutil
 import signal
@@ -7,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import datasets
 import pytest
 import torch
 from helpers import tiny_bert, token_dataset
@@ -297,3 +299,95 @@ def test_overwriting_a_saved_model_needs_overwrite_output_dir(tmp_path):
     third.train()
     third.save_model()
     assert (tmp_path / "model.safetensors").read_bytes() != weights
+
+
+# ------------------------------------------------------------------------------ issue 31 (API level)
+def test_an_edited_tau_in_the_checkpoint_state_is_detected(tmp_path, caplog):
+    _trainer(tmp_path, save_strategy="steps", save_steps=2).train()
+    state = tmp_path / "checkpoint-4" / STATE_NAME
+    content = json.loads(state.read_text())
+    content["tau"] *= 2
+    state.write_text(json.dumps(content, indent=2))
+    with pytest.raises(ValueError, match="damaged: unlearning_state.json is changed"):
+        _trainer(tmp_path, save_strategy="steps", save_steps=2).train(resume_from_checkpoint=str(state.parent))
+    resumed = _trainer(tmp_path, save_strategy="steps", save_steps=2)
+    resumed.train(resume_from_checkpoint=True)  # falls back to checkpoint-2, whose τ is intact
+    assert "checkpoint-4" in caplog.text and resumed.tau_history[0]["tau"] == pytest.approx(content["tau"] / 2)
+
+
+def _rows(dataset):
+    return [dict(r) for r in dataset]
+
+
+def _list_trainer(out, forget, retain, validation, **kw):
+    args = UnlearningArguments(str(out), per_device_train_batch_size=8, report_to=[], disable_tqdm=True,
+                               forget_epochs=2, **kw)
+    return UnlearningTrainer(model=tiny_bert(), args=args, forget_dataset=forget, retain_dataset=retain,
+                             validation_dataset=validation, data_collator=default_data_collator)
+
+
+def test_python_lists_get_the_held_out_check(tmp_path):
+    rows = _rows(token_dataset(48, 0))
+    with pytest.raises(ValueError, match="validation_dataset is not held out: 16 of its 16 rows are forget rows"):
+        _list_trainer(tmp_path, rows[:16], rows[16:], rows[:16])
+    with pytest.raises(ValueError, match="retain_dataset holds 2 exact copies of forget rows"):
+        _list_trainer(tmp_path, rows[:16], rows[16:] + rows[:2], _rows(token_dataset(24, 1)))
+    assert not tmp_path.joinpath("checkpoint-2").exists()
+
+
+def test_python_lists_carry_the_job_fingerprint(tmp_path):
+    rows, validation = _rows(token_dataset(48, 0)), _rows(token_dataset(24, 1))
+    _list_trainer(tmp_path, rows[:16], rows[16:], validation, save_strategy="steps", save_steps=2).train()
+    other = _list_trainer(tmp_path, rows[16:32], rows[:16] + rows[32:], validation, save_strategy="steps",
+                          save_steps=2)
+    with pytest.raises(ValueError, match="belongs to another job: forget rows"):
+        other.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+
+
+def test_a_retain_copy_with_an_extra_pad_token_is_a_copy(tmp_path):
+    data = token_dataset(48, 0)
+    padded = data.select([3]).map(lambda r: {"input_ids": r["input_ids"] + [0], "attention_mask": r["attention_mask"]
+                                             + [0]})
+    retain = datasets.concatenate_datasets([data.select(range(16, 48)), padded.cast(data.features)])
+    with pytest.raises(ValueError, match="retain_dataset holds 1 exact copies of forget rows"):
+        _list_trainer(tmp_path, data.select(range(16)), retain, token_dataset(24, 1))
+
+
+@pytest.mark.parametrize("where, token", [(5, -3), (2050, 60)])
+def test_token_ids_outside_the_vocabulary_anywhere_are_one_line(tmp_path, where, token):
+    data = token_dataset(2100, 0)
+    ids = [list(row) for row in data["input_ids"]]
+    ids[where][2] = token
+    retain = data.remove_columns("input_ids").add_column("input_ids", ids)
+    with pytest.raises(ValueError, match=f"retain_dataset: token id {token} is outside the model's vocabulary"):
+        _list_trainer(tmp_path, token_dataset(16, 2), retain, token_dataset(24, 1))
+
+
+def test_multi_label_vectors_of_the_wrong_width_are_one_line(tmp_path):
+    def multi(n, width, seed):
+        return token_dataset(n, seed).map(lambda r: {"labels": [float(i == r["labels"]) for i in range(width)]})
+
+    args = UnlearningArguments(str(tmp_path), per_device_train_batch_size=8, report_to=[])
+    with pytest.raises(ValueError, match="retain_dataset: 32 rows have a multi-label vector of 4 values, the model "
+                                         "has 3 labels"):
+        UnlearningTrainer(model=tiny_bert(problem_type="multi_label_classification"), args=args,
+                          forget_dataset=multi(16, 3, 0), retain_dataset=multi(32, 4, 1),
+                          validation_dataset=multi(8, 3, 2), data_collator=default_data_collator)
+
+
+@pytest.mark.parametrize("name", ["weight_decay", "max_grad_norm", "adam_beta1", "adam_epsilon", "forget_epochs",
+                                  "ssd_alpha", "ssd_lambda", "label_smoothing_factor"])
+def test_nan_is_refused_for_every_number(tmp_path, name):
+    with pytest.raises(ValueError, match=f"{name}=nan is not a finite number"):
+        UnlearningArguments(str(tmp_path), **{name: float("nan")})
+
+
+def test_records_are_written_atomically_everywhere():
+    """One helper (`hf_unlearn.records`) writes every record: no module writes JSON or text files by hand."""
+    import re
+
+    package = Path(__file__).resolve().parents[1] / "hf_unlearn"
+    by_hand = re.compile(r"json\.dump\(|\.write_text\(|open\([^)]*[\"']w[\"']")
+    offenders = [str(p.relative_to(package)) for p in package.rglob("*.py")
+                 if p.name != "records.py" and by_hand.search(p.read_text())]
+    assert offenders == []

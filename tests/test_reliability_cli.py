@@ -75,15 +75,18 @@ def test_the_console_script_runs_this_tree():
 # ------------------------------------------------------------------------ one job never destroys another's
 @pytest.fixture(scope="module")
 def first_run(tiny_job, tmp_path_factory):  # noqa: F811
-    """Job A (forget the class joy, seed 42) in a fresh folder; while it runs, job B (seed 7) into the same folder."""
-    out = tmp_path_factory.mktemp("guard") / "o"
-    a = subprocess.Popen([*_command(), "run", str(tiny_job / "job.yaml"), "--output_dir", str(out),
-                          "--forget_classes", "joy"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+    """Job A (forget the class joy, seed 42) in a fresh folder; while it holds the folder (held before it loads its
+    data until job B has finished), job B (seed 7) runs into the same folder."""
+    root = tmp_path_factory.mktemp("guard")
+    out, flag = root / "o", root / "go"
+    a = subprocess.Popen([sys.executable, str(HERE / "crash_cli.py"), f"hold:{flag}", "run", str(tiny_job / "job.yaml"),
+                          "--output_dir", str(out), "--forget_classes", "joy"], env=ENV, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out / LOCK_NAME).exists() and a.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     b = hf("run", tiny_job / "job.yaml", "--output_dir", out, "--forget_classes", "joy", "--seed", "7")
+    flag.touch()
     _, a_err = a.communicate(timeout=600)
     assert a.returncode == 0, a_err[-3000:]
     return out, b
