@@ -115,7 +115,6 @@ class JobArguments:
     quick: bool = field(default=False, metadata={
         "help": f"A tiny smoke run ({', '.join(f'{k}={v}' for k, v in QUICK.items())}); explicit flags win."})
 
-
     def __post_init__(self):
         """One-line errors naming the option and the fix, before any work (e.g. ``--forget_fraction 0``)."""
         for name in ("original_epochs", "original_lr", "original_weight_decay", "original_warmup", "forget_fraction",
@@ -388,7 +387,7 @@ def audit_job(model: str, job: JobArguments | None, args: Any | None, *, origina
     description = None
     if read_description(folder) is not None:
         job, description = recorded_job(folder, job, args)
-    elif not os.path.exists(folder) and not model.startswith("pypi:"):
+    elif job is None and not os.path.exists(folder):
         raise FileNotFoundError(f"--model {model!r} not found: no such model folder (relative paths start from "
                                 f"{os.getcwd()}). Pass the output_dir of a run (or a Hub id with --config).")
     elif job is None:
