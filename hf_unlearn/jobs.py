@@ -13,6 +13,7 @@ labels.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -225,9 +226,9 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
 
         user, name = check_hub_access(args.hub_token), os.path.basename(os.path.abspath(args.output_dir))
         args.hub_model_id = args.hub_model_id or (f"{user}/{name}" if user else name)
-    created = not os.path.exists(args.output_dir)
-    try:
-        with job_lock(args.output_dir):
+    created = args.should_save and not os.path.exists(args.output_dir)
+    try:  # the main process holds the lock (as the trainer does); the others write nothing
+        with job_lock(args.output_dir) if args.should_save else contextlib.nullcontext():
             return _run(job, args, say, resume)
     finally:
         if created and os.path.isdir(args.output_dir) and not os.listdir(args.output_dir):
