@@ -171,7 +171,10 @@ def _arguments_table(trainer: Any) -> list[str]:
                        f"per device × {args.world_size} device(s) × {args.gradient_accumulation_steps} accumulation"),
         ("seed", str(args.seed)),
     ]
+    logged = {k: v for entry in trainer.state.log_history for k, v in entry.items()}
     for name, value in args.method_hparams().items():
+        if value is None and isinstance(logged.get(name), (int, float)):  # automatic: the value the run used
+            value = f"{logged[name]:.4g} (automatic)"
         rows.append((name, f"{value:g}" if isinstance(value, (int, float)) else str(value)))
     return ["| argument | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
 
