@@ -162,8 +162,8 @@ class UnlearningArguments(TrainingArguments):
     )
     ssd_alpha: float | None = field(
         default=None, metadata={"help": "SSD: dampen weights whose forget importance > α × full importance "
-                                "(default: automatic, 0.5 / forget fraction; the paper's 10 selects nothing above "
-                                "a 10 % forget set)."}
+                                "(default: automatic, 0.5 / forget fraction; the paper's 10 selects nothing once the "
+                                "forget set exceeds a tenth of the data)."}
     )
     ssd_lambda: float | None = field(
         default=None, metadata={"help": "SSD: dampening constant λ (default and reference: 1)."}

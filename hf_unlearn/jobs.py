@@ -116,6 +116,8 @@ MAIN_JOB_OPTIONS = ("data_dir", "model", "original_model", "forget_fraction", "f
 DATA_KEYS = ("dataset", "data_dir", "hub_dataset", "data_files", "dataset_config", "text_column", "label_column",
              "id_column", "forget_split", "train_rows", "forget_rows", "val_rows", "test_rows", "max_length",
              "forget_fraction", "forget_classes", "forget_ids", "missing_ids")
+#: how the audit samples its rows: recorded in job.json, so that `audit` scores the rows `run` scored
+AUDIT_KEYS = ("audit_max_retain",)
 
 
 def apply_quick(job: JobArguments, argv: list[str]) -> None:
@@ -131,22 +133,30 @@ def _print(text: str) -> None:
     print(text, flush=True)
 
 
-def card_metadata(job: JobArguments) -> dict[str, Any]:
-    """The model card's metadata: base model, dataset (Hub id; local paths are dropped), license, language, tags."""
+def card_metadata(job: JobArguments, source: str = "") -> dict[str, Any]:
+    """The model card's metadata: base model, dataset (the Hub id, only when the rows came from the Hub; local paths
+    are dropped), where the rows came from otherwise (``source``: `JobData.source`), license, language, tags."""
     from .data import SOURCES
 
     spec = SOURCES.get(job.dataset)
     dataset = job.hub_dataset or (spec.hub_id if spec else job.dataset)
+    data_source = None
+    if "bundled with hf-unlearn" in source:  # a small sample, not the Hub dataset the name would suggest
+        data_source = f"a sample of {dataset} bundled with hf-unlearn, not the full Hub dataset"
+        dataset = None
+    elif source and "Hub" not in source:
+        data_source = f"local files of {dataset}" if spec else "local files"
+        dataset = None
     base = job.base_model or (job.model if job.model and not job.model.startswith("pypi:") else None)
     return {"finetuned_from": base, "dataset": dataset, "license": job.license, "language": job.language,
-            "tags": job.tags}
+            "tags": job.tags, "data_source": data_source}
 
 
 def describe(job: JobArguments, args: Any, task: str, data: JobData, original: str) -> dict[str, Any]:
     """The job description written beside the model: selector, seeds, data settings, sizes, a forget digest."""
     from .data.holdout import dataset_digest
 
-    recorded = {k: getattr(job, k) for k in DATA_KEYS}
+    recorded = {k: getattr(job, k) for k in (*DATA_KEYS, *AUDIT_KEYS)}
     if job.forget_classes is not None:  # the forget set's labels: recorded as a digest only
         recorded["forget_classes"] = classes_digest(job.forget_classes)
     selector = {k: recorded[k] for k in selector_of(job)} or {"default": True}
@@ -168,9 +178,9 @@ def read_description(model: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -> str:
-    """Run the job; ``say`` reports each phase. Returns the comparison table (Markdown; with the job's extra tables:
-    `hf_unlearn.job_extras`)."""
+def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print, show_table: bool = True) -> str:
+    """Run the job; ``say`` reports each phase (and the table unless ``show_table`` is False: the CLI prints it once,
+    on stdout). Returns the comparison table (Markdown; with the job's extra tables: `hf_unlearn.job_extras`)."""
     from .audit import compare
     from .data.holdout import dataset_digest
     from .job_extras import JobExtras
@@ -178,6 +188,10 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
 
     seed, task = args.seed, job_task(job, args.task)
     args.task = task
+    check_launch(args)
+    for what in ("model", "tokenizer", "original_model"):  # a missing folder fails now, in one line, before any work
+        if getattr(job, what) and getattr(job, what) != "bytes":
+            resolve(getattr(job, what), f"--{what}")
     if args.push_to_hub:  # before any work: a missing token or an unreachable Hub fails now, with nothing written
         from .hub import check_hub_access
 
@@ -197,7 +211,8 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
     if job.original_model is None and cached and not cache_matches(original_dir, key, rows):
         cached = False  # the cache was trained on other rows (e.g. the data files changed)
     if cached:
-        say(f"\n==> Loading the original model from {original_dir} (delete it to train again)")
+        hint = "" if job.original_model else " (delete it to train again)"
+        say(f"\n==> Loading the original model from {original_dir}{hint}")
         original = load_trained(original_dir, *labels, what="original_model")
     else:
         stale = " (the model cached there was made by another recipe or rows)" if is_model_dir(original_dir) else ""
@@ -209,9 +224,10 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
     # the retrained model first (when asked): TOFU's forget quality of every model is measured against it
     retrained, retrain_s = _retrained(job, args, data, recipe, key, labels, say) if job.retrain else (None, None)
     split, extras = data.audit_split(job, seed, retrained), JobExtras(job, data, task)
+    scored = with_reference(split, data, retrained)  # RMIA against the retrained model, when there is one
     say(f"\n==> Auditing the original model: forget set ({len(data.forget)} rows) vs unseen test rows "
         f"({len(data.test)})")
-    reports = {"original": audit(original, **split)}
+    reports = {"original": audit(original, **scored)}
     extras.measure("original", original)
     extras.prepare(args)
     say(f"\n==> Unlearning {len(data.forget)} rows with `{args.method}` while keeping {len(data.retain)} "
@@ -220,7 +236,7 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
                                args=args, data_collator=data.collator, processing_class=data.processor,
                                on_trainer=extras.attach)
     say("\n==> Auditing the unlearned model")
-    reports["unlearned"] = audit(trainer.model, **split)
+    reports["unlearned"] = audit(trainer.model, **scored)
     timings = {"unlearn_s": round(seconds, 1)}
     if retrained is not None:
         say("\n==> Auditing the retrained model")
@@ -230,9 +246,14 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
     extras.measure("unlearned", trainer.model)
     comparison = compare(reports)
     table = comparison.to_markdown() + extras.tables(reports)
-    tau = "–" if trainer.tau is None else f"{trainer.tau:.3f}"
-    say("\n" + table)
-    say(f"{args.method}: {trainer.state.global_step} steps, τ={tau}, α₀={trainer.alpha0}, {seconds:.0f}s"
+    if show_table:
+        say("\n" + table)
+    used = [f"{trainer.state.global_step} steps"]  # only what the method uses (SSD: no steps, τ or α)
+    if trainer.method.needs_tau and trainer.tau is not None:
+        used.append(f"τ={trainer.tau:.3f}")
+    if trainer.method.needs_alpha:
+        used.append(f"α₀={trainer.alpha0}")
+    say(f"{args.method}: {', '.join(used if trainer.method.one_shot is None else ['one shot'])}, {seconds:.0f}s"
         + (f" ({seconds / timings['retrain_s']:.0%} of retraining)" if job.retrain else ""))
     if args.should_save:
         description = describe(job, args, task, data, original_dir)
@@ -240,7 +261,7 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
         extra = extras.record(reports, trainer, description["rows"])
         trainer.save_audit(reports["unlearned"], before=reports["original"], comparison=comparison, timings=timings,
                            extra={**extra, "job": description, "provenance": made_by})
-        trainer.card_metadata = card_metadata(job)
+        trainer.card_metadata = card_metadata(job, data.source)
         trainer.save_model(args.output_dir)  # after the audit: the card (written once) quotes it; pushes if asked
         Path(args.output_dir, DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
         say(f"Saved the model, its card (README.md), audit.json and plots to {args.output_dir}")
@@ -318,9 +339,11 @@ def audit_job(model: str, job: JobArguments | None, args: Any | None, *, origina
         raise ValueError(f"The forget set rebuilt from {Path(model) / DESCRIPTION} differs from the one the run "
                          "used (the data files changed?): the audit would measure other rows.")
     paths = {"original": original, "unlearned": model, "retrained": retrained}
-    reports = {name: audit(load_trained(path, task, data.num_labels, data.names, what=f"--{name}"),
-                           **data.audit_split(job, seed))
-               for name, path in paths.items() if path}
+    models = {name: load_trained(path, task, data.num_labels, data.names, what=f"--{name}")
+              for name, path in paths.items() if path}
+    split = data.audit_split(job, seed)
+    scored = with_reference(split, data, models.get("retrained"))  # RMIA against --retrained, when given
+    reports = {name: audit(m, **(split if name == "retrained" else scored)) for name, m in models.items()}
     comparison = compare(reports)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -330,6 +353,29 @@ def audit_job(model: str, job: JobArguments | None, args: Any | None, *, origina
         content.update(method=description["method"], job=description)
     target.write_text(json.dumps(content, indent=2) + "\n")
     return comparison.to_markdown()
+
+
+def with_reference(split: dict[str, Any], data: JobData, retrained: Any) -> dict[str, Any]:
+    """``split`` plus RMIA's inputs when there is a ``retrained`` model: it is the reference (a model that never saw
+    the forget rows) and the τ rows the population (held out, neither forget nor test rows), as in the benchmark.
+    The retrained model itself is audited without it (a model cannot be its own reference)."""
+    if retrained is None:
+        return split
+    from .audit import reference_losses
+
+    keys = ("forget", "test", "data_collator", "batch_size", "seed", "tokenizer")
+    reference = reference_losses(retrained, population=data.validation, **{k: split[k] for k in keys if k in split})
+    return {**split, "population": data.validation, "references": [reference]}
+
+
+def check_launch(args: Any) -> None:
+    """Refuse a multi-process launch whose processes are not connected (``accelerate launch --num_processes N`` with
+    a GPU config on a machine without GPUs): each would train and unlearn its own copy."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and args.world_size == 1:
+        raise ValueError(f"{launched} processes were launched but they are not connected (no GPU for the launch "
+                         "config's distributed_type, so transformers runs each alone and each would train its own "
+                         "copy): run one process (python ... without accelerate launch), or launch on GPUs.")
 
 
 def write_split(job: JobArguments, task: str | None, seed: int, out: str | os.PathLike) -> dict[str, list[str]]:

@@ -11,6 +11,7 @@ and does not exist, or a Hub id that is not cached while offline mode is on or t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
@@ -150,8 +151,22 @@ def load_text_classifier(name_or_path: str, num_labels: int, *, multi_label: boo
     if label_names:
         kwargs["id2label"] = dict(enumerate(label_names))
         kwargs["label2id"] = {name: i for i, name in enumerate(label_names)}
-    model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    with quiet_load_report():  # the fresh head is expected: no "LOAD REPORT ... MISSING classifier" block
+        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
     return model, AutoTokenizer.from_pretrained(path)
+
+
+@contextlib.contextmanager
+def quiet_load_report():
+    """transformers' loading report (missing / unexpected keys, logged as a warning) off for the block."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def load_gguf_causal_lm(folder: str, gguf_file: str):

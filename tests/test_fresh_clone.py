@@ -58,13 +58,19 @@ def _demo(clone: Path, tiny_model: Path, out: str, *extra: str, env=None) -> sub
 def test_fresh_clone_demo_offline_bundled_sample_card_and_same_numbers_twice(clone, tiny_model):
     first = _demo(clone, tiny_model, "outputs/a")
     assert first.returncode == 0, first.stderr[-3000:]
-    sample = clone / "hf_unlearn" / "data" / "goemotions_sample"
-    assert f"Data: the GoEmotions sample bundled with hf-unlearn ({sample})" in first.stdout
+    # the path as printed is relative to the working directory (the clone), not a machine-specific absolute path
+    assert "Data: the GoEmotions sample bundled with hf-unlearn (hf_unlearn/data/goemotions_sample)" in first.stdout
     assert first.stdout.count("\n==> ") >= 5  # one line before each phase
     assert "| criterion | original | unlearned |" in first.stdout
     card = (clone / "outputs" / "a" / "README.md").read_text()
     assert "## Audit" in card and "Unlearning comparison" in card and "MIA accuracy (loss)" in card
     assert "No audit was recorded" not in card
+    head = card.split("\n---\n", 1)[0]  # the YAML header: a bottom line, the original's figures beside the unlearned
+    assert "unlearning:" in head and "verdict: forgetting " in head and "original:" in head and "unlearned:" in head
+    assert "datasets:" not in head and "bundled with hf-unlearn" in head  # the bundled sample is not the Hub dataset
+    assert "## Bottom line" in card and "0.5 means the forget set is indistinguishable" not in card
+    assert "Map:" not in first.stderr and "LOAD REPORT" not in first.stderr  # issue 30: less output
+    assert first.stderr.count("pin_memory") <= 1
 
     second = _demo(clone, tiny_model, "outputs/b")  # a new output folder: the original is trained again
     assert second.returncode == 0, second.stderr[-3000:]
