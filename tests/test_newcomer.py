@@ -31,9 +31,10 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_
 
 # ------------------------------------------------------------------------------ the README, as a newcomer reads it
 def readme_commands() -> list[str]:
-    """Every command line of the README's bash blocks (continuations joined, comments dropped)."""
+    """Every command line of the bash blocks of the README and docs/ (continuations joined, comments dropped)."""
     lines = []
-    for block in re.findall(r"```bash\n(.*?)```", README, re.S):
+    texts = [README, *(path.read_text() for path in sorted((REPO / "docs").glob("*.md")))]
+    for block in (b for text in texts for b in re.findall(r"```bash\n(.*?)```", text, re.S)):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split("  #")[0].split(" # ")[0].strip()
             if line and not line.startswith("#"):
@@ -42,20 +43,28 @@ def readme_commands() -> list[str]:
 
 
 def test_readme_tells_to_activate_the_venv_and_the_thread_count_first():
-    top = README.split("\n## ", 1)[0]
+    top = README.split("\n## Python API", 1)[0]
     assert "source .venv/bin/activate" in top and ".venv/bin/hf-unlearn" in top
     assert "OMP_NUM_THREADS=1" in top  # the robust thread count (benchmarks/results/thread_count.md)
 
 
 def test_readme_commands_write_to_their_own_output_folders():
-    """Two README lines never share an output folder (one would refuse the other's model after minutes of work)."""
+    """Two documented lines never share an output folder (one would refuse the other's model after minutes of work);
+    `make demo` writes to outputs/demo."""
     outputs = []
     for line in readme_commands():
         words = shlex.split(line)
         if any(w.startswith("examples/unlearn_") for w in words) or words[:2] == ["hf-unlearn", "run"]:
             assert "--output_dir" in words, f"README line without its own --output_dir: {line}"
             outputs.append(words[words.index("--output_dir") + 1])
-    assert len(outputs) >= 5 and len(outputs) == len(set(outputs)), outputs
+    assert len(outputs) >= 5 and len(outputs) == len(set(outputs)) and "outputs/demo" not in outputs, outputs
+
+
+def test_readme_and_docs_links_resolve():
+    """Every relative link of the README and docs/ names an existing file (the long sections moved to docs/)."""
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\((?!https?://|#)([^)#\s]+)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.name}: broken link {target}"
 
 
 def test_no_test_has_a_hard_subprocess_timeout():
