@@ -145,9 +145,9 @@ def card_metadata(job: JobArguments, source: str = "") -> dict[str, Any]:
     if "bundled with hf-unlearn" in source:  # a small sample, not the Hub dataset the name would suggest
         data_source = f"a sample of {dataset} bundled with hf-unlearn, not the full Hub dataset"
         dataset = None
-    elif source and "Hub" not in source:
-        data_source = f"local files of {dataset}" if spec else "local files"
-        dataset = None
+    elif "local files" in source or os.path.exists(job.dataset):  # the Hub id only when the user names it
+        data_source = f"local files of {dataset}" if spec or job.hub_dataset else "local files"
+        dataset = job.hub_dataset
     base = job.base_model or (job.model if job.model and not job.model.startswith("pypi:") else None)
     return {"finetuned_from": base, "dataset": dataset, "license": job.license, "language": job.language,
             "tags": job.tags, "data_source": data_source}
