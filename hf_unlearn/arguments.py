@@ -39,7 +39,7 @@ class UnlearningArguments(TrainingArguments):
             forget half runs in eval mode (no dropout; gradients still flow), like τ; the retain half keeps dropout,
             so a fused forget+retain batch then takes two forward passes. `"train"` (the paper's): the in-step
             forget loss, with dropout on, while τ is measured in eval mode. `"eval"` became the default on the
-            benchmark's dev rows (5 seeds; README, "The method").
+            benchmark's dev rows (5 seeds; docs/method.md).
         retain_weight (`float`, defaults to 1.0): λ of the retain term for `grad_diff` and `npo`; γ
             (task-loss weight on retain) for `scrub`.
         retain_loss (`str`, defaults to `"nll"`): retain term of `grad_diff` and `npo`: `nll` (the task loss) or
