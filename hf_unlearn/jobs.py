@@ -185,7 +185,7 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print, s
     from .audit import compare
     from .data.holdout import dataset_digest
     from .job_extras import JobExtras
-    from .recipes import FinetuneRecipe, audit, unlearn
+    from .recipes import FinetuneRecipe, audit, unlearn, with_reference
 
     seed, task = args.seed, job_task(job, args.task)
     args.task = task
@@ -326,7 +326,7 @@ def audit_job(model: str, job: JobArguments | None, args: Any | None, *, origina
     else the config's job); writes ``out`` in the run's audit.json layout. Returns the comparison table."""
     from .audit import compare
     from .data.holdout import dataset_digest
-    from .recipes import audit
+    from .recipes import audit, with_reference
 
     description = None
     if read_description(resolve(model, "--model")[0]) is not None:
@@ -354,19 +354,6 @@ def audit_job(model: str, job: JobArguments | None, args: Any | None, *, origina
         content.update(method=description["method"], job=description)
     target.write_text(json.dumps(content, indent=2) + "\n")
     return comparison.to_markdown()
-
-
-def with_reference(split: dict[str, Any], data: JobData, retrained: Any) -> dict[str, Any]:
-    """``split`` plus RMIA's inputs when there is a ``retrained`` model: it is the reference (a model that never saw
-    the forget rows) and the τ rows the population (held out, neither forget nor test rows), as in the benchmark.
-    The retrained model itself is audited without it (a model cannot be its own reference)."""
-    if retrained is None:
-        return split
-    from .audit import reference_losses
-
-    keys = ("forget", "test", "data_collator", "batch_size", "seed", "tokenizer")
-    reference = reference_losses(retrained, population=data.validation, **{k: split[k] for k in keys if k in split})
-    return {**split, "population": data.validation, "references": [reference]}
 
 
 def check_launch(args: Any) -> None:
