@@ -23,8 +23,11 @@ setup-lm: setup
 
 # Data: HF_UNLEARN_DATA_DIR when set, else the Hub, else (offline) the GoEmotions sample inside the package.
 # The original model is cached in outputs/demo/_original: delete it to time the whole demo again.
+# One torch thread (OMP_NUM_THREADS=1): on a small machine with any other load, more threads spin-wait and a step
+# runs several times slower (benchmarks/results/thread_count.md); override with `make demo OMP_NUM_THREADS=2`.
+OMP_NUM_THREADS ?= 1
 demo: setup
-	$(PY) examples/unlearn_bert.py --output_dir outputs/demo
+	OMP_NUM_THREADS=$(OMP_NUM_THREADS) $(PY) examples/unlearn_bert.py --output_dir outputs/demo
 
 test: setup
 	$(PY) -m pytest -q

@@ -39,7 +39,7 @@ class UnlearningArguments(TrainingArguments):
             forget half runs in eval mode (no dropout; gradients still flow), like τ; the retain half keeps dropout,
             so a fused forget+retain batch then takes two forward passes. `"train"` (the paper's): the in-step
             forget loss, with dropout on, while τ is measured in eval mode. `"eval"` became the default on the
-            benchmark's dev rows (5 seeds; README, "The method").
+            benchmark's dev rows (5 seeds; docs/method.md).
         retain_weight (`float`, defaults to 1.0): λ of the retain term for `grad_diff` and `npo`; γ
             (task-loss weight on retain) for `scrub`.
         retain_loss (`str`, defaults to `"nll"`): retain term of `grad_diff` and `npo`: `nll` (the task loss) or
@@ -53,7 +53,8 @@ class UnlearningArguments(TrainingArguments):
             once it is about e^{1/β} times less likely than under the original model (β → 0: gradient ascent).
         scrub_kl_weight, scrub_temperature, scrub_msteps: SCRUB's α (KL weight on retain, 0.5), temperature T (4)
             and max-step forget-epochs (`None` = the first half of the run), as in its reference implementation.
-        ssd_alpha, ssd_lambda: SSD's selection weighting α (10) and dampening constant λ (1).
+        ssd_alpha, ssd_lambda: SSD's selection weighting α (automatic: 0.5 / forget fraction) and dampening
+            constant λ (1).
 
     Parameters that control the run length:
         forget_epochs (`int` or `None`): passes over the forget set; each pass is one Trainer epoch and the retain
@@ -161,7 +162,8 @@ class UnlearningArguments(TrainingArguments):
     )
     ssd_alpha: float | None = field(
         default=None, metadata={"help": "SSD: dampen weights whose forget importance > α × full importance "
-                                "(default 10)."}
+                                "(default: automatic, 0.5 / forget fraction; the paper's 10 selects nothing once the "
+                                "forget set exceeds a tenth of the data)."}
     )
     ssd_lambda: float | None = field(
         default=None, metadata={"help": "SSD: dampening constant λ (default and reference: 1)."}
@@ -379,9 +381,11 @@ class RunPlan:
 
 def plan_run(args: UnlearningArguments, *, task: str | None, needs_tau: bool,
              length_multiplier: float | Mapping[str, float], n_forget: int, n_retain: int,
-             num_labels: int | None = None, class_removal: bool = False, needs_alpha: bool = True) -> RunPlan:
+             num_labels: int | None = None, class_removal: bool = False, needs_alpha: bool = True,
+             one_shot: bool = False) -> RunPlan:
     """Resolve the automatic rules; fills ``args.learning_rate``, ``args.forget_epochs`` and ``num_train_epochs``.
-    ``length_multiplier`` is the method's (one number, or one per modality); ``args.length_multiplier`` overrides it."""
+    ``length_multiplier`` is the method's (one number, or one per modality); ``args.length_multiplier`` overrides it.
+    A ``one_shot`` method takes no training steps: its plan states no learning rate or run length."""
     automatic: list[str] = []
     modality = args.modality if args.modality != "auto" else ("image" if task == "image_classification" else "text")
     if args.learning_rate is None:
@@ -416,4 +420,6 @@ def plan_run(args: UnlearningArguments, *, task: str | None, needs_tau: bool,
         # each step runs B forget + B retain samples: 2 × samples_per_step forward-backward passes
         tau_samples = automatic_tau_samples(2 * samples_per_step, steps, refreshes)
         automatic.append(f"τ from at most {tau_samples} validation rows per refresh (≤ 5 % of the run's compute)")
+    if one_shot:
+        automatic = [a for a in automatic if not a.startswith(("learning rate", f"{args.forget_epochs} forget-epoch"))]
     return RunPlan(modality, fraction, alpha0, samples_per_step, steps_per_epoch, fixed_tau, tau_samples, automatic)

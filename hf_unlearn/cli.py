@@ -17,10 +17,6 @@ import os
 import sys
 from pathlib import Path
 
-from .cli_config import CLIError, job_parser, load_job, read_config
-from .jobs import DESCRIPTION, JobArguments, audit_job, run_job, write_split
-from .models import require_local
-
 logger = logging.getLogger("hf_unlearn.cli")
 
 RUN_HELP = ("Unlearn from a YAML job config: load model and data, select the forget set, train the original model "
@@ -30,36 +26,46 @@ RUN_HELP = ("Unlearn from a YAML job config: load model and data, select the for
 
 
 def _setup_logging(verbose: bool) -> None:
-    import datasets
-    import transformers
+    from .scripts import quiet_libraries
 
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
+    quiet_libraries()
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s", stream=sys.stderr)
 
 
 # ------------------------------------------------------------------------------------------- commands
 def cmd_run(argv: list[str]) -> int:
     """``hf-unlearn run CONFIG.yaml [--key value ...]``."""
+    from .cli_config import CLIError, job_parser, load_job, read_config
+    from .jobs import run_job
+
+    if any(a in ("-h", "--help", "--help_all") for a in argv):  # the job's options; --help_all: every one
+        from .arguments import UnlearningArguments
+        from .jobs import MAIN_JOB_OPTIONS, JobArguments
+        from .scripts import script_parser
+
+        doc = f"hf-unlearn run CONFIG.yaml [--key value ...]\n\n{RUN_HELP}"
+        brief = (*MAIN_JOB_OPTIONS, "dataset", "tokenizer", "data_files", "text_column", "label_column", "model_config")
+        script_parser((JobArguments, UnlearningArguments), doc, argv, prog="hf-unlearn run CONFIG.yaml",
+                      brief=brief).print_help()
+        return 0
     parser = job_parser("hf-unlearn run", RUN_HELP)
     parser.add_argument("config", help="YAML job config: flat or sectioned mapping of the options below.")
     if not argv or argv[0].startswith("-"):
-        if any(a in ("-h", "--help") for a in argv):
-            parser.print_help()
-            return 0
         raise CLIError("run needs the config first: hf-unlearn run CONFIG.yaml [--key value ...].")
     read_config(argv[0])  # a missing or malformed config fails before the defaults below
     parser.set_defaults(output_dir=os.path.join("outputs", Path(argv[0]).stem), report_to="none", disable_tqdm=True)
     job, args = load_job(argv[0], argv, parser)  # run_job checks the Hub first when pushing, before any work
     _setup_logging(args.should_log)
     with contextlib.redirect_stdout(sys.stderr):  # Trainer's prints go to the log; stdout holds the table only
-        table = run_job(job, args, say=lambda text: logger.info(text.strip()))
+        table = run_job(job, args, say=lambda text: logger.info(text.strip()), show_table=False)
     print(table)
     return 0
 
 
 def cmd_audit(argv: list[str]) -> int:
     """``hf-unlearn audit --model DIR [--original PATH] [--retrained PATH] [--config CONFIG.yaml]``."""
+    from .jobs import DESCRIPTION
+
     parser = argparse.ArgumentParser(
         prog="hf-unlearn audit", description="Audit a model on the forget and test rows of the run that made it "
         f"(its {DESCRIPTION}: same data, sampling, seed and forget selection), print the comparison table, write "
@@ -68,11 +74,16 @@ def cmd_audit(argv: list[str]) -> int:
     parser.add_argument("--model", required=True, help="The model to audit (folder written by run, or Hub id).")
     parser.add_argument("--config", help="A YAML job config: needed only for a model without a job description.")
     parser.add_argument("--original", help="Also audit this original model (before unlearning), for comparison.")
-    parser.add_argument("--retrained", help="Also audit this model retrained on the retain set (gold standard).")
+    parser.add_argument("--retrained", help="Also audit this model retrained on the retain set (gold standard); it "
+                        "is also RMIA's reference model (per-example attack) for the others.")
     parser.add_argument("--out", default="audit.json", help="Where to write the JSON report (default: audit.json).")
     parser.epilog = "With --config, any other --key value overrides a config key, as in `hf-unlearn run`."
     parser.error = _raise  # type: ignore[method-assign]
     ns, overrides = parser.parse_known_args(argv)
+    from .cli_config import CLIError, load_job
+    from .jobs import audit_job
+    from .models import require_local
+
     for flag in ("model", "original", "retrained"):
         if getattr(ns, flag):
             require_local(getattr(ns, flag), f"--{flag}")
@@ -106,6 +117,9 @@ def cmd_split(argv: list[str]) -> int:
     parser.add_argument("--out", required=True, help="A .json file, or a folder for forget_ids.txt + retain_ids.txt.")
     parser.error = _raise  # type: ignore[method-assign]
     ns = parser.parse_args(argv)
+    from .cli_config import CLIError, load_job
+    from .jobs import JobArguments, write_split
+
     if ns.config:
         job, args = load_job(ns.config, [])
         seed, task = args.seed, args.task
@@ -128,6 +142,8 @@ def cmd_split(argv: list[str]) -> int:
 
 
 def _raise(message: str) -> None:
+    from .cli_config import CLIError
+
     raise CLIError(message)
 
 
@@ -161,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         text = (str(err).strip().splitlines() or [""])[0]
-        known = isinstance(err, (CLIError, ValueError, FileNotFoundError))
+        known = type(err).__name__ == "CLIError" or isinstance(err, (ValueError, FileNotFoundError))
         print(f"hf-unlearn {argv[0]}: error: {text if known else f'{type(err).__name__}: {text}'}", file=sys.stderr)
         return 1
 

@@ -173,12 +173,16 @@ def _arguments_table(trainer: Any) -> list[str]:
                        f"per device × {args.world_size} device(s) × {args.gradient_accumulation_steps} accumulation"),
         ("seed", str(args.seed)),
     ]
+    logged = {k: v for entry in trainer.state.log_history for k, v in entry.items()}
     for name, value in args.method_hparams().items():
+        if value is None and isinstance(logged.get(name), (int, float)):  # automatic: the value the run used
+            value = f"{logged[name]:.4g} (automatic)"
         rows.append((name, f"{value:g}" if isinstance(value, (int, float)) else str(value)))
     return ["| argument | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
 
 
-def _body(trainer: Any, model_name: str, base_model: str | None, dataset: str | None) -> str:
+def _body(trainer: Any, model_name: str, base_model: str | None, dataset: str | None, bottom: Any = None,
+          data_source: str | None = None) -> str:
     n_forget, n_retain = len(trainer.forget_dataset), len(trainer.retain_dataset)
     n_val = len(trainer.validation_dataset) if trainer.validation_dataset is not None else None
     origin = f"[`{base_model}`](https://huggingface.co/{base_model})" if base_model else "a trained model"
@@ -190,8 +194,10 @@ def _body(trainer: Any, model_name: str, base_model: str | None, dataset: str | 
         f"with hf-unlearn (method `{trainer.args.method}`; ∇τ: [arXiv:2403.14339](https://arxiv.org/abs/2403.14339))"
         ", keeping the rest.",
         "",
+        *(["## Bottom line", "", bottom.markdown(), ""] if bottom is not None else []),
         "## What was unlearned",
         "",
+        *([f"- Data: {data_source}."] if data_source else []),
         f"- Forget set: {n_forget} training samples ({trainer.forget_fraction:.2%} of the {n_forget + n_retain} "
         "samples of forget + retain).",
         f"- Retain set: {n_retain} samples.",
@@ -219,7 +225,6 @@ def _body(trainer: Any, model_name: str, base_model: str | None, dataset: str | 
     else:
         lines.append("No audit was recorded for this run (`trainer.audit(...)` writes one).")
     lines += [
-        "Membership-inference (MIA) accuracy 0.5 means the forget set is indistinguishable from unseen test data.",
         "",
         "## Citation",
         "",
@@ -241,14 +246,21 @@ def build_model_card(
     license: str | None = None,
     language: str | list[str] | None = None,
     tags: str | list[str] | None = None,
+    data_source: str | None = None,
 ) -> ModelCard:
     """A model card (README.md with YAML metadata) for an ``UnlearningTrainer`` after ``train()``.
 
     Metadata: tags (``hf-unlearn``, ``machine-unlearning``, the method, then ``tags``), ``base_model`` (given, or
     ``finetuned_from``, or the model's ``_name_or_path`` when it is a Hub id), ``library_name: transformers``,
     ``license``/``language``/``datasets`` when given, and ``model-index`` results from ``trainer.last_audit``.
-    Body: forget/retain sizes and fraction, the unlearning arguments, the audit table, the paper's citation.
+    Body: the bottom line (`hf_unlearn.verdict`: forgetting shown / not shown / not measurable against the
+    retrained model or chance, over-unlearning flagged; also in the YAML header as ``unlearning:``, with the original's
+    figures beside the unlearned model's), forget/retain sizes and fraction, the unlearning arguments, the audit
+    table, the paper's citation. ``data_source`` says where the training data came from when it was not the Hub
+    dataset (e.g. the bundled sample): ``datasets:`` then names no Hub dataset.
     """
+    from .verdict import bottom_line
+
     config = getattr(getattr(trainer, "model", None), "config", None)
     base = _hub_id(base_model or finetuned_from or getattr(config, "_name_or_path", None))
     name = model_name or (trainer.args.hub_model_id or "").split("/")[-1] or Path(trainer.args.output_dir).name
@@ -260,12 +272,17 @@ def build_model_card(
     pipeline_tag = PIPELINE_TAGS.get(task or "")
     results = None if trainer.last_audit is None else _eval_results(trainer.last_audit, pipeline_tag or "other",
                                                                     first_dataset)
+    bottom = None if trainer.last_comparison is None else bottom_line(trainer.last_comparison)
+    extra = {"unlearning": bottom.metadata()} if bottom is not None else {}
+    if data_source:
+        extra["unlearning"] = {**extra.get("unlearning", {}), "data": data_source}
     data = ModelCardData(
         model_name=name, base_model=base, library_name="transformers", license=license, language=language,
         tags=all_tags, datasets=[d for d in datasets if _hub_id(d)] or None, pipeline_tag=pipeline_tag,
-        eval_results=results or None,
+        eval_results=results or None, **extra,
     )
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(trainer, name, base, first_dataset)}")
+    body = _body(trainer, name, base, first_dataset, bottom, data_source)
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
 
 def write_model_card(trainer: Any, output_dir: str | os.PathLike | None = None, **kwargs: Any) -> Path:

@@ -149,6 +149,8 @@ MAIN_JOB_OPTIONS = ("data_dir", "model", "original_model", "forget_fraction", "f
 DATA_KEYS = ("dataset", "data_dir", "hub_dataset", "data_files", "dataset_config", "text_column", "label_column",
              "id_column", "forget_split", "train_rows", "forget_rows", "val_rows", "test_rows", "max_length",
              "forget_fraction", "forget_classes", "forget_ids", "missing_ids")
+#: how the audit samples its rows: recorded in job.json, so that `audit` scores the rows `run` scored
+AUDIT_KEYS = ("audit_max_retain",)
 
 
 def apply_quick(job: JobArguments, argv: list[str]) -> None:
@@ -164,15 +166,23 @@ def _print(text: str) -> None:
     print(text, flush=True)
 
 
-def card_metadata(job: JobArguments) -> dict[str, Any]:
-    """The model card's metadata: base model, dataset (Hub id; local paths are dropped), license, language, tags."""
+def card_metadata(job: JobArguments, source: str = "") -> dict[str, Any]:
+    """The model card's metadata: base model, dataset (the Hub id, only when the rows came from the Hub; local paths
+    are dropped), where the rows came from otherwise (``source``: `JobData.source`), license, language, tags."""
     from .data import SOURCES
 
     spec = SOURCES.get(job.dataset)
     dataset = job.hub_dataset or (spec.hub_id if spec else job.dataset)
+    data_source = None
+    if "bundled with hf-unlearn" in source:  # a small sample, not the Hub dataset the name would suggest
+        data_source = f"a sample of {dataset} bundled with hf-unlearn, not the full Hub dataset"
+        dataset = None
+    elif "local files" in source or os.path.exists(job.dataset):  # the Hub id only when the user names it
+        data_source = f"local files of {dataset}" if spec or job.hub_dataset else "local files"
+        dataset = job.hub_dataset
     base = job.base_model or (job.model if job.model and not job.model.startswith("pypi:") else None)
     return {"finetuned_from": base, "dataset": dataset, "license": job.license, "language": job.language,
-            "tags": job.tags}
+            "tags": job.tags, "data_source": data_source}
 
 
 def describe(job: JobArguments, args: Any, task: str, data: JobData, original: str, salt: str,
@@ -183,7 +193,7 @@ def describe(job: JobArguments, args: Any, task: str, data: JobData, original: s
     from .data.holdout import dataset_digest
     from .fingerprint import RUN_ARGUMENTS, _plain
 
-    recorded = {k: getattr(job, k) for k in DATA_KEYS}
+    recorded = {k: getattr(job, k) for k in (*DATA_KEYS, *AUDIT_KEYS)}
     if job.forget_classes is not None:  # the forget set's labels: recorded as a salted digest only
         recorded["forget_classes"] = salted(salt, classes_text(job.forget_classes))
     selector = {k: recorded[k] for k in selector_of(job)} or {"default": True}
@@ -213,13 +223,18 @@ def read_description(model: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -> str:
-    """Run the job; ``say`` reports each phase. Returns the comparison table (Markdown; with the job's extra tables:
-    `hf_unlearn.job_extras`). The job holds ``output_dir``'s lock from its start, and a folder that holds another
-    job's model is refused (unless ``overwrite_output_dir``) before anything is written or trained."""
+def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print, show_table: bool = True) -> str:
+    """Run the job; ``say`` reports each phase (and the table unless ``show_table`` is False: the CLI prints it once,
+    on stdout). Returns the comparison table (Markdown; with the job's extra tables: `hf_unlearn.job_extras`). The
+    job holds ``output_dir``'s lock from its start, and a folder that holds another job's model is refused (unless
+    ``overwrite_output_dir``) before anything is written or trained."""
     from .persistence import check_output_dir, job_lock
 
+    check_launch(args)
     check_output_dir(args.output_dir)
+    for what in ("model", "tokenizer", "original_model"):  # a missing folder fails now, in one line, before any work
+        if getattr(job, what) and getattr(job, what) != "bytes":
+            resolve(getattr(job, what), f"--{what}")
     resume = resume_value(args.resume_from_checkpoint)
     if args.push_to_hub:  # before any work: a missing token or an unreachable Hub fails now, with nothing written
         from .hub import check_hub_access
@@ -229,17 +244,18 @@ def run_job(job: JobArguments, args: Any, say: Callable[[str], None] = _print) -
     created = args.should_save and not os.path.exists(args.output_dir)
     try:  # the main process holds the lock (as the trainer does); the others write nothing
         with job_lock(args.output_dir) if args.should_save else contextlib.nullcontext():
-            return _run(job, args, say, resume)
+            return _run(job, args, say, resume, show_table)
     finally:
         if created and os.path.isdir(args.output_dir) and not os.listdir(args.output_dir):
             os.rmdir(args.output_dir)  # a job that failed before writing anything leaves no folder behind
 
 
-def _run(job: JobArguments, args: Any, say: Callable[[str], None], resume: str | bool | None) -> str:
+def _run(job: JobArguments, args: Any, say: Callable[[str], None], resume: str | bool | None,
+         show_table: bool = True) -> str:
     from .audit import compare
     from .data.holdout import dataset_digest
     from .job_extras import JobExtras
-    from .recipes import FinetuneRecipe, audit, unlearn
+    from .recipes import FinetuneRecipe, audit, unlearn, with_reference
 
     seed, task = args.seed, job_task(job, args.task)
     args.task = task
@@ -260,7 +276,8 @@ def _run(job: JobArguments, args: Any, say: Callable[[str], None], resume: str |
     if job.original_model is None and cached and not cache_matches(original_dir, key, rows):
         cached = False  # the cache was trained on other rows (e.g. the data files changed)
     if cached:
-        say(f"\n==> Loading the original model from {original_dir} (delete it to train again)")
+        hint = "" if job.original_model else " (delete it to train again)"
+        say(f"\n==> Loading the original model from {original_dir}{hint}")
         original = load_trained(original_dir, *labels, what="original_model")
     else:
         stale = " (the model cached there was made by another recipe or rows)" if is_model_dir(original_dir) else ""
@@ -272,9 +289,10 @@ def _run(job: JobArguments, args: Any, say: Callable[[str], None], resume: str |
     # the retrained model first (when asked): TOFU's forget quality of every model is measured against it
     retrained, retrain_s = _retrained(job, args, data, recipe, key, labels, say) if job.retrain else (None, None)
     split, extras = data.audit_split(job, seed, retrained), JobExtras(job, data, task)
+    scored = with_reference(split, data, retrained)  # RMIA against the retrained model, when there is one
     say(f"\n==> Auditing the original model: forget set ({len(data.forget)} rows) vs unseen test rows "
         f"({len(data.test)})")
-    reports = {"original": audit(original, **split)}
+    reports = {"original": audit(original, **scored)}
     extras.measure("original", original)
     extras.prepare(args)
     say(f"\n==> Unlearning {len(data.forget)} rows with `{args.method}` while keeping {len(data.retain)} "
@@ -283,7 +301,7 @@ def _run(job: JobArguments, args: Any, say: Callable[[str], None], resume: str |
                                args=args, data_collator=data.collator, processing_class=data.processor,
                                on_trainer=extras.attach, resume_from_checkpoint=resume)
     say("\n==> Auditing the unlearned model")
-    reports["unlearned"] = audit(trainer.model, **split)
+    reports["unlearned"] = audit(trainer.model, **scored)
     timings = {"unlearn_s": round(seconds, 1)}
     if retrained is not None:
         say("\n==> Auditing the retrained model")
@@ -293,9 +311,14 @@ def _run(job: JobArguments, args: Any, say: Callable[[str], None], resume: str |
     extras.measure("unlearned", trainer.model)
     comparison = compare(reports)
     table = comparison.to_markdown() + extras.tables(reports)
-    tau = "–" if trainer.tau is None else f"{trainer.tau:.3f}"
-    say("\n" + table)
-    say(f"{args.method}: {trainer.state.global_step} steps, τ={tau}, α₀={trainer.alpha0}, {seconds:.0f}s"
+    if show_table:
+        say("\n" + table)
+    used = [f"{trainer.state.global_step} steps"]  # only what the method uses (SSD: no steps, τ or α)
+    if trainer.method.needs_tau and trainer.tau is not None:
+        used.append(f"τ={trainer.tau:.3f}")
+    if trainer.method.needs_alpha:
+        used.append(f"α₀={trainer.alpha0}")
+    say(f"{args.method}: {', '.join(used if trainer.method.one_shot is None else ['one shot'])}, {seconds:.0f}s"
         + (f" ({seconds / timings['retrain_s']:.0%} of retraining)" if job.retrain else ""))
     if args.should_save:
         made_by = provenance(seeds=[args.seed], code=__file__, hide=SELECTOR_FLAGS)
@@ -310,7 +333,7 @@ def _run(job: JobArguments, args: Any, say: Callable[[str], None], resume: str |
             write_text_atomic(Path(folder, SALT_NAME), salt)
 
         trainer.extra_records = [records]
-        trainer.card_metadata = card_metadata(job)
+        trainer.card_metadata = card_metadata(job, data.source)
         trainer.save_model(args.output_dir)  # the model, card, audit and job.json in one save; pushes if asked
         say(f"Saved the model, its card (README.md), audit.json and plots to {args.output_dir}")
     return table
@@ -378,7 +401,7 @@ def audit_job(model: str, job: JobArguments | None, args: Any | None, *, origina
     from .audit import compare
     from .data.holdout import dataset_digest
     from .persistence import STAGING_NAME, OutputDirLock
-    from .recipes import audit
+    from .recipes import audit, with_reference
 
     folder = resolve(model, "--model")[0]
     if os.path.isdir(os.path.join(folder, STAGING_NAME)):  # a save interrupted by a kill: finished first
@@ -404,9 +427,11 @@ def audit_job(model: str, job: JobArguments | None, args: Any | None, *, origina
     for name, path in paths.items():
         if path:
             check_model_fits(resolve(path)[0], task, data.num_labels, f"--{name}")
-    reports = {name: audit(load_trained(path, task, data.num_labels, data.names, what=f"--{name}"),
-                           **data.audit_split(job, seed))
-               for name, path in paths.items() if path}
+    models = {name: load_trained(path, task, data.num_labels, data.names, what=f"--{name}")
+              for name, path in paths.items() if path}
+    split = data.audit_split(job, seed)
+    scored = with_reference(split, data, models.get("retrained"))  # RMIA against --retrained, when given
+    reports = {name: audit(m, **(split if name == "retrained" else scored)) for name, m in models.items()}
     comparison = compare(reports)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -416,6 +441,20 @@ def audit_job(model: str, job: JobArguments | None, args: Any | None, *, origina
         content.update(method=description["method"], job=description)
     write_json_atomic(target, content)
     return comparison.to_markdown()
+
+
+def check_launch(args: Any) -> None:
+    """A multi-process launch whose processes are not connected (``accelerate launch --num_processes N`` with a GPU
+    config on a machine without GPUs: transformers runs each process alone, each would train and unlearn its own
+    copy): the first process runs the job alone, after one line saying so; the others exit at once."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and args.world_size == 1:
+        if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) != 0:
+            raise SystemExit(0)
+        logging.getLogger(__name__).warning(
+            "%d processes were launched but they are not connected (no GPU for the launch config's distributed_type)"
+            ": running the job in this one process; the other %d exit (on CPU, run it without accelerate launch).",
+            launched, launched - 1)
 
 
 def write_split(job: JobArguments, task: str | None, seed: int, out: str | os.PathLike) -> dict[str, list[str]]:

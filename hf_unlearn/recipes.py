@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from transformers import Trainer, TrainingArguments
 
 from .arguments import UnlearningArguments
-from .audit import UnlearningReport, audit_model
+from .audit import UnlearningReport, audit_model, reference_losses
 from .data import sample_rows
 from .data.holdout import drop_copies
 from .model_cache import RETRAIN_BUDGETS
@@ -113,3 +113,14 @@ def audit(model, *, forget, test, retain=None, data_collator=None, batch_size: i
         retain = sample_rows(retain, max_retain, seed)
     return audit_model(model, forget=forget, test=test, retain=retain, data_collator=data_collator,
                        batch_size=batch_size, seed=seed, **kwargs)
+
+
+def with_reference(split: dict, data, retrained) -> dict:
+    """``split`` plus RMIA's inputs when there is a ``retrained`` model: it is the reference (a model that never saw
+    the forget rows) and the τ rows the population (held out, neither forget nor test rows), as in the benchmark.
+    The retrained model itself is audited without it (a model cannot be its own reference)."""
+    if retrained is None:
+        return split
+    keys = ("forget", "test", "data_collator", "batch_size", "seed", "tokenizer")
+    reference = reference_losses(retrained, population=data.validation, **{k: split[k] for k in keys if k in split})
+    return {**split, "population": data.validation, "references": [reference]}

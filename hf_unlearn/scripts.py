@@ -14,7 +14,7 @@ from transformers import TrainingArguments
 
 from .cli_config import ArgParser, CLIError
 
-__all__ = ["SHOWN_TRAINING_OPTIONS", "run_script", "script_parser"]
+__all__ = ["SHOWN_TRAINING_OPTIONS", "quiet_libraries", "run_script", "script_parser"]
 
 #: ``TrainingArguments`` options a script's ``--help`` still lists (every other one works but is listed by
 #: ``--help_all`` only).
@@ -59,12 +59,26 @@ def script_parser(dataclass_types: Sequence[type], doc: str | None, argv: Sequen
     return parser
 
 
+def quiet_libraries() -> None:
+    """Less output around a job: datasets' per-split bars ("Map", "Casting the dataset") and transformers' weight
+    loading/saving bars off (the Trainer's training bar stays), and no CPU-only ``pin_memory`` warning."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=".*'pin_memory' argument is set as true but no accelerator")
+
+
 def run_script(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None) -> None:
     """Run ``main(argv)`` and exit: user errors (bad options, values, missing files or models, the Hub pre-flight)
     print one line ``error: ...`` and exit 2; ``--debug`` shows the traceback instead."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    quiet_libraries()
     try:
         main(argv)
     except KeyboardInterrupt:

@@ -85,7 +85,7 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
                              length_multiplier=self.method.length_multiplier, n_forget=len(forget_dataset),
                              n_retain=len(retain_dataset), num_labels=getattr(config, "num_labels", None),
                              class_removal=self.method.needs_tau and is_class_removal(forget_dataset, retain_dataset),
-                             needs_alpha=self.method.needs_alpha)
+                             needs_alpha=self.method.needs_alpha, one_shot=self.method.one_shot is not None)
         plan = self.plan  # the resolved automatic defaults, as declared trainer attributes
         self.modality, self.forget_fraction, self.alpha0 = plan.modality, plan.forget_fraction, plan.alpha0
         self.samples_per_step, self.steps_per_forget_epoch = plan.samples_per_step, plan.steps_per_forget_epoch

@@ -34,7 +34,7 @@ def _labels(values):
 
 def _cli(tmp_path, *argv):
     result = subprocess.run([sys.executable, "-m", "hf_unlearn.cli", *argv], capture_output=True, text=True,
-                            cwd=tmp_path, timeout=120)
+                            cwd=tmp_path)
     if result.returncode != 0:
         raise ValueError(result.stderr.strip().splitlines()[-1])
 

@@ -79,7 +79,7 @@ def call(argv: list[str], capsys) -> tuple[int, str, str]:
 def test_run_end_to_end(tiny_job):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     result = subprocess.run([sys.executable, "-m", "hf_unlearn.cli", "run", str(tiny_job / "job.yaml"),
-                             "--forget_fraction", "0.2"], capture_output=True, text=True, env=env, timeout=300)
+                             "--forget_fraction", "0.2"], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("**Unlearning comparison**") and "| original | unlearned |" in result.stdout
     out = tiny_job / "out"

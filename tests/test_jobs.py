@@ -78,7 +78,8 @@ def test_missing_local_model_is_not_found_never_a_hub_error(tmp_path, capsys):
             resolve(spec)
     line = one_line_error(*call(["audit", "--model", str(tmp_path / "nope")], capsys)[::2])
     assert "not found" in line and "--model" in line
-    assert resolve("org/name") == ("org/name", None)  # a Hub id is left to the Hub
+    with pytest.raises(FileNotFoundError, match="'org/name' not found.*offline mode is on"):
+        resolve("org/name")  # a Hub id neither cached nor reachable (offline): one line, before any work (issue 30)
 
 
 def test_split_class_absent_from_the_sample_gives_advice_that_fits(tmp_path, capsys, monkeypatch):

@@ -30,7 +30,7 @@ def test_defaults_are_the_methods_own(tmp_path):
     assert _args(tmp_path, method="npo").method_hparams() == {"npo_beta": 0.1, "retain_weight": 1.0}
     assert _args(tmp_path, method="scrub").method_hparams() == {
         "retain_weight": 1.0, "scrub_kl_weight": 0.5, "scrub_temperature": 4.0, "scrub_msteps": None}
-    assert _args(tmp_path, method="ssd").method_hparams() == {"ssd_alpha": 10.0, "ssd_lambda": 1.0}
+    assert _args(tmp_path, method="ssd").method_hparams() == {"ssd_alpha": None, "ssd_lambda": 1.0}  # α automatic
     assert _args(tmp_path).method_hparams() == {}  # nabla_tau: α and τ are arguments of the run
 
 

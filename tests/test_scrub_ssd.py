@@ -98,7 +98,7 @@ def test_ssd_dampens_only_weights_more_important_to_the_forget_set():
     # importances: forget (4, 0); full (4/20, 19/20) = (0.2, 0.95). Selected: 4 > 10·0.2 (w1), not 0 > 9.5 (w2).
     summary = selective_synaptic_dampening(model, forget, full, loss, {"ssd_alpha": 10.0, "ssd_lambda": 1.0})
     assert model.weight[0].tolist() == pytest.approx([0.2 / 4, 1.0])  # w1 × min(λ·0.2/4, 1)
-    assert summary == {"ssd_dampened_params": 1.0, "ssd_dampened_fraction": 0.5}
+    assert summary == {"ssd_dampened_params": 1.0, "ssd_dampened_fraction": 0.5, "ssd_alpha": 10.0}
     with torch.no_grad():
         model.weight.copy_(torch.tensor([[1.0, 1.0]]))
     selective_synaptic_dampening(model, forget, full, loss, {"ssd_alpha": 10.0, "ssd_lambda": 30.0})
@@ -108,12 +108,20 @@ def test_ssd_dampens_only_weights_more_important_to_the_forget_set():
 
 
 def test_ssd_with_the_reference_alpha_cannot_select_at_a_large_forget_fraction(tmp_path, memorised, caplog):
-    trainer = _trainer(tmp_path, memorised, "ssd")  # α = 10, forget = 2 of 16 batches: 1/α < 2/16
+    trainer = _trainer(tmp_path, memorised, "ssd", ssd_alpha=10.0)  # forget = 2 of 16 batches: 1/α < 2/16
     before = [p.detach().clone() for p in trainer.model.parameters()]
     with caplog.at_level("WARNING"):
         assert trainer.train().metrics["ssd_dampened_params"] == 0
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
     assert "Lower ssd_alpha" in caplog.text
+
+
+def test_ssd_alpha_is_derived_from_the_forget_fraction(tmp_path, memorised):
+    """Unset, α = 0.5 / forget fraction (the benchmark's rule), so a large forget set still dampens weights."""
+    trainer = _trainer(tmp_path, memorised, "ssd")
+    metrics = trainer.train().metrics
+    fraction = len(trainer.forget_dataset) / (len(trainer.forget_dataset) + len(trainer.retain_dataset))
+    assert metrics["ssd_alpha"] == pytest.approx(0.5 / fraction) and metrics["ssd_dampened_params"] > 0
 
 
 def test_ssd_is_one_shot_and_forgets_more_than_it_costs(tmp_path, memorised):

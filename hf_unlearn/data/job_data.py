@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -71,6 +72,12 @@ def _encode_string_labels(parts: list[Dataset], column: str) -> list[Dataset]:
     return [part.cast_column(column, ClassLabel(names=names)) for part in parts]
 
 
+def shown(path: Any) -> str:
+    """``path`` as printed: relative to the working directory when it lies below it, else absolute."""
+    resolved = Path(path).resolve()
+    return os.path.relpath(resolved) if resolved.is_relative_to(Path.cwd().resolve()) else str(resolved)
+
+
 def load_goemotions_for(job: Any, single_label: bool) -> tuple[Any, str]:
     """GoEmotions and a line saying where it came from: ``data_dir``, else ``$HF_UNLEARN_DATA_DIR``, else the Hub,
     else (offline) the sample bundled with hf-unlearn."""
@@ -86,7 +93,7 @@ def load_goemotions_for(job: Any, single_label: bool) -> tuple[Any, str]:
             f"the Hub ({hub_id})"
     sample = bundled_sample_dir("goemotions")
     return load_goemotions(sample, single_label=single_label), \
-        f"the GoEmotions sample bundled with hf-unlearn ({sample}), as the Hub is unreachable"
+        f"the GoEmotions sample bundled with hf-unlearn ({shown(sample)}), as the Hub is unreachable"
 
 
 def load_tofu_for(job: Any, with_variants: bool = False) -> tuple[Dataset, Dataset, str]:
@@ -109,8 +116,8 @@ def load_tofu_for(job: Any, with_variants: bool = False) -> tuple[Dataset, Datas
                                 "hf-unlearn holds forget10 only: set forget_split forget10, or data_dir.")
     sample = bundled_sample_dir("tofu")
     return *load_tofu(sample, **kw), \
-        f"the TOFU sample bundled with hf-unlearn ({sample}: 40 forget / 80 retain rows), as no local files were " \
-        "found and the Hub is unreachable; pass --data_dir FOLDER for the full set"
+        f"the TOFU sample bundled with hf-unlearn ({shown(sample)}: 40 forget / 80 retain rows), as no local files " \
+        "were found and the Hub is unreachable; pass --data_dir FOLDER for the full set"
 
 
 def tofu_audit_rows(job: Any, forget: Dataset, retain: Dataset) -> tuple[Dataset, Dataset]:
