@@ -49,6 +49,26 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SPLITS = {"dev": (0, 40), "test": (40, 80)}
 KEYS = ("forget_quality", "model_utility", "forget_rouge_l", "forget_answer_prob", "forget_truth_ratio",
         "forget_truth_ratio_mean", "retain_answer_prob", "retain_rouge_l")
+NLL_KEYS = ("forget_nll", "forget_paraphrased_nll", "forget_perturbed_nll")
+
+
+def register_row_gate() -> None:
+    """A diagnostic variant, registered here only: ∇τ with the gate per forget row,
+    α·mean_i ReLU(τ − L_i)² (each row pushed until it reaches τ) instead of α·ReLU(τ − mean_i L_i)²."""
+    from dataclasses import replace
+
+    from hf_unlearn.methods import METHODS, get_method, register
+
+    if "nabla_tau_row_gate" in METHODS:
+        return
+
+    def objective(x):
+        tau = torch.as_tensor(x.tau, dtype=torch.float32, device=x.forget_losses.device)
+        ascent = (torch.relu(tau - x.forget_losses.float()) ** 2).mean()
+        return x.alpha * ascent + (1.0 - x.alpha) * x.retain_mean()
+
+    register(replace(get_method("nabla_tau"), name="nabla_tau_row_gate", objective=objective,
+                     description="∇τ with a per-row gate (diagnostic)."))
 
 
 def rows(cfg):
@@ -120,6 +140,12 @@ def save(results: dict, cfg) -> None:
             extra = [f"{r[k]:.3g}" if isinstance(r.get(k), (int, float)) else "–"
                      for k in ("final_forget_loss", "tau", "wall_s")]
             lines.append(f"| {name} | " + " | ".join(cells + extra) + " |")
+        lines += ["", "Forget rows' token-mean NLL (nats) of the gold, paraphrased and perturbed answers (truth "
+                  "ratio ≈ exp(L_para − L_pert) per row):", "", "| model | " + " | ".join(NLL_KEYS) + " |",
+                  "|---|" + "---:|" * len(NLL_KEYS)]
+        for name, r in runs.items():
+            lines.append(f"| {name} | " + " | ".join(f"{r[k]:.3f}" if isinstance(r.get(k), (int, float)) else "–"
+                                                     for k in NLL_KEYS) + " |")
         lines += ["", "Commands: " + "; ".join(f"`{c}`" for c in results["commands"].get(split, [])), ""]
     (cfg.out / "tofu_smollm2.md").write_text("\n".join(lines))
 
@@ -146,7 +172,10 @@ def main() -> None:
     p.add_argument("--skip_baselines", action="store_true", help="do not (re)evaluate original and retrained")
     p.add_argument("--cache_dir", default=str(ROOT / "outputs" / "tofu_smollm2_bench"))
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--report_only", action="store_true", help="rewrite the Markdown from the JSON and exit")
     cfg = p.parse_args()
+    if cfg.report_only:
+        return save(json.loads((cfg.out / "tofu_smollm2.json").read_text()), cfg)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     transformers.logging.set_verbosity_error()
     command = " ".join(["python"] + sys.argv)
@@ -188,6 +217,7 @@ def main() -> None:
             print(json.dumps({k: runs[name].get(k) for k in KEYS}), flush=True)
             save(results, cfg)
     del retrained
+    register_row_gate()
     todo = [(m, {"method": m}) for m in cfg.methods] + [(n, json.loads(j)) for n, j in cfg.variant]
     for name, overrides in todo:
         print(f"==> unlearning: {name}", flush=True)
