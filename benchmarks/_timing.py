@@ -107,7 +107,8 @@ def round_robin_steps(make: Callable[[str, str, list], Trainer], order: Sequence
     with tempfile.TemporaryDirectory() as out:
         for side in order:
             batons[side] = Baton(side, order, lock, shared)
-            trainer = make(side, out, [batons[side]])
+            # one output_dir per side: an UnlearningTrainer holds a lock on its own (.hf_unlearn.lock)
+            trainer = make(side, os.path.join(out, side.replace("/", "_")), [batons[side]])
 
             def train(trainer=trainer) -> None:
                 try:

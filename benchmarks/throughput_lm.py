@@ -56,8 +56,12 @@ def build(data_dir: Path, n_rows: int):
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     model = LlamaForCausalLM(config)
     forget, retain = load_tofu(data_dir, forget="forget10")
+    n_validation = min(128, len(retain) - n_rows)  # the last retain rows, never trained on
+    if n_validation < 1:
+        raise ValueError(f"{data_dir} holds {len(retain)} retain rows; this run needs {n_rows} + validation rows.")
     forget = tokenize_qa(forget.select(range(min(n_rows, len(forget)))), tokenizer, max_length=MAX_LENGTH)
-    validation = tokenize_qa(retain.select(range(len(retain) - 128, len(retain))), tokenizer, max_length=MAX_LENGTH)
+    validation = tokenize_qa(retain.select(range(len(retain) - n_validation, len(retain))), tokenizer,
+                             max_length=MAX_LENGTH)
     retain = tokenize_qa(retain.select(range(n_rows)), tokenizer, max_length=MAX_LENGTH)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     name = (f"random tiny Llama (hidden 256, 4 layers, {params:.1f} M parameters, vocabulary {config.vocab_size} "

@@ -24,7 +24,7 @@ class UnlearningArguments(TrainingArguments):
 
     Parameters that control the method:
         method (`str`, defaults to `"nabla_tau"`): registered method name (`nabla_tau`, `finetune`,
-            `gradient_ascent`, `grad_diff`, `npo`, `random_labels`, `scrub`, `ssd`).
+            `gradient_ascent`, `grad_diff`, `npo`, `simnpo`, `rmu`, `random_labels`, `scrub`, `ssd`).
         alpha (`float` or `None`): starting weight α₀ of the forget term. `None` = automatic: 0.5 for text;
             for images min(5/3 × forget fraction, `alpha_max`), the paper's rule.
         alpha_schedule (`str`, defaults to `"linear"`): `"linear"` decays α to 0 over the run; `"constant"` keeps α₀.
@@ -44,6 +44,10 @@ class UnlearningArguments(TrainingArguments):
             (task-loss weight on retain) for `scrub`.
         retain_loss (`str`, defaults to `"nll"`): retain term of `grad_diff` and `npo`: `nll` (the task loss) or
             `kl` (KL(p_original ‖ p_θ) on the retain rows; builds a frozen copy of the original model).
+        token_mean (`str`, defaults to `"row"`): causal LMs: the forget and retain means of the objectives are over
+            rows of each row's token-mean loss (`"row"`, every answer weighs the same), or over all supervised
+            tokens of the batch (`"pooled"`, long answers weigh more: transformers' and open-unlearning's
+            reduction). NPO's and SimNPO's per-sequence forget terms are unaffected; τ stays a mean over rows.
         method_kwargs (`dict` or `None`): the method's own hyperparameters by name (JSON on the command line, e.g.
             `--method_kwargs '{"npo_beta": 0.2}'`); each method declares them and their defaults
             (`Method.hparams` / `Method.defaults`), so a new method is one module. The flat arguments below are
@@ -139,6 +143,11 @@ class UnlearningArguments(TrainingArguments):
     )
     retain_loss: str = field(
         default="nll", metadata={"help": "Retain term of grad_diff/npo: nll | kl (KL to the original model)."}
+    )
+    token_mean: str = field(
+        default="row", metadata={"help": "Causal LMs, how a batch's losses are averaged: 'row' (mean over rows of "
+                                 "each row's token mean) or 'pooled' (all supervised tokens of the batch pooled, as "
+                                 "transformers' own loss and open-unlearning do).", "choices": ["row", "pooled"]}
     )
     method_kwargs: dict | str | None = field(
         default=None, metadata={"help": "The method's own hyperparameters as JSON, e.g. '{\"npo_beta\": 0.2}' (the "
@@ -289,6 +298,8 @@ class UnlearningArguments(TrainingArguments):
         if self.retain_loss not in ("nll", "kl"):
             raise ValueError(f"retain_loss={self.retain_loss!r}; choose 'nll' (the task loss) or 'kl' (KL to the "
                              "original model on retain rows).")
+        if self.token_mean not in ("row", "pooled"):
+            raise ValueError(f"token_mean={self.token_mean!r}; choose 'row' or 'pooled'.")
         if self.tau_gate not in TAU_GATES:
             raise ValueError(f"tau_gate={self.tau_gate!r}; choose one of {', '.join(TAU_GATES)}.")
         if self.retain_weight < 0:

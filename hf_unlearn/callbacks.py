@@ -1,10 +1,30 @@
 """Trainer callbacks of `UnlearningTrainer`: the non-finite guard (skip optimizer steps whose loss is not finite;
-never save non-finite weights) and the adaptive stop at τ (`TauStop`)."""
+never save non-finite weights) and the adaptive stop at τ (`TauStop`); `StepProgress` for quiet runs."""
 
 from __future__ import annotations
 
+import time
+
 import torch
 from transformers import TrainerCallback
+
+
+class StepProgress(TrainerCallback):
+    """One progress line (step k/N, elapsed, estimated time left) at the first step, then every ``every_s`` seconds
+    and at the end: for runs without a progress bar (``disable_tqdm``), so a long fine-tuning is not silent."""
+
+    def __init__(self, label: str, every_s: float = 30.0):
+        self.label, self.every_s = label, every_s
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = self.last = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now, step, total = time.perf_counter(), state.global_step, state.max_steps
+        if state.is_world_process_zero and (step == 1 or step == total or now - self.last >= self.every_s):
+            self.last, elapsed = now, now - self.start
+            left = elapsed / step * (total - step)
+            print(f"  {self.label}: step {step}/{total}, {elapsed:.0f} s elapsed, ~{left:.0f} s left", flush=True)
 
 
 class NonFiniteGuard(TrainerCallback):

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from .losses import supervised_token_counts
+
 IGNORE_INDEX = -100
 
 
@@ -54,3 +56,9 @@ def count_unsupervised(label_rows: list[list[int]]) -> int:
 def batch_rows(inputs: dict[str, Any], start: int, stop: int | None) -> dict[str, Any]:
     """Rows ``start:stop`` of every batched tensor in a batch."""
     return {k: v[start:stop] if isinstance(v, torch.Tensor) and v.dim() > 0 else v for k, v in inputs.items()}
+
+
+def kept_token_counts(inputs: dict[str, Any]) -> torch.Tensor:
+    """Supervised tokens per causal-LM row of a batch half, for the rows `drop_unsupervised` keeps (``[kept]``)."""
+    counts = supervised_token_counts(inputs["labels"])
+    return counts[counts > 0]

@@ -55,7 +55,7 @@ def method_reference_outputs(trainer, model, forget_inputs, retain_inputs) -> di
     (``logits``: ``ref_forget_logits`` / ``ref_retain_logits``). Without ``trainer.ref_model`` the reference is
     ``model`` with its (fresh PEFT) adapters disabled (`reference.reference_outputs`)."""
     method = trainer.method
-    halves = {"forget": forget_inputs if method.uses_forget else None,
+    halves = {"forget": forget_inputs if method.uses_forget and not method.needs_hidden else None,
               "retain": retain_inputs if method.uses_retain and method.needs_logits else None}
     out: dict = {"logits": {}}
     for half, batch in halves.items():

@@ -14,6 +14,7 @@ from transformers import Trainer, TrainingArguments
 
 from .arguments import UnlearningArguments
 from .audit import UnlearningReport, audit_model, reference_losses
+from .callbacks import StepProgress
 from .data import sample_rows
 from .data.holdout import drop_copies
 from .model_cache import RETRAIN_BUDGETS
@@ -76,7 +77,8 @@ def finetune(model, train, recipe: FinetuneRecipe, *, output_dir: str, data_coll
         "save_strategy": "no", "report_to": [], "logging_strategy": "no", "disable_tqdm": disable_tqdm,
         **training_args})
     trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=data_collator,
-                      processing_class=processing_class)
+                      processing_class=processing_class,
+                      callbacks=[StepProgress("fine-tuning")] if args.disable_tqdm else None)
     start = time.perf_counter()
     trainer.train()
     return time.perf_counter() - start

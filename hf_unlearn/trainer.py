@@ -22,8 +22,9 @@ from .data.holdout import check_held_out
 from .data.sampling import ForgetRetainPairs, ForgetRetainSampler
 from .data.selection import sample_rows
 from .fingerprint import job_fingerprint
-from .losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses, supervised_token_counts
-from .masking import batch_rows, drop_unsupervised, supervised_rows
+from .hidden import capture, resolve_layer, step_hidden
+from .losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses
+from .masking import batch_rows, drop_unsupervised, kept_token_counts, supervised_rows
 from .methods import ObjectiveInputs, get_method
 from .modes import eval_mode
 from .one_shot import method_reference_outputs
@@ -139,6 +140,8 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
                                                   fused=automatic_fusion(args.fuse_forget_retain, self.task))
         needs_reference = self.method.needs_reference or self.kl_retain
         self.ref_model = self._build_reference(ref_model) if needs_reference else None
+        if self.method.prepare is not None:  # e.g. RMU freezes what it does not update, before the optimizer
+            self.method.prepare(self.model, args.method_hparams())
         self.tau: float | None = None
         self.last_audit = self.last_comparison = None
         #: card metadata (finetuned_from, dataset, license, language, tags) for save_model / push_to_hub cards
@@ -259,8 +262,12 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         if "num_forget" not in inputs and "forget" not in inputs:
             losses, logits = self._per_sample(model, inputs)
             return (losses.mean(), {"logits": logits}) if return_outputs else losses.mean()
-        forget_losses, retain_losses, forget_inputs, logits, halves = self._paired_losses(model, inputs)
         method = self.method
+        layer = resolve_layer(model, self.args.method_hparams()["hidden_layer"]) if method.needs_hidden else None
+        with capture(model, layer) if method.needs_hidden else contextlib.nullcontext() as caught:
+            forget_losses, retain_losses, forget_inputs, logits, halves = self._paired_losses(model, inputs)
+        hidden = step_hidden(self, model, caught, inputs, forget_inputs, halves["retain_inputs"], layer) \
+            if method.needs_hidden else None
         ref = method_reference_outputs(self, model, forget_inputs, halves["retain_inputs"]) \
             if method.needs_reference else {}
         ref_losses, counts = ref.get("forget_losses"), None
@@ -271,9 +278,10 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
                                              self.task or infer_task(model, retain_in["labels"]))
         forget_losses, retain_losses, ref_losses = drop_unsupervised(self.task, inputs, forget_losses, retain_losses,
                                                                      ref_losses)
-        if self.task == "causal_lm" and forget_losses is not None:
-            counts = supervised_token_counts(forget_inputs["labels"])
-            counts = counts[counts > 0]  # the rows drop_unsupervised kept
+        retain_counts = None
+        if self.task == "causal_lm":  # supervised tokens of the rows drop_unsupervised kept
+            counts = kept_token_counts(forget_inputs) if forget_losses is not None else None
+            retain_counts = kept_token_counts(halves["retain_inputs"]) if retain_losses is not None else None
         alpha = self.current_alpha() if method.needs_alpha else 0.0
         hparams = self.args.method_hparams()
         step = self.state.global_step
@@ -283,7 +291,8 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
             ObjectiveInputs(forget_losses, retain_losses, tau=self.tau, alpha=alpha,
                             ref_forget_losses=ref_losses, forget_token_counts=counts, hparams=hparams,
                             progress=step / max(1, self.state.max_steps),
-                            epoch=step / max(1, self.steps_per_forget_epoch), **logit_kw)
+                            epoch=step / max(1, self.steps_per_forget_epoch), retain_token_counts=retain_counts,
+                            pooled=self.args.token_mean == "pooled", hidden=hidden, **logit_kw)
         )
         self._record(alpha, forget_losses, retain_losses)
         if self.model.training:

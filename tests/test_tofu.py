@@ -11,7 +11,16 @@ from datasets import load_dataset
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from hf_unlearn.audit import TofuData, UnlearningReport, audit_model, tofu_metrics, truth_ratios
-from hf_unlearn.audit.tofu import answer_nll, rouge_l_recall, tofu_markdown
+from hf_unlearn.audit.tofu import (
+    answer_nll,
+    forget_quality,
+    forget_truth_ratio_score,
+    model_utility,
+    retain_truth_ratio_score,
+    rouge_l_recall,
+    tofu_markdown,
+    truth_ratio_from_nll,
+)
 from hf_unlearn.data import CausalLMCollator, tokenize_qa
 from hf_unlearn.hub import _eval_results
 
@@ -44,6 +53,45 @@ def test_rouge_l_recall_by_hand():
     assert rouge_l_recall("", "anything") == 0.0 and rouge_l_recall("x", "") == 0.0
 
 
+def test_metrics_equal_the_peers_formulas_on_the_same_per_sample_numbers():
+    """open-unlearning d3d7cf9 (src/evals/metrics/memorization.py, privacy.py, utility.py), by hand on fixed
+    per-row token-mean NLLs: correct = exp(−avg_loss(paraphrased)); wrong = exp(−mean_k avg_loss(perturbed_k));
+    tr = wrong / (correct + 1e-10); forget: mean(min(tr, 1/(tr + 1e-10))); retain: mean(max(0, 1 − tr));
+    forget quality: ks_2samp(unlearned tr, retrained tr).pvalue; model utility: scipy.stats.hmean."""
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    para = rng.uniform(0.2, 3.0, 40)
+    pert = rng.uniform(0.2, 3.0, (40, 5))
+    para_retrained, pert_retrained = rng.uniform(1.0, 3.0, 40), rng.uniform(1.0, 3.0, (40, 5))
+    correct, wrong = np.exp(-para), np.exp(-pert.mean(axis=1))
+    peer_tr = wrong / (correct + 1e-10)
+    ours = truth_ratio_from_nll(para, pert)
+    np.testing.assert_allclose(ours, peer_tr, rtol=1e-12)
+    np.testing.assert_allclose(truth_ratio_from_nll(para, pert.mean(axis=1)), peer_tr, rtol=1e-12)
+    assert forget_truth_ratio_score(ours) == pytest.approx(np.mean(np.minimum(peer_tr, 1 / (peer_tr + 1e-10))))
+    assert retain_truth_ratio_score(ours) == pytest.approx(np.mean(np.maximum(0, 1 - peer_tr)))
+    retrained_tr = np.exp(-pert_retrained.mean(axis=1)) / (np.exp(-para_retrained) + 1e-10)
+    p, d = forget_quality(ours, truth_ratio_from_nll(para_retrained, pert_retrained))
+    peer = stats.ks_2samp(peer_tr, retrained_tr)
+    assert p == pytest.approx(peer.pvalue, rel=1e-12) and d == pytest.approx(peer.statistic)
+    values = [0.61, 0.42, 0.37]
+    assert model_utility(values) == pytest.approx(stats.hmean(values), rel=1e-12)
+    assert model_utility([0.5, 0.0, 0.3]) == 0.0 and model_utility([0.5, None]) == pytest.approx(0.5)
+    # answer probability: mean over rows of exp(−avg_loss), the peer's `probability` metric
+    assert float(np.mean(np.exp(-para))) == pytest.approx(np.mean(correct))
+
+
+def test_rouge_l_is_rouge_scores_recall_with_stemming():
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    pairs = [("The cats were sitting on mats", "the cat sat on the mat"), ("", "x y"), ("Answer: 1987!", "1987")]
+    for prediction, reference in pairs:
+        assert rouge_l_recall(prediction, reference) == scorer.score(reference, prediction)["rougeL"].recall
+    assert rouge_l_recall("the cats sitting", "the cat sits") == pytest.approx(1.0)  # stems match
+
+
 def test_truth_ratio_by_hand(setup):
     model, tokenizer, forget, _, _ = setup
     rows = forget.select(range(3))
@@ -52,7 +100,7 @@ def test_truth_ratio_by_hand(setup):
         q, para, perturbed = rows[i]["question"], rows[i]["paraphrased_answer"], rows[i]["perturbed_answer"]
         l_para = answer_nll(model, tokenizer, [q], [para], max_length=512)[0]
         l_pert = answer_nll(model, tokenizer, [q] * len(perturbed), perturbed, max_length=512)
-        assert ratios[i] == pytest.approx(math.exp(l_para - np.mean(l_pert)), rel=1e-6)
+        assert ratios[i] == pytest.approx(math.exp(-np.mean(l_pert)) / (math.exp(-l_para) + 1e-10), rel=1e-6)
     # answer_nll is the token-mean NLL of the answer tokens, as transformers computes it
     row = tokenize_qa(rows.select(range(1)), tokenizer, max_length=512)[0]
     batch = CausalLMCollator(tokenizer)([{k: row[k] for k in ("input_ids", "attention_mask", "labels")}])

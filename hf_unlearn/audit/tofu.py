@@ -1,25 +1,27 @@
-"""TOFU's metrics (Maini et al. 2024, arXiv 2401.06121) for causal LMs: truth ratio, forget quality, answer
-probability, ROUGE-L and model utility, on question/answer rows.
+"""TOFU's metrics (Maini et al. 2024, arXiv 2401.06121) for causal LMs, defined as open-unlearning computes them:
+truth ratio, forget quality, answer probability, ROUGE-L and model utility, on question/answer rows.
 
 - **Answer probability**: P(a|q)^(1/|a|) = exp(−token-mean NLL of the answer given the question), mean over rows.
-- **Truth ratio** of a forget row: R = P̄(perturbed)/P(paraphrased), each probability length-normalised and the
-  mean over the perturbed answers taken in log space (as TOFU's code does): R = exp(L_para − mean_k L_pert,k).
-  R ≪ 1: the model prefers the correct (paraphrased) answer to wrong ones, i.e. knows it; R ≈ 1: it cannot tell.
-- **Forget quality**: the p-value of a two-sample Kolmogorov–Smirnov test between the unlearned model's truth
-  ratios on the forget rows and those of a model trained without them (the retrained model, the gold standard).
-  High (TOFU reads > 0.05) = indistinguishable from retraining; the KS test is invariant to R ↔ 1/R.
-- **ROUGE-L**: recall of the longest common subsequence of the greedy answer (generated from the question) with
-  the gold answer, over lower-cased alphanumeric words (rouge_score's ``rougeL`` recall without stemming).
+- **Truth ratio** of a row: R = P̄(perturbed) / (P(paraphrased) + 1e-10), each probability length-normalised
+  (exp of minus the token-mean NLL), P̄(perturbed) = exp(−mean_k L_pert,k) (the mean over the perturbed answers
+  taken in log space). R ≪ 1: the model prefers the correct (paraphrased) answer to wrong ones, i.e. knows it;
+  R ≈ 1: it cannot tell. Aggregates: forget rows ``forget_truth_ratio`` = mean min(R, 1/(R + 1e-10)) (closer to 1
+  is better, open-unlearning's ``closer_to_1_better``); retain rows ``retain_truth_ratio`` = mean max(0, 1 − R)
+  (``true_better``, the value TOFU puts into model utility); ``forget_truth_ratio_mean`` = plain mean of R.
+- **Forget quality**: the p-value of a two-sample Kolmogorov–Smirnov test (``scipy.stats.ks_2samp``) between the
+  unlearned model's truth ratios on the forget rows and those of a model trained without them (the retrained
+  model, the gold standard). High (TOFU reads > 0.05) = indistinguishable from retraining.
+- **ROUGE-L**: ``rouge_score``'s ``rougeL`` recall (with stemming) of the greedy answer generated from the question
+  against the gold answer.
 - **Model utility** (here): the harmonic mean of the retain rows' answer probability, ROUGE-L and, when the retain
-  rows carry paraphrased/perturbed answers, truth-ratio score max(0, 1 − R). TOFU also averages real-author and
-  world-fact sets, which this data does not hold, so the numbers are comparable across models of one run only.
+  rows carry paraphrased/perturbed answers, truth-ratio score. TOFU also averages real-author and world-fact sets
+  (9 values), which this data does not hold, so the numbers are comparable across models of one run only.
 
 Privacy: generated text and per-row values stay in memory; only aggregates are returned.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +36,9 @@ from ..data.preprocessing import QA_TEMPLATE, tokenize_qa
 from ..losses import causal_lm_loss
 from ._batching import subsample_indices
 
-__all__ = ["TofuData", "answer_nll", "rouge_l_recall", "tofu_markdown", "tofu_metrics", "truth_ratios"]
+__all__ = ["TofuData", "answer_nll", "forget_quality", "forget_truth_ratio_score", "model_utility",
+           "retain_truth_ratio_score", "rouge_l_recall", "tofu_markdown", "tofu_metrics", "truth_ratio_from_nll",
+           "truth_ratios"]
 
 PARAPHRASED, PERTURBED = "paraphrased_answer", "perturbed_answer"
 
@@ -100,24 +104,57 @@ def truth_ratios(model: torch.nn.Module, tokenizer: Any, rows: Any, *, max_lengt
     l_pert = answer_nll(model, tokenizer, [questions[i] for i in owner], flat, **kw)
     mean_pert = np.bincount(owner, weights=l_pert, minlength=len(questions)) / np.maximum(
         np.bincount(owner, minlength=len(questions)), 1)
-    return np.exp(l_para - mean_pert)
+    return truth_ratio_from_nll(l_para, mean_pert)
 
 
-_WORD = re.compile(r"[a-z0-9]+")
+def truth_ratio_from_nll(paraphrased_nll: np.ndarray, perturbed_nll: np.ndarray) -> np.ndarray:
+    """R = exp(−L_pert) / (exp(−L_para) + 1e-10) per row from token-mean NLLs; ``perturbed_nll`` ``[rows]`` (already
+    averaged over a row's perturbed answers) or ``[rows, k]`` (averaged here)."""
+    perturbed = np.asarray(perturbed_nll, dtype=np.float64)
+    if perturbed.ndim > 1:
+        perturbed = perturbed.mean(axis=tuple(range(1, perturbed.ndim)))
+    return np.exp(-perturbed) / (np.exp(-np.asarray(paraphrased_nll, dtype=np.float64)) + 1e-10)
+
+
+def forget_truth_ratio_score(ratios: np.ndarray) -> float:
+    """Forget rows: mean min(R, 1/(R + 1e-10)) (1 = cannot tell true from false answers)."""
+    ratios = np.asarray(ratios, dtype=np.float64)
+    return float(np.mean(np.minimum(ratios, 1 / (ratios + 1e-10))))
+
+
+def retain_truth_ratio_score(ratios: np.ndarray) -> float:
+    """Retain rows: mean max(0, 1 − R) (1 = always prefers the true answer)."""
+    return float(np.mean(np.maximum(0.0, 1.0 - np.asarray(ratios, dtype=np.float64))))
+
+
+def forget_quality(ratios: np.ndarray, retrained_ratios: np.ndarray) -> tuple[float, float]:
+    """(p-value, statistic) of the two-sample KS test of the forget rows' truth ratios against the retrained
+    model's."""
+    from scipy.stats import ks_2samp
+
+    test = ks_2samp(np.asarray(ratios, dtype=np.float64), np.asarray(retrained_ratios, dtype=np.float64))
+    return float(test.pvalue), float(test.statistic)
+
+
+def model_utility(values: Sequence[float | None]) -> float:
+    """Harmonic mean of the utility values (``None`` / non-finite left out; 0 if any is ≤ 0, NaN if none)."""
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    if not values:
+        return float("nan")
+    return 0.0 if min(values) <= 0 else len(values) / sum(1.0 / v for v in values)
+
+
+_SCORER = None
 
 
 def rouge_l_recall(prediction: str, reference: str) -> float:
-    """ROUGE-L recall: LCS length of the lower-cased alphanumeric words over the reference's word count."""
-    pred, ref = _WORD.findall(prediction.lower()), _WORD.findall(reference.lower())
-    if not ref or not pred:
-        return 0.0
-    previous = [0] * (len(pred) + 1)
-    for r in ref:
-        current = [0]
-        for j, p in enumerate(pred):
-            current.append(previous[j] + 1 if r == p else max(previous[j + 1], current[j]))
-        previous = current
-    return previous[-1] / len(ref)
+    """ROUGE-L recall of ``prediction`` against ``reference`` (``rouge_score``, ``rougeL`` with stemming)."""
+    global _SCORER
+    if _SCORER is None:
+        from rouge_score import rouge_scorer
+
+        _SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return float(_SCORER.score(reference, prediction)["rougeL"].recall)
 
 
 @torch.no_grad()
@@ -141,13 +178,6 @@ def generate_answers(model: torch.nn.Module, tokenizer: Any, questions: Sequence
     finally:
         model.train(was_training)
     return answers
-
-
-def _harmonic(values: list[float]) -> float:
-    values = [v for v in values if v is not None and np.isfinite(v)]
-    if not values:
-        return float("nan")
-    return 0.0 if min(values) <= 0 else len(values) / sum(1.0 / v for v in values)
 
 
 def _as_dataset(rows: Any, name: str) -> Dataset:
@@ -178,31 +208,31 @@ def tofu_metrics(model: torch.nn.Module, tokenizer: Any, data: TofuData) -> dict
         out[f"{name}_rouge_l"] = float(np.mean([rouge_l_recall(g, a) for g, a in zip(generated, rows["answer"])]))
         if PARAPHRASED in rows.column_names and PERTURBED in rows.column_names:
             ratios = truth_ratios(model, tokenizer, rows, **kw)
-            out[f"{name}_truth_ratio"] = float(np.mean(ratios))
+            score = forget_truth_ratio_score if name == "forget" else retain_truth_ratio_score
+            out[f"{name}_truth_ratio"] = score(ratios)
+            out[f"{name}_truth_ratio_mean"] = float(np.mean(ratios))
             if name == "forget":
                 forget_ratios = ratios
     if data.retain is not None:
-        score = max(0.0, 1.0 - out["retain_truth_ratio"]) if "retain_truth_ratio" in out else None
-        out["model_utility"] = _harmonic([out["retain_answer_prob"], out["retain_rouge_l"], score])
+        out["model_utility"] = model_utility([out["retain_answer_prob"], out["retain_rouge_l"],
+                                              out.get("retain_truth_ratio")])
     if data.retrained is not None and "forget_truth_ratio" in out:
-        from scipy.stats import ks_2samp
-
         reference = data.retrained
         if isinstance(reference, torch.nn.Module):
             forget = _as_dataset(data.forget, "forget")
             forget = forget.select(subsample_indices(len(forget), data.max_samples, data.seed).tolist())
             reference = truth_ratios(reference, tokenizer, forget, **kw)
-        test = ks_2samp(forget_ratios, np.asarray(reference, dtype=np.float64))
-        out["forget_quality"] = float(test.pvalue)
-        out["forget_quality_ks_statistic"] = float(test.statistic)
+        out["forget_quality"], out["forget_quality_ks_statistic"] = forget_quality(forget_ratios, reference)
     return out
 
 
 ROWS = (("forget_quality", "forget quality (KS p-value vs retrained; high = like retraining)"),
-        ("forget_truth_ratio", "forget truth ratio (mean P̄(perturbed)/P(paraphrased))"),
+        ("forget_truth_ratio", "forget truth ratio (mean min(R, 1/R); 1 = cannot tell)"),
+        ("forget_truth_ratio_mean", "forget truth ratio, plain mean of R"),
         ("forget_answer_prob", "forget answer probability"), ("forget_rouge_l", "forget ROUGE-L recall"),
         ("retain_answer_prob", "retain answer probability"), ("retain_rouge_l", "retain ROUGE-L recall"),
-        ("retain_truth_ratio", "retain truth ratio"), ("model_utility", "model utility (harmonic mean, retain)"))
+        ("retain_truth_ratio", "retain truth ratio (mean max(0, 1 − R))"),
+        ("model_utility", "model utility (harmonic mean, retain)"))
 
 
 def tofu_markdown(results: dict[str, dict[str, float] | None]) -> str:

@@ -21,7 +21,13 @@ class ObjectiveInputs:
     Methods with ``needs_logits`` also get the model's logits per half (``forget_logits`` / ``retain_logits``,
     ``[batch, classes]``) and, with ``needs_reference``, the reference model's (``ref_forget_logits`` /
     ``ref_retain_logits``, no gradient). ``progress`` is the fraction of the run's optimizer steps done (0 at the
-    first step) and ``epoch`` the forget-epochs done, for methods with phases.
+    first step) and ``epoch`` the forget-epochs done, for methods with phases. ``retain_token_counts`` are the
+    retain rows' supervised tokens (causal LMs); with ``pooled`` (``UnlearningArguments.token_mean="pooled"``)
+    :meth:`forget_mean` / :meth:`retain_mean` pool all tokens of the batch (Σ n_i·L_i / Σ n_i, the reduction of
+    transformers' own loss and open-unlearning's terms) instead of averaging the rows' token means. Methods with
+    ``needs_hidden`` get ``hidden``: the chosen layer's output per half (``forget`` / ``retain``, ``[B, T, H]``,
+    with gradients), the reference's on retain rows (``ref_retain``, no gradient) and each half's supervised-token
+    mask (``forget_mask`` / ``retain_mask``, ``[B, T]``, positions whose label is not -100).
     """
 
     forget_losses: torch.Tensor | None
@@ -37,6 +43,17 @@ class ObjectiveInputs:
     ref_retain_logits: torch.Tensor | None = None
     progress: float = 0.0
     epoch: float = 0.0
+    retain_token_counts: torch.Tensor | None = None
+    pooled: bool = False
+    hidden: dict[str, torch.Tensor] | None = None
+
+    def forget_mean(self) -> torch.Tensor:
+        """Mean forget loss: over rows, or pooled over tokens (``pooled``, causal LMs)."""
+        return token_mean(self.forget_losses, self.forget_token_counts if self.pooled else None)
+
+    def retain_mean(self) -> torch.Tensor:
+        """Mean retain loss: over rows, or pooled over tokens (``pooled``, causal LMs)."""
+        return token_mean(self.retain_losses, self.retain_token_counts if self.pooled else None)
 
 
 Objective = Callable[[ObjectiveInputs], torch.Tensor]
@@ -60,6 +77,11 @@ class Method:
         needs_reference: a frozen copy of the original model is built (and only then).
         supports_kl_retain: ``retain_loss="kl"`` applies (the retain term becomes the KL to the reference on retain
             rows; the reference is then built for it).
+        needs_hidden: the objective reads one layer's hidden states (``ObjectiveInputs.hidden``; the layer is the
+            hyperparameter ``hidden_layer``); with ``needs_reference`` the reference runs on the retain rows only,
+            for its hidden states.
+        prepare: ``prepare(model, hparams)`` runs once before the optimizer is built (e.g. RMU freezes every
+            parameter it does not update).
         needs_logits: the objective reads logits (and, with ``needs_reference``, the reference's logits on both
             halves it uses) besides per-sample losses.
         tasks: the tasks (``losses.TASKS``) the method applies to; empty = all.
@@ -87,6 +109,8 @@ class Method:
     needs_reference: bool = False
     supports_kl_retain: bool = False
     needs_logits: bool = False
+    needs_hidden: bool = False
+    prepare: Callable[[torch.nn.Module, dict[str, Any]], None] | None = None
     tasks: tuple[str, ...] = ()
     one_shot: OneShot | None = None
     relabel: Relabel | None = None
@@ -123,3 +147,11 @@ def get_method(name: str) -> Method:
 def mean(losses: torch.Tensor) -> torch.Tensor:
     """Mean in float32 (objectives are computed in fp32 under mixed precision)."""
     return losses.float().mean()
+
+
+def token_mean(losses: torch.Tensor, token_counts: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of per-row token-mean losses (fp32); with ``token_counts``, pooled over tokens: Σ n_i·L_i / Σ n_i."""
+    if token_counts is None:
+        return mean(losses)
+    counts = token_counts.to(device=losses.device, dtype=torch.float32)
+    return (losses.float() * counts).sum() / counts.sum().clamp(min=1.0)

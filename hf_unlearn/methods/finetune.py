@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .base import Method, mean, register
+from .base import Method, register
 
 FINETUNE = register(
     Method(
         name="finetune",
-        objective=lambda x: mean(x.retain_losses),
+        objective=lambda x: x.retain_mean(),
         uses_forget=False,
         length_multiplier=2.0,
         description="mean L_retain (catastrophic forgetting of the forget set by continued training).",

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import torch
 
-from .base import Method, ObjectiveInputs, mean, register
+from .base import Method, ObjectiveInputs, register
 
 
 def _objective(x: ObjectiveInputs) -> torch.Tensor:
-    return -mean(x.forget_losses) + x.hparams["retain_weight"] * mean(x.retain_losses)
+    return -x.forget_mean() + x.hparams["retain_weight"] * x.retain_mean()
 
 
 GRAD_DIFF = register(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .base import Method, mean, register
+from .base import Method, register
 
 GRADIENT_ASCENT = register(
     Method(
         name="gradient_ascent",
-        objective=lambda x: -mean(x.forget_losses),
+        objective=lambda x: -x.forget_mean(),
         uses_retain=False,
         description="−mean L_forget (pushes the forget loss up without bound).",
     )

@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import torch
 
-from .base import Method, ObjectiveInputs, mean, register
+from .base import Method, ObjectiveInputs, register, token_mean
 
 
 def nabla_tau_loss(
-    forget_losses: torch.Tensor, retain_losses: torch.Tensor, tau: torch.Tensor | float, alpha: float
+    forget_losses: torch.Tensor, retain_losses: torch.Tensor, tau: torch.Tensor | float, alpha: float,
+    forget_token_counts: torch.Tensor | None = None, retain_token_counts: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The ∇τ objective from per-sample losses, τ and α (all arithmetic in fp32)."""
+    """The ∇τ objective from per-sample losses, τ and α (all arithmetic in fp32); with token counts, each mean is
+    pooled over tokens (``token_mean="pooled"``)."""
     tau = torch.as_tensor(tau, dtype=torch.float32, device=forget_losses.device)
-    ascent = torch.relu(tau - mean(forget_losses)) ** 2
-    return alpha * ascent + (1.0 - alpha) * mean(retain_losses)
+    ascent = torch.relu(tau - token_mean(forget_losses, forget_token_counts)) ** 2
+    return alpha * ascent + (1.0 - alpha) * token_mean(retain_losses, retain_token_counts)
 
 
 def _objective(x: ObjectiveInputs) -> torch.Tensor:
-    return nabla_tau_loss(x.forget_losses, x.retain_losses, x.tau, x.alpha)
+    counts = (x.forget_token_counts, x.retain_token_counts) if x.pooled else (None, None)
+    return nabla_tau_loss(x.forget_losses, x.retain_losses, x.tau, x.alpha, *counts)
 
 
 NABLA_TAU = register(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Method, ObjectiveInputs, mean, register
+from .base import Method, ObjectiveInputs, register
 
 
 def npo_loss(
@@ -44,7 +44,7 @@ def npo_loss(
 def _objective(x: ObjectiveInputs) -> torch.Tensor:
     loss = npo_loss(x.forget_losses, x.ref_forget_losses, x.hparams["npo_beta"], x.forget_token_counts)
     weight = x.hparams["retain_weight"]
-    return loss + weight * mean(x.retain_losses) if weight else loss
+    return loss + weight * x.retain_mean() if weight else loss
 
 
 def _check(hp: dict) -> None:
