@@ -20,6 +20,14 @@ from .attacks import (
 )
 from .callback import AuditCallback
 from .compare import DEFAULT_TOLERANCES, Comparison, Verdict, compare
+from .competition import (
+    CompetitionScore,
+    competition_score,
+    example_epsilons,
+    example_scores,
+    forgetting_quality,
+    logit_confidence,
+)
 from .metrics import MIAMetric, ThresholdAttackMetric, UnlearningAuditMetric
 from .report import UnlearningReport, audit_model, reference_losses
 from .stats import sample_stats
@@ -31,6 +39,7 @@ __all__ = [
     "MIN_SAMPLES_PER_CLASS",
     "Attack",
     "AuditCallback",
+    "CompetitionScore",
     "Comparison",
     "MIAMetric",
     "MIAResult",
@@ -43,7 +52,12 @@ __all__ = [
     "Verdict",
     "audit_model",
     "compare",
+    "competition_score",
+    "example_epsilons",
+    "example_scores",
+    "forgetting_quality",
     "lm_attacks",
+    "logit_confidence",
     "mia",
     "reference_losses",
     "register_attack",
