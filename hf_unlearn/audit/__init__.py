@@ -27,6 +27,7 @@ from .competition import (
     example_scores,
     forgetting_quality,
     logit_confidence,
+    model_confidences,
 )
 from .metrics import MIAMetric, ThresholdAttackMetric, UnlearningAuditMetric
 from .report import UnlearningReport, audit_model, reference_losses
@@ -59,6 +60,7 @@ __all__ = [
     "lm_attacks",
     "logit_confidence",
     "mia",
+    "model_confidences",
     "reference_losses",
     "register_attack",
     "rmia",
