@@ -39,9 +39,9 @@ def points(rows: list[dict], forget: str = "15%") -> list[dict]:
         if m == "retrain":
             out.append(dict(method=m, test=(1, 0), retain=(1, 0), y=(1, 0), cpu=1.0))
             continue
-        closed = [r["gap_closed_forget_acc"] for r in select(rows, m, forget)]
+        closed = [r.get("gap_closed_forget_acc") for r in select(rows, m, forget)]
         y = (0.0, 0.0) if m == "original" else mean_ci(closed)[:2]
-        cpu = None if m == "original" else mean_ci([r["retrain_ratio"] for r in select(rows, m, forget)])[0]
+        cpu = None if m == "original" else mean_ci([r.get("retrain_ratio") for r in select(rows, m, forget)])[0]
         out.append(dict(method=m, test=mean_ci(ratios(rows, m, "test_acc", forget))[:2],
                         retain=mean_ci(ratios(rows, m, "retain_acc", forget))[:2], y=y, cpu=cpu))
     return out
