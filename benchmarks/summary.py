@@ -188,7 +188,9 @@ def run_time_line(meta: dict) -> str | None:
 
 def markdown(rows: list[dict], meta: dict) -> str:
     """The results markdown: the header and run time from ``meta`` (the JSON's provenance), then the tables."""
-    lines = header_lines(meta, TITLE) + ["", f"Splits finished: {meta['splits_finished']} of {meta['splits_total']}.",
+    dataset = meta["settings"].get("dataset", "goemotions")
+    title = TITLE if dataset == "goemotions" else f"{dataset} unlearning benchmark"
+    lines = header_lines(meta, title) + ["", f"Splits finished: {meta['splits_finished']} of {meta['splits_total']}.",
                                          ""]
     run_time = run_time_line(meta)
     lines += [run_time, ""] if run_time else []

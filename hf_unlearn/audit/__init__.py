@@ -20,6 +20,15 @@ from .attacks import (
 )
 from .callback import AuditCallback
 from .compare import DEFAULT_TOLERANCES, Comparison, Verdict, compare
+from .competition import (
+    CompetitionScore,
+    competition_score,
+    example_epsilons,
+    example_scores,
+    forgetting_quality,
+    logit_confidence,
+    model_confidences,
+)
 from .metrics import MIAMetric, ThresholdAttackMetric, UnlearningAuditMetric
 from .report import UnlearningReport, audit_model, reference_losses
 from .stats import sample_stats
@@ -31,6 +40,7 @@ __all__ = [
     "MIN_SAMPLES_PER_CLASS",
     "Attack",
     "AuditCallback",
+    "CompetitionScore",
     "Comparison",
     "MIAMetric",
     "MIAResult",
@@ -43,8 +53,14 @@ __all__ = [
     "Verdict",
     "audit_model",
     "compare",
+    "competition_score",
+    "example_epsilons",
+    "example_scores",
+    "forgetting_quality",
     "lm_attacks",
+    "logit_confidence",
     "mia",
+    "model_confidences",
     "reference_losses",
     "register_attack",
     "rmia",

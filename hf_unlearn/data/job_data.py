@@ -20,11 +20,20 @@ from .collators import CausalLMCollator, ClassificationCollator
 from .loading import DATA_DIR_ENV, default_data_dir, load_data
 from .preprocessing import preprocess_images, tokenize_classification, tokenize_qa
 from .selection import label_names, sample_rows, select_forget
-from .sources import bundled_sample_dir, get_source, load_digits, load_goemotions, load_mnist, load_tofu
+from .sources import (
+    SOURCES,
+    bundled_sample_dir,
+    get_source,
+    load_digits,
+    load_goemotions,
+    load_mnist,
+    load_source,
+    load_tofu,
+)
 
 #: the task of each registered dataset (files and Hub ids: single_label unless the job says otherwise)
-TASKS = {"goemotions": "single_label", "tofu": "causal_lm", "mnist": "image_classification",
-         "digits": "image_classification"}
+TASKS = {"goemotions": "single_label", "banking77": "single_label", "tofu": "causal_lm",
+         "mnist": "image_classification", "digits": "image_classification"}
 SELECTORS = ("forget_fraction", "forget_classes", "forget_ids")
 
 
@@ -151,12 +160,16 @@ def load_raw(job: Any, task: str | None, seed: int) -> RawSplits:
             job.data_dir, hub_id=job.hub_dataset or "ylecun/mnist")
         train, val, test = _hold_out(_with_ids(data, idc), {}, job, seed)
     else:
-        data = load_data(job.dataset, data_files=job.data_files, name=job.dataset_config)
+        spec = SOURCES.get(job.dataset)  # a registered text set (banking77): its files in data_dir, else the Hub
+        data = load_source(spec, job.data_dir, hub_id=job.hub_dataset) if spec else load_data(
+            job.dataset, data_files=job.data_files, name=job.dataset_config)
         if "train" not in data:
             raise ValueError(f"The dataset '{job.dataset}' has no 'train' split (splits: {list(data)}).")
         parts = {s: _with_ids(data[s], idc) if s in data else None for s in ("validation", "test")}
         train, val, test = _hold_out(_with_ids(data["train"], idc), parts, job, seed)
         train, val, test = _encode_string_labels([train, val, test], job.label_column or "label")
+        if spec:  # its own test split: a seeded sample of test_rows, as for GoEmotions
+            test = sample_rows(test, job.test_rows, seed)
     return RawSplits(sample_rows(train, job.train_rows, seed), val, test, task, job.dataset)
 
 

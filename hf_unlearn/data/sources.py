@@ -85,6 +85,17 @@ SOURCES: dict[str, DatasetSpec] = {
             label_names_file="labels.txt",
             sample_dir="goemotions_sample",
         ),
+        DatasetSpec(  # PolyAI's BANKING77 (CC-BY-4.0): 77 intents of short banking queries; train/test only
+            name="banking77",
+            task="text_classification",
+            hub_id=None,  # local files only (fetched from PolyAI-LDN/task-specific-datasets: benchmarks/README.md)
+            local_dir="banking77",
+            local_files={"train": "train.csv", "test": "test.csv"},
+            columns={"category": "label"},
+            keep_columns=("text", "label"),
+            label_column="label",
+            num_labels=77,
+        ),
         DatasetSpec(
             name="tofu",
             task="question_answering",

@@ -1,0 +1,144 @@
+"""One picture of the forgetting–utility trade: every method and ∇τ variant of the benchmark results, beside doing
+nothing and retraining.
+
+Per dataset (a row of panels; `<results>/<dataset>.json` written by `goemotions.py`, 15 % split): forgetting as the
+gap closed on forget accuracy (0 = the original, 1 = the retrained model; mean ± 95 % CI over seeds) against the test
+and the retain accuracy relative to the retrained model's (per-seed ratio, mean ± 95 % CI); with
+`<results>/competition_<dataset>.json` (`competition.py`) a third panel: the competition's forgetting quality F (± its
+standard error over forget examples × 1.96) against the same test-accuracy ratio of those N runs, the retrained
+models' own F (the ceiling at that N) marked. Marker area and label give the CPU cost as a fraction of retraining.
+
+    python benchmarks/frontier.py                       # reads benchmarks/results, writes results/frontier.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from summary import is_nabla_tau, mean_ci, methods_of, select  # noqa: E402
+
+DATASETS = ("goemotions", "banking77")
+NAMES = {"goemotions": "GoEmotions", "banking77": "BANKING77"}
+
+
+def ratios(rows: list[dict], method: str, key: str, forget: str) -> list[float]:
+    """``key`` of ``method`` over the retrained model's, per seed."""
+    ref = {r["seed"]: r[key] for r in select(rows, "retrain", forget)}
+    return [r[key] / ref[r["seed"]] for r in select(rows, method, forget) if ref.get(r["seed"])]
+
+
+def points(rows: list[dict], forget: str = "15%") -> list[dict]:
+    """(method, x test, x retain, y gap closed, CPU ratio) with their CI half-widths, one per method."""
+    out = []
+    for m in methods_of(select(rows, forget=forget)):
+        if m == "retrain":
+            out.append(dict(method=m, test=(1, 0), retain=(1, 0), y=(1, 0), cpu=1.0))
+            continue
+        closed = [r.get("gap_closed_forget_acc") for r in select(rows, m, forget)]
+        y = (0.0, 0.0) if m == "original" else mean_ci(closed)[:2]
+        cpu = None if m == "original" else mean_ci([r.get("retrain_ratio") for r in select(rows, m, forget)])[0]
+        out.append(dict(method=m, test=mean_ci(ratios(rows, m, "test_acc", forget))[:2],
+                        retain=mean_ci(ratios(rows, m, "retain_acc", forget))[:2], y=y, cpu=cpu))
+    return out
+
+
+def _style(method: str, colors: dict) -> dict:
+    if method == "retrain":
+        return dict(color="black", marker="*", label="retrain (gold standard)")
+    if method == "original":
+        return dict(color="grey", marker="X", label="original (do nothing)")
+    return dict(color=colors[method], marker="D" if is_nabla_tau(method) else "o", label=method)
+
+
+def _panel(ax, pts: list[dict], xkey: str, ykey: str, colors: dict, xlabel: str, ylabel: str) -> None:
+    for p in pts:
+        (x, xe), (y, ye) = p[xkey], p[ykey]
+        if x != x or y != y:  # NaN: not measured
+            continue
+        st = _style(p["method"], colors)
+        cost = p["cpu"]
+        size = 40 if cost is None else 30 + 400 * min(cost, 1.0)
+        ax.errorbar(x, y, xerr=0 if xe != xe else xe, yerr=0 if ye != ye else ye, fmt="none", ecolor=st["color"],
+                    alpha=0.6, capsize=2, lw=1)
+        ax.scatter([x], [y], s=size, color=st["color"], marker=st["marker"], edgecolor="black", linewidth=0.5,
+                   zorder=3, label=st["label"])
+        tag = "" if cost is None or p["method"] == "retrain" else f" {cost:.0%}"
+        ax.annotate(p["method"].replace("nabla_tau", "∇τ") + tag, (x, y), fontsize=6, xytext=(4, 3),
+                    textcoords="offset points")
+    ax.axhline(1, color="black", lw=0.5, ls=":")
+    ax.axvline(1, color="black", lw=0.5, ls=":")
+    ax.axhline(0, color="grey", lw=0.5, ls=":")
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+
+
+def competition_points(records: list[dict]) -> list[dict]:
+    out = []
+    for r in records:
+        cpu = 1.0 if r["method"] == "retrain" else r.get("retrain_ratio")
+        out.append(dict(method=r["method"], test=(r["test_ratio"], r.get("test_acc_ci", 0) / max(r["test_acc"], 1e-9)
+                                                  * r["test_ratio"]),
+                        y=(r["forgetting_quality_F"], r["forgetting_quality_F_ci"]), cpu=cpu))
+    return out
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default=str(Path(__file__).parent / "results"), help="Folder of the results JSON.")
+    p.add_argument("--out", default=None, help="Image path (default: RESULTS/frontier.png).")
+    args = p.parse_args(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = Path(args.results)
+    found = [d for d in DATASETS if (results / f"{d}.json").is_file()]
+    if not found:
+        raise SystemExit(f"No {' or '.join(f'{d}.json' for d in DATASETS)} in {results}: run goemotions.py first.")
+    comp = {d: json.loads((results / f"competition_{d}.json").read_text())["records"] for d in found
+            if (results / f"competition_{d}.json").is_file()}
+    comp = {d: r for d, r in comp.items() if r}
+    cols = 3 if comp else 2
+    fig, axes = plt.subplots(len(found), cols, figsize=(5 * cols, 4.2 * len(found)), squeeze=False)
+    for row, d in zip(axes, found):
+        records = json.loads((results / f"{d}.json").read_text())["records"]
+        pts = points(records)
+        methods = [q["method"] for q in pts if q["method"] not in ("original", "retrain")]
+        cmap = plt.get_cmap("tab10")
+        colors = {m: cmap(i % 10) for i, m in enumerate(methods)}
+        n = len(select(records, "retrain", "15%"))
+        name = NAMES.get(d, d)
+        _panel(row[0], pts, "test", "y", colors, "test accuracy / retrained's (per seed)",
+               f"{name}: gap closed, forget accuracy")
+        _panel(row[1], pts, "retain", "y", colors, "retain accuracy / retrained's (per seed)", "")
+        row[0].set_title(f"{name}, 15 % forget, {n} seeds (mean ± 95 % CI); label: CPU / retrain", fontsize=8)
+        if cols == 3:
+            if d in comp:
+                cpts = competition_points(comp[d])
+                extra = {m["method"]: cmap(len(colors) + i) for i, m in enumerate(cpts) if m["method"] not in colors}
+                _panel(row[2], cpts, "test", "y", {**colors, **extra}, "test accuracy / retrained's (N runs)",
+                       "forgetting quality F (competition)")
+                nm = comp[d][0]["n_models"]
+                row[2].set_title(f"{name}: competition F, N = {nm} models a side (retrain = ceiling)", fontsize=8)
+            else:
+                row[2].axis("off")
+        handles, labels = row[0].get_legend_handles_labels()
+        uniq = dict(zip(labels, handles))
+        legend = row[1].legend(uniq.values(), uniq.keys(), fontsize=6, loc="lower left")
+        for handle in legend.legend_handles:
+            handle.set_sizes([30])
+    fig.tight_layout()
+    out = Path(args.out) if args.out else results / "frontier.png"
+    fig.savefig(out, dpi=130)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""The second text dataset as a spec entry (banking77) and the competition-score benchmark's --quick pipeline."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hf_unlearn.data.job_data import load_raw, select
+from hf_unlearn.jobs import JobArguments
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("HF_UNLEARN_DATA_DIR", REPO.parent / "shared" / "data")) / "goemotions"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _banking_folder(tmp_path):
+    intents = ["card_arrival", "lost_or_stolen_card", "top_up_failed"]
+    rows = [f"query number {i} about {intents[i % 3].replace('_', ' ')},{intents[i % 3]}" for i in range(90)]
+    (tmp_path / "train.csv").write_text("text,category\n" + "\n".join(rows) + "\n")
+    (tmp_path / "test.csv").write_text("text,category\n" + "\n".join(rows[:30]) + "\n")
+    return tmp_path
+
+
+def test_banking77_spec_reads_local_files_and_holds_dev_rows_out_of_train(tmp_path):
+    job = JobArguments(dataset="banking77", data_dir=str(_banking_folder(tmp_path)), train_rows=40, val_rows=20,
+                       test_rows=12)
+    raw = load_raw(job, None, 0)
+    assert (len(raw.train), len(raw.validation), len(raw.test)) == (40, 20, 12)
+    assert raw.train.features["label"].names == ["card_arrival", "lost_or_stolen_card", "top_up_failed"]
+    assert not set(raw.train["text"]) & set(raw.validation["text"])  # dev rows come out of the training file
+    forget, retain = select(JobArguments(dataset="banking77", forget_fraction=0.25), raw, 0)
+    assert (len(forget), len(retain)) == (10, 30)
+
+
+def test_banking77_without_files_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Pass the folder that holds them"):
+        load_raw(JobArguments(dataset="banking77", data_dir=str(tmp_path)), None, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"GoEmotions not found at {DATA}")
+def test_competition_benchmark_quick(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "competition.py"), "--n_models", "3",
+                             "--quick", "--data_dir", str(DATA), "--methods", "nabla_tau", "gradient_ascent",
+                             "--workers", "1", "--out", str(tmp_path)], capture_output=True, text=True, env=ENV,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads((tmp_path / "competition_goemotions.json").read_text())
+    rows = {r["method"]: r for r in data["records"]}
+    assert set(rows) == {"retrain", "original", "nabla_tau", "gradient_ascent"}
+    assert all(0 <= r["forgetting_quality_F"] <= 1 and r["n_models"] == 3 for r in rows.values())
+    # doing nothing: N copies of one model against N retrained ones: a constant group, ε capped, F = 0
+    assert rows["original"]["forgetting_quality_F"] == 0 and rows["original"]["competition_score"] == 0
+    r = rows["nabla_tau"]
+    assert r["competition_score"] == pytest.approx(r["forgetting_quality_F"] * r["retain_ratio"] * r["test_ratio"])
+    assert data["provenance"]["models_done"] == data["provenance"]["models_total"] == 1 + 6 + 6
+    assert "| retrain |" in (tmp_path / "competition_goemotions.md").read_text()
+
+
+def test_frontier_points_are_paired_ratios_and_the_png_is_written(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import frontier
+
+    def rec(method, seed, test, retain, closed=None, cpu=None):
+        return {"method": method, "forget": "15%", "seed": seed, "test_acc": test, "retain_acc": retain,
+                "gap_closed_forget_acc": closed, "retrain_ratio": cpu}
+
+    rows = [rec("original", 0, 0.5, 1.0), rec("retrain", 0, 0.4, 0.8), rec("nabla_tau", 0, 0.4, 0.8, 0.7, 0.1),
+            rec("original", 1, 0.5, 1.0), rec("retrain", 1, 0.5, 1.0), rec("nabla_tau", 1, 0.5, 0.5, 0.9, 0.1)]
+    pts = {p["method"]: p for p in frontier.points(rows)}
+    assert pts["original"]["test"][0] == pytest.approx((0.5 / 0.4 + 1) / 2) and pts["original"]["y"] == (0, 0)
+    assert pts["nabla_tau"]["retain"][0] == pytest.approx(0.75) and pts["nabla_tau"]["y"][0] == pytest.approx(0.8)
+    assert pts["retrain"]["test"] == (1, 0) and pts["nabla_tau"]["cpu"] == pytest.approx(0.1)
+    (tmp_path / "goemotions.json").write_text(json.dumps({"provenance": {}, "records": rows}))
+    frontier.main(["--results", str(tmp_path)])
+    assert (tmp_path / "frontier.png").read_bytes()[:4] == b"\x89PNG"
