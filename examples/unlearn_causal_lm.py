@@ -19,7 +19,7 @@ Defaults: configs/tofu_smollm2.yaml, or with ``--tiny`` configs/tofu_tiny.yaml (
 
 Runs::
 
-    python examples/unlearn_causal_lm.py --tiny --retrain          # random tiny Llama, ~1 minute
+    python examples/unlearn_causal_lm.py --tiny --retrain          # random tiny Llama, 156 s on a busy 2-core machine
     python examples/unlearn_causal_lm.py --output_dir outputs/lm_smollm2   # SmolLM2-135M, 5-15 min on CPU
 
 Outputs (model, audit.json, job.json, plots, the cached fine-tuned models) go to ``--output_dir``, by default
@@ -51,9 +51,9 @@ OPTIONS = (  # the job keys --help lists (--help_all: every one)
 
 def main(argv: list[str]) -> str:
     parser = script_parser(
-        (JobArguments, UnlearningArguments), __doc__, argv, prog="unlearn_causal_lm.py", brief=OPTIONS
+        (JobArguments, UnlearningArguments), __doc__, argv, prog="unlearn_causal_lm.py", brief=OPTIONS, causal_lm=True
     )
-    parser.add_argument("--tiny", action="store_true", help="configs/tofu_tiny.yaml: a random tiny Llama (~1 min).")
+    parser.add_argument("--tiny", action="store_true", help="configs/tofu_tiny.yaml: a random tiny Llama.")
     config = CONFIGS / ("tofu_tiny.yaml" if "--tiny" in argv else "tofu_smollm2.yaml")
     job, args = load_job(config, argv, parser, report_to="none", disable_tqdm=True)
     return run_job(job, args)

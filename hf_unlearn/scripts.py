@@ -24,6 +24,8 @@ SHOWN_TRAINING_OPTIONS = (
     "bf16", "fp16", "use_cpu", "report_to", "disable_tqdm", "push_to_hub", "hub_model_id", "hub_token",
     "hub_private_repo",
 )
+#: ``UnlearningArguments`` options for causal LMs only: a script's ``--help`` leaves them to ``--help_all``
+CAUSAL_LM_ONLY_OPTIONS = ("token_mean",)
 
 
 class _ScriptParser(ArgParser):
@@ -38,10 +40,12 @@ class _ScriptParser(ArgParser):
 
 
 def script_parser(dataclass_types: Sequence[type], doc: str | None, argv: Sequence[str] | None = None,
-                  prog: str | None = None, brief: Sequence[str] | None = None) -> ArgParser:
+                  prog: str | None = None, brief: Sequence[str] | None = None,
+                  causal_lm: bool = False) -> ArgParser:
     """An ``HfArgumentParser`` for an example script: ``--help`` prints ``doc`` first, then a one-line usage and the
     script's options (of the first dataclass only those named in ``brief``, when given); ``--help_all`` (in
-    ``argv``) lists every option. Parse errors raise `CLIError` (one line)."""
+    ``argv``) lists every option; the causal-LM-only ones are listed when ``causal_lm``. Parse errors raise
+    `CLIError` (one line)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _ScriptParser(dataclass_types, prog=prog, doc=doc or "",
                            usage="%(prog)s [--option value ...]  (--help: the script's options, --help_all: all)")
@@ -51,6 +55,8 @@ def script_parser(dataclass_types: Sequence[type], doc: str | None, argv: Sequen
     parser.add_argument("--help_all", action="help", help="Also list the ~200 TrainingArguments options.")
     own = {f.name for t in dataclass_types for f in fields(t) if f.name in getattr(t, "__annotations__", {})}
     hidden = {f.name for f in fields(TrainingArguments)} - own - set(SHOWN_TRAINING_OPTIONS)
+    if not causal_lm:
+        hidden |= set(CAUSAL_LM_ONLY_OPTIONS)
     if brief is not None:
         hidden |= {f.name for f in fields(dataclass_types[0])} - set(brief)
     for action in parser._actions:

@@ -286,7 +286,7 @@ def test_a_bom_in_labels_txt_is_not_part_of_the_first_label(tmp_path):
 # ------------------------------------------------------------------------------------------- audit errors
 def test_audit_of_a_missing_folder_says_not_found(tmp_path):
     line = error_line(hf("audit", "--model", "no_such_run", cwd=tmp_path))
-    assert "'no_such_run' not found: no such model folder" in line
+    assert "'no_such_run' not found: no such folder" in line  # the one resolver's line (issue 30)
 
 
 @pytest.mark.parametrize("kind", ["labels", "task"])
