@@ -5,7 +5,7 @@ The paper's text protocol (arXiv 2403.14339) on a single-label GoEmotions subset
 original model trained to (near) convergence on the training subset, as the paper does; per forget split (15 % ×
 5 seeds, 3 %, 30 %, one class) a model retrained from the pretrained checkpoint on the retain set with the same
 recipe (the gold standard; the split seed is its training seed), and every method started from the original. Rows
-come through the job pipeline's data layer and models through its cache (`hf_unlearn.model_cache`); ``--workers``
+come through the job pipeline's data layer and models through its cache (`hf_unlearn.pipeline.cache`); ``--workers``
 processes (one pinned core each) train the models, then run the splits.
 τ comes from dev rows (held out). Every record carries the population MIAs, a per-example reference attack
 (RMIA, the retrained model as reference, the τ rows as population) and the gap closed toward retraining; the
@@ -40,12 +40,12 @@ from summary import TITLE, gap_closed, header_lines, markdown  # noqa: E402
 from hf_unlearn import FinetuneRecipe, UnlearningArguments  # noqa: E402
 from hf_unlearn.audit import compare, reference_losses  # noqa: E402
 from hf_unlearn.data.holdout import dataset_digest  # noqa: E402
-from hf_unlearn.data.job_data import class_names, collator_for, encode, load_raw, select  # noqa: E402
-from hf_unlearn.jobs import JobArguments  # noqa: E402
-from hf_unlearn.model_cache import RETRAIN_BUDGETS, cache_matches, cached_seconds, recipe_key, train_cached  # noqa: E402
-from hf_unlearn.models import default_text_model, load_processor, load_trained, new_base_model  # noqa: E402
+from hf_unlearn.pipeline.cache import cache_matches, cached_seconds, recipe_key, train_cached  # noqa: E402
+from hf_unlearn.pipeline.data import class_names, collator_for, encode, load_raw, select  # noqa: E402
+from hf_unlearn.pipeline.job import JobArguments  # noqa: E402
+from hf_unlearn.pipeline.models import default_text_model, load_processor, load_trained, new_base_model  # noqa: E402
+from hf_unlearn.pipeline.recipes import RETRAIN_BUDGETS, audit, unlearn  # noqa: E402
 from hf_unlearn.provenance import provenance, weights_sha256  # noqa: E402
-from hf_unlearn.recipes import audit, unlearn  # noqa: E402
 
 TASK = "single_label"
 #: the random tiny BERT of --quick (a pipeline smoke test)
@@ -130,7 +130,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 
 def bench_job(args, **selector) -> JobArguments:
-    """The benchmark's data and recipe as a job of the pipeline (`hf_unlearn.jobs`): same loading, sampling,
+    """The benchmark's data and recipe as a job of the pipeline (`hf_unlearn.pipeline.job`): same loading, sampling,
     selection, encoding and model cache as `hf-unlearn run`. In tuning mode (``--eval_split validation``) the dev
     sample holds the τ rows and, disjoint from them, the audit rows."""
     # dev rows held out of the training file (banking77): as many in both modes, so both sample the same rows

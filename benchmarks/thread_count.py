@@ -36,7 +36,7 @@ def measure(steps: int, budget_s: float) -> dict:
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from hf_unlearn.models import default_text_model
+    from hf_unlearn.pipeline.models import default_text_model
 
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(default_text_model(), num_labels=28)

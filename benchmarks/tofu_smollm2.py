@@ -39,9 +39,9 @@ from transformers import AutoModelForCausalLM
 from hf_unlearn import UnlearningArguments
 from hf_unlearn.audit.tofu import TofuData, answer_nll, tofu_metrics, truth_ratios
 from hf_unlearn.data import CausalLMCollator, load_tofu, tokenize_qa
-from hf_unlearn.models import SMOLLM2_GGUF, load_gguf_causal_lm, smollm2_folder
+from hf_unlearn.pipeline.models import SMOLLM2_GGUF, load_gguf_causal_lm, smollm2_folder
+from hf_unlearn.pipeline.recipes import FinetuneRecipe, finetune, unlearn
 from hf_unlearn.provenance import provenance
-from hf_unlearn.recipes import FinetuneRecipe, finetune, unlearn
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tofu"

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from summary import fmt_ci, header_lines  # noqa: E402
 
-from hf_unlearn.cli_config import load_job  # noqa: E402
-from hf_unlearn.jobs import run_job  # noqa: E402
+from hf_unlearn.pipeline.config import load_job  # noqa: E402
+from hf_unlearn.pipeline.run import run_job  # noqa: E402
 from hf_unlearn.provenance import provenance  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mnist_vit.yaml"

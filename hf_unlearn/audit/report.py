@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..records import write_json_atomic
+from ..io import write_json_atomic
 from ._batching import Collator, dataset_len, subsample_indices
 from .attacks import ATTACKS, MIN_SAMPLES_PER_CLASS, MIAResult, ReferenceAttackResult, ThresholdResult, rmia
+from .plots import plot_history, plot_loss_histograms
 from .stats import sample_stats_with_task
+from .tofu import tofu_markdown, tofu_metrics
 
 FORMAT = "hf-unlearn-audit/1"
 
@@ -137,8 +139,6 @@ class UnlearningReport:
                       f"{_f(r.tpr_at_1pct_fpr)}, at 0.1 % FPR {_f(r.tpr_at_0_1pct_fpr)} ({r.n_members} forget vs "
                       f"{r.n_nonmembers} test rows)."]
         if self.tofu:
-            from .tofu import tofu_markdown
-
             lines += ["", tofu_markdown({"value": self.tofu}).rstrip()]
         lines += ["", "MIA accuracy 0.5 = forget set indistinguishable from unseen data; AUC > 0.5 = still memorised."]
         return "\n".join(lines) + "\n"
@@ -156,8 +156,6 @@ class UnlearningReport:
         ``history`` (an :class:`AuditCallback`, its ``history`` list, or ``trainer.state.log_history``) or
         ``self.history``. Returns the written paths.
         """
-        from .plots import plot_history, plot_loss_histograms
-
         path = Path(path_or_dir)
         if path.suffix.lower() == ".png":
             hist_path, history_path = path, path.with_name(f"{path.stem}_history.png")
@@ -191,8 +189,6 @@ def _finite_rows(stats: dict[str, np.ndarray], name: str) -> dict[str, np.ndarra
 
 
 def _tofu(model: torch.nn.Module, tokenizer: Any, data: Any) -> dict[str, float]:
-    from .tofu import tofu_metrics
-
     return tofu_metrics(model, tokenizer, data)
 
 

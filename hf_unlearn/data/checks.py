@@ -12,9 +12,13 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import datasets
 import numpy as np
+import pyarrow.compute as pc
 import torch
 from datasets import Dataset, DatasetDict, Image, IterableDataset, IterableDatasetDict
+
+from ..masking import count_unsupervised
 
 logger = logging.getLogger(__name__)
 
@@ -198,8 +202,6 @@ def check_forget_retain(forget, retain) -> None:
 
 def is_class_removal(forget, retain) -> bool:
     """True when no single-label class of the forget set appears in the retain set (a class-removal request)."""
-    import datasets
-
     if not (isinstance(forget, datasets.Dataset) and isinstance(retain, datasets.Dataset)):
         return False
     column = next((c for c in ("labels", "label") if c in forget.column_names and c in retain.column_names), None)
@@ -219,8 +221,6 @@ def check_model_inputs(dataset, *, name: str, num_labels: int | None = None, voc
     Checks a `datasets.Dataset` (a list of row mappings is checked as one; other datasets are passed through), every
     row (``max_rows`` is kept for older callers and ignored).
     """
-    import datasets
-
     check_dataset_kind(dataset, name)
     if isinstance(dataset, (list, tuple)) and dataset and all(isinstance(r, Mapping) for r in dataset):
         try:
@@ -229,8 +229,6 @@ def check_model_inputs(dataset, *, name: str, num_labels: int | None = None, voc
             return
     if not isinstance(dataset, datasets.Dataset) or len(dataset) == 0:
         return
-    import pyarrow.compute as pc
-
     check_token_rows(dataset, name=name, config=config, task=task)
     column = next((c for c in ("labels", "label") if c in dataset.column_names), None)
     if column is not None and task in ("single_label", "image_classification") and num_labels:
@@ -268,8 +266,6 @@ def check_model_inputs(dataset, *, name: str, num_labels: int | None = None, voc
 
 def token_range(dataset: Dataset) -> tuple[int, int]:
     """The lowest and highest token id in ``input_ids``, over every row."""
-    import pyarrow.compute as pc
-
     column = dataset.with_format("arrow")["input_ids"]
     try:
         flat = pc.list_flatten(column)
@@ -288,8 +284,6 @@ def _plain(value: Any) -> Any:
 
 def check_token_rows(dataset: Dataset, *, name: str, config: Any = None, task: str | None = None) -> None:
     """Every row has tokens and fits the model's positions; causal-LM forget and validation rows supervise a token."""
-    import pyarrow.compute as pc
-
     if "input_ids" in dataset.column_names:
         lengths = np.asarray(pc.list_value_length(dataset.with_format("arrow")["input_ids"]).to_numpy(
             zero_copy_only=False))
@@ -307,8 +301,6 @@ def check_token_rows(dataset: Dataset, *, name: str, config: Any = None, task: s
                 f"{int(lengths.max())} tokens). Tokenize with truncation=True, max_length={limit} (or less)."
             )
     if task == "causal_lm" and "labels" in dataset.column_names and name in ("forget_dataset", "validation_dataset"):
-        from ..masking import count_unsupervised
-
         labels = dataset.with_format(None)["labels"]
         if labels and not isinstance(labels[0], (list, tuple)):
             raise ValueError(

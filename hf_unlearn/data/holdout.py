@@ -13,6 +13,7 @@ from typing import Any
 
 import datasets
 import numpy as np
+import torch
 
 from .checks import CONTENT_COLUMNS
 
@@ -33,8 +34,6 @@ def _content_columns(dataset: Any) -> list[str] | None:
 
 def _row_list(dataset: Any) -> bool:
     """A Python list (or map-style torch dataset) of row mappings: compared like a `datasets.Dataset`."""
-    import torch
-
     if not isinstance(dataset, (list, tuple, torch.utils.data.Dataset)) or isinstance(dataset, datasets.Dataset):
         return False
     try:

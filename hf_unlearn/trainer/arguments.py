@@ -11,6 +11,8 @@ from typing import Any
 
 from transformers import TrainingArguments
 
+from ..methods import get_method
+
 logger = logging.getLogger(__name__)
 
 ALPHA_SCHEDULES = ("linear", "constant")
@@ -259,8 +261,6 @@ class UnlearningArguments(TrainingArguments):
                                  "range), or leave it unset for the default.")
 
     def _validate(self) -> None:
-        from .methods import get_method
-
         method = get_method(self.method)
         if method.check is not None:
             method.check(self.method_hparams())
@@ -313,8 +313,6 @@ class UnlearningArguments(TrainingArguments):
     def method_hparams(self) -> dict[str, Any]:
         """The selected method's hyperparameters (``Method.hparams``): ``method_kwargs``, else the argument of that
         name when set, else the method's default."""
-        from .methods import get_method
-
         method, given = get_method(self.method), dict(self.method_kwargs or {})
         if not isinstance(self.method_kwargs, (dict, type(None))):
             raise ValueError(f"method_kwargs must be a dict of {self.method}'s hyperparameters, not "

@@ -29,11 +29,13 @@ from typing import Any
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from ..hub.card import write_model_card
+from ..io import write_json_atomic
 from .callbacks import check_finite_weights
 from .checkpoints import check_same_job, checkpoint_folders, last_complete_checkpoint, read_state, write_state
 from .fingerprint import job_differences
-from .peft_utils import is_peft_model, merged_copy
-from .records import write_json_atomic
+from .one_shot import run_one_shot
+from .peft import is_peft_model, merged_copy
 
 try:
     import fcntl
@@ -103,7 +105,7 @@ class OutputDirLock:
             self.file = None
 
 
-#: output_dirs whose lock the running job (`hf_unlearn.jobs.run_job`) holds: its trainer works under that lock
+#: output_dirs whose lock the running job (`hf_unlearn.pipeline.job.run_job`) holds: its trainer works under that lock
 _JOB_LOCKS: contextvars.ContextVar[frozenset] = contextvars.ContextVar("hf_unlearn_job_locks", default=frozenset())
 
 
@@ -241,8 +243,6 @@ class PersistenceMixin:
         One-shot methods (e.g. ``ssd``) edit the model once instead (`one_shot.run_one_shot`)."""
         output_dir = self.args.output_dir
         if self.method.one_shot is not None and resume_from_checkpoint:
-            from .one_shot import run_one_shot
-
             return run_one_shot(self, resume_from_checkpoint)  # refuses: a one-shot method has no checkpoints
         with self._output_lock():
             if resume_from_checkpoint is True:
@@ -263,8 +263,6 @@ class PersistenceMixin:
                     "overwrite_output_dir=True to replace it, or choose another output_dir."
                 )
             if self.method.one_shot is not None:  # no training steps (e.g. ssd): the model is edited once
-                from .one_shot import run_one_shot
-
                 output = run_one_shot(self)
             else:
                 output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
@@ -290,8 +288,6 @@ class PersistenceMixin:
                 self._write_model(staging, merge=final and self.args.merge_adapter)
                 if self.args.should_save:
                     if final:
-                        from .hub import write_model_card
-
                         write_model_card(self, staging, **self.card_metadata)
                     write_json_atomic(os.path.join(staging, JOB_NAME), self.job)
                     writers = getattr(self, "extra_records", ()) if final else ()

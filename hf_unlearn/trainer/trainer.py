@@ -9,28 +9,31 @@ import math
 from collections import defaultdict
 from typing import Any
 
+import datasets
 import torch
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForSeq2Seq, Trainer
 from transformers.trainer_utils import SchedulerType
 
+from .._torch import eval_mode
+from ..data.checks import check_forget_retain, check_model_inputs, is_class_removal
+from ..data.collators import ForgetRetainCollator, automatic_fusion
+from ..data.holdout import check_held_out
+from ..data.sampling import ForgetRetainPairs, ForgetRetainSampler
+from ..data.selection import sample_rows
+from ..hidden import capture, resolve_layer, step_hidden
+from ..hub.push import check_hub_access
+from ..losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses
+from ..masking import batch_rows, drop_unsupervised, kept_token_counts, supervised_rows
+from ..methods import ObjectiveInputs, get_method
+from ..reference import kl_retain_losses, reference_outputs
 from .arguments import UnlearningArguments, alpha_at, plan_run
 from .callbacks import NonFiniteGuard, TauStop
-from .data.checks import check_forget_retain, check_model_inputs, is_class_removal
-from .data.collators import ForgetRetainCollator, automatic_fusion
-from .data.holdout import check_held_out
-from .data.sampling import ForgetRetainPairs, ForgetRetainSampler
-from .data.selection import sample_rows
+from .deepspeed_reference import prepare_deepspeed_reference
 from .fingerprint import job_fingerprint
-from .hidden import capture, resolve_layer, step_hidden
-from .losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses
-from .masking import batch_rows, drop_unsupervised, kept_token_counts, supervised_rows
-from .methods import ObjectiveInputs, get_method
-from .modes import eval_mode
 from .one_shot import method_reference_outputs
-from .peft_utils import wrap_with_peft
+from .peft import wrap_with_peft
 from .persistence import PersistenceMixin
-from .reference import kl_retain_losses, reference_outputs
 from .reporting import ReportingMixin
 
 logger = logging.getLogger(__name__)
@@ -116,8 +119,6 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         if peft_config is not None:
             model = wrap_with_peft(model, peft_config, args.gradient_checkpointing)
         if args.push_to_hub:  # before Trainer creates the repo: a missing token or no network fails in one line
-            from .hub import check_hub_access
-
             check_hub_access(args.hub_token)
         if data_collator is None and self.task == "causal_lm" and processing_class is not None:
             data_collator = DataCollatorForSeq2Seq(processing_class, label_pad_token_id=-100, padding=True)
@@ -204,8 +205,6 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         return self.accelerator.prepare(loader)
 
     def _strip(self, dataset, description: str):
-        import datasets
-
         if isinstance(dataset, datasets.Dataset):
             return self._remove_unused_columns(dataset, description=description)
         return dataset
@@ -394,8 +393,6 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         ref.eval()
         ref.requires_grad_(False)
         if self.is_deepspeed_enabled:
-            from .deepspeed_reference import prepare_deepspeed_reference
-
             stage = self.accelerator.state.deepspeed_plugin.zero_stage
             if stage == 3 and ref_model is None:
                 raise ValueError(
