@@ -39,7 +39,7 @@ from summary import TITLE, gap_closed, header_lines, markdown  # noqa: E402
 
 from hf_unlearn import FinetuneRecipe, UnlearningArguments  # noqa: E402
 from hf_unlearn.audit import compare, reference_losses  # noqa: E402
-from hf_unlearn.data.holdout import dataset_digest  # noqa: E402
+from hf_unlearn.data.identity import dataset_digest  # noqa: E402
 from hf_unlearn.pipeline.cache import cache_matches, cached_seconds, recipe_key, train_cached  # noqa: E402
 from hf_unlearn.pipeline.data import class_names, collator_for, encode, load_raw, select  # noqa: E402
 from hf_unlearn.pipeline.job import JobArguments  # noqa: E402

@@ -6,8 +6,6 @@ Nothing here writes to disk.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -19,6 +17,7 @@ import torch
 from datasets import Dataset, DatasetDict, Image, IterableDataset, IterableDatasetDict
 
 from ..masking import count_unsupervised
+from .identity import CONTENT_COLUMNS, content_hashes
 
 logger = logging.getLogger(__name__)
 
@@ -31,16 +30,6 @@ __all__ = [
     "require_columns",
     "row_keys",
 ]
-
-#: Input fields that identify a row's content, by task, in order of preference.
-CONTENT_COLUMNS: tuple[tuple[str, ...], ...] = (
-    ("text",),
-    ("question", "answer"),
-    ("image",),
-    ("input_ids",),
-    ("pixel_values",),
-)
-
 
 def require_columns(dataset: Dataset, columns: Iterable[str], what: str = "dataset") -> None:
     """Raise ValueError naming the missing columns and the ones that exist."""
@@ -63,42 +52,18 @@ def content_columns(dataset: Dataset) -> tuple[str, ...]:
     )
 
 
-def _as_bytes(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, dict) and ("bytes" in value or "path" in value):  # undecoded image
-        return value.get("bytes") or str(value.get("path")).encode("utf-8")
-    if isinstance(value, np.ndarray):
-        return value.tobytes() + str(value.shape).encode()
-    if hasattr(value, "tobytes"):  # PIL image or tensor
-        return value.tobytes()
-    return json.dumps(value, sort_keys=True, default=str).encode("utf-8")
-
-
-def _column_values(dataset: Dataset, column: str) -> list[Any]:
-    feature = dataset.features.get(column)
-    if isinstance(feature, Image) and feature.decode:
-        dataset = dataset.cast_column(column, Image(decode=False))  # hash raw bytes, no decoding
-    return list(dataset.select_columns([column]).with_format(None)[column])
-
-
 def row_keys(dataset: Dataset, columns: Sequence[str]) -> list[str]:
-    """One key per row: the value itself for a single id-like column, else a blake2b digest."""
+    """One key per row: the value itself for a single id-like column, else the row's content hash
+    (`hf_unlearn.data.identity.content_hashes`, the one row hasher)."""
     require_columns(dataset, columns)
-    values = [_column_values(dataset, c) for c in columns]
-    if len(columns) == 1 and all(isinstance(v, (str, int)) for v in values[0]):
-        if not any(isinstance(v, str) and len(v) > 64 for v in values[0]):
-            return [str(v) for v in values[0]]
-    keys = []
-    for row in zip(*values):
-        h = hashlib.blake2b(digest_size=16)
-        for v in row:
-            h.update(_as_bytes(v))
-            h.update(b"\x1f")
-        keys.append(h.hexdigest())
-    return keys
+    if len(columns) == 1:
+        feature = dataset.features.get(columns[0])
+        if not (isinstance(feature, Image) and feature.decode):
+            values = list(dataset.select_columns(list(columns)).with_format(None)[columns[0]])
+            if all(isinstance(v, (str, int)) for v in values) and not any(
+                    isinstance(v, str) and len(v) > 64 for v in values):
+                return [str(v) for v in values]
+    return content_hashes(dataset, columns)
 
 
 def _key_columns(a: Dataset, bs: Sequence[Dataset], columns: Sequence[str] | None,

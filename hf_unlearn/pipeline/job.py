@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data import SOURCES
-from ..data.holdout import dataset_digest
+from ..data.identity import dataset_digest
 from ..salt import SALT_NAME, digest_matches, read_salt, salted
 from ..trainer.fingerprint import RUN_ARGUMENTS, _plain
 from .data import JobData, selector_of

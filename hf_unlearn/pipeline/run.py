@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..audit import compare
-from ..data.holdout import dataset_digest
+from ..data.identity import dataset_digest
 from ..hub.push import check_hub_access
 from ..io import write_json_atomic, write_text_atomic
 from ..provenance import provenance
