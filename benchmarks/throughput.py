@@ -59,7 +59,7 @@ from transformers import (
 )
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
-from hf_unlearn.trainer.arguments import automatic_forget_epochs
+from hf_unlearn.trainer.plan import automatic_forget_epochs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions"
 RESULTS = Path(__file__).resolve().parent / "results"

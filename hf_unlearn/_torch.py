@@ -1,4 +1,5 @@
-"""Module modes for a forward pass: eval mode (no dropout) with autograd still on, each module's mode restored."""
+"""Torch helpers every layer may use: eval mode for a forward pass (no dropout, autograd still on, each module's mode
+restored) and the model beneath DDP/accelerate wrappers and PEFT adapters."""
 
 from __future__ import annotations
 
@@ -19,3 +20,14 @@ def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     finally:
         for module, training in modes:
             module.training = training
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """Strip DDP/accelerate wrappers and PEFT adapters to find the underlying transformers model."""
+    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+        model = model.module
+    base = getattr(model, "base_model", None)
+    inner = getattr(base, "model", None)
+    if base is not None and inner is not None and type(model).__name__.startswith("Peft"):
+        return inner
+    return model

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .losses import unwrap_model
+from ._torch import unwrap_model
 from .reference import reference_outputs
 
 

@@ -17,7 +17,7 @@ from hf_unlearn.pipeline.data import load_raw, load_tofu_for, select, selector_o
 from hf_unlearn.pipeline.job import JobArguments
 from hf_unlearn.pipeline.models import load_processor, new_base_model
 from hf_unlearn.pipeline.recipes import FinetuneRecipe
-from hf_unlearn.trainer.arguments import automatic_forget_epochs
+from hf_unlearn.trainer.plan import automatic_forget_epochs
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY_LLAMA = {

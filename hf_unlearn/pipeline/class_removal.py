@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..audit import AuditCallback, sample_stats, tofu_markdown
-from ..trainer.arguments import automatic_forget_epochs
+from ..trainer.plan import automatic_forget_epochs
 
 AUTOMATIC_TAU = "mean validation loss"
 

@@ -87,20 +87,7 @@ def _run(job: JobArguments, args: Any, say: Callable[[str], None], resume: str |
     salt = read_salt(args.output_dir) or new_salt()
     description = describe(job, args, task, data, original_dir, salt, key)
     guard_output_dir(args.output_dir, description, args, resume)  # before any write: another job's model is kept
-    rows = dataset_digest(data.train)
-    if job.original_model is None and cached and not cache_matches(original_dir, key, rows):
-        cached = False  # the cache was trained on other rows (e.g. the data files changed)
-    if cached:
-        hint = "" if job.original_model else " (delete it to train again)"
-        say(f"\n==> Loading the original model from {original_dir}{hint}")
-        original = load_trained(original_dir, *labels, what="original_model")
-    else:
-        stale = " (the model cached there was made by another recipe or rows)" if is_model_dir(original_dir) else ""
-        say(f"\n==> Training the original model on {len(data.train)} rows for {recipe.epochs:g} epochs "
-            f"(cached in {original_dir}){stale}")
-        original, seconds, _ = train_cached(job, data.train, recipe, original_dir, {**key, "rows": rows}, labels,
-                                            **_training(args, data))
-        say(f"Trained in {seconds:.0f}s.")
+    original = _original(job, args, data, recipe, key, labels, original_dir, cached, say)
     # the retrained model first (when asked): TOFU's forget quality of every model is measured against it
     retrained, retrain_s = _retrained(job, args, data, recipe, key, labels, say) if job.retrain else (None, None)
     split, extras = data.audit_split(job, seed, retrained), JobExtras(job, data, task)
@@ -136,22 +123,49 @@ def _run(job: JobArguments, args: Any, say: Callable[[str], None], resume: str |
     say(f"{args.method}: {', '.join(used if trainer.method.one_shot is None else ['one shot'])}, {seconds:.0f}s"
         + (f" ({seconds / timings['retrain_s']:.0%} of retraining)" if job.retrain else ""))
     if args.should_save:
-        made_by = provenance(seeds=[args.seed], code=__file__, hide=SELECTOR_FLAGS)
-        extra = extras.record(reports, trainer, description["rows"])
-        trainer.last_audit, trainer.last_comparison = reports["unlearned"], comparison  # the card quotes them
-
-        def records(folder: str) -> None:  # saved with the model, as one save (`persistence.publish`)
-            trainer.save_audit(reports["unlearned"], before=reports["original"], comparison=comparison,
-                               timings=timings, extra={**extra, "job": description, "provenance": made_by},
-                               output_dir=folder)
-            write_json_atomic(Path(folder, DESCRIPTION), description)
-            write_text_atomic(Path(folder, SALT_NAME), salt)
-
-        trainer.extra_records = [records]
-        trainer.card_metadata = card_metadata(job, data.source)
-        trainer.save_model(args.output_dir)  # the model, card, audit and job.json in one save; pushes if asked
+        _save(job, args, data, trainer, reports, comparison, extras.record(reports, trainer, description["rows"]),
+              timings, description, salt)
         say(f"Saved the model, its card (README.md), audit.json and plots to {args.output_dir}")
     return table
+
+
+def _original(job: JobArguments, args: Any, data: JobData, recipe: Any, key: dict[str, Any], labels: tuple,
+              original_dir: str, cached: bool, say: Callable[[str], None]) -> Any:
+    """The original model: loaded from ``original_dir`` when it holds this recipe's model trained on these rows,
+    else trained from the base model and cached there."""
+    rows = dataset_digest(data.train)
+    if job.original_model is None and cached and not cache_matches(original_dir, key, rows):
+        cached = False  # the cache was trained on other rows (e.g. the data files changed)
+    if cached:
+        hint = "" if job.original_model else " (delete it to train again)"
+        say(f"\n==> Loading the original model from {original_dir}{hint}")
+        return load_trained(original_dir, *labels, what="original_model")
+    stale = " (the model cached there was made by another recipe or rows)" if is_model_dir(original_dir) else ""
+    say(f"\n==> Training the original model on {len(data.train)} rows for {recipe.epochs:g} epochs "
+        f"(cached in {original_dir}){stale}")
+    original, seconds, _ = train_cached(job, data.train, recipe, original_dir, {**key, "rows": rows}, labels,
+                                        **_training(args, data))
+    say(f"Trained in {seconds:.0f}s.")
+    return original
+
+
+def _save(job: JobArguments, args: Any, data: JobData, trainer: Any, reports: dict[str, Any], comparison: Any,
+          extra: dict[str, Any], timings: dict[str, float], description: dict[str, Any], salt: str) -> None:
+    """The model, its card, audit.json (+ plots), job.json and the salt, as one save (`persistence.publish`); pushes
+    when asked."""
+    made_by = provenance(seeds=[args.seed], code=__file__, hide=SELECTOR_FLAGS)
+    trainer.last_audit, trainer.last_comparison = reports["unlearned"], comparison  # the card quotes them
+
+    def records(folder: str) -> None:  # saved with the model, as one save (`persistence.publish`)
+        trainer.save_audit(reports["unlearned"], before=reports["original"], comparison=comparison,
+                           timings=timings, extra={**extra, "job": description, "provenance": made_by},
+                           output_dir=folder)
+        write_json_atomic(Path(folder, DESCRIPTION), description)
+        write_text_atomic(Path(folder, SALT_NAME), salt)
+
+    trainer.extra_records = [records]
+    trainer.card_metadata = card_metadata(job, data.source)
+    trainer.save_model(args.output_dir)  # the model, card, audit and job.json in one save; pushes if asked
 
 
 def _training(args: Any, data: JobData) -> dict[str, Any]:
