@@ -40,6 +40,7 @@ from summary import TITLE, gap_closed, header_lines, markdown  # noqa: E402
 from hf_unlearn import FinetuneRecipe, UnlearningArguments  # noqa: E402
 from hf_unlearn.audit import compare, reference_losses  # noqa: E402
 from hf_unlearn.data.identity import dataset_digest  # noqa: E402
+from hf_unlearn.io import write_text_atomic  # noqa: E402
 from hf_unlearn.pipeline.cache import cache_matches, cached_seconds, recipe_key, train_cached  # noqa: E402
 from hf_unlearn.pipeline.data import class_names, collator_for, encode, load_raw, select  # noqa: E402
 from hf_unlearn.pipeline.job import JobArguments  # noqa: E402
@@ -245,8 +246,8 @@ def record(method, forget, seed, report, times, retrain=None, original=None, ext
 def write(out: Path, stem: str, rows: list[dict], meta: dict, done: int, total: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     meta = {**meta, "splits_finished": done, "splits_total": total}
-    (out / f"{stem}.json").write_text(json.dumps({"provenance": meta, "records": rows}, indent=1))
-    (out / f"{stem}.md").write_text(markdown(rows, meta))
+    write_text_atomic(out / f"{stem}.json", json.dumps({"provenance": meta, "records": rows}, indent=1))
+    write_text_atomic(out / f"{stem}.md", markdown(rows, meta))
 
 
 def report_only(out: Path, stem: str) -> None:

@@ -39,6 +39,7 @@ from transformers import AutoModelForCausalLM
 from hf_unlearn import UnlearningArguments
 from hf_unlearn.audit.tofu import TofuData, answer_nll, tofu_metrics, truth_ratios
 from hf_unlearn.data import CausalLMCollator, load_tofu, tokenize_qa
+from hf_unlearn.io import write_text_atomic
 from hf_unlearn.pipeline.models import SMOLLM2_GGUF, load_gguf_causal_lm, smollm2_folder
 from hf_unlearn.pipeline.recipes import FinetuneRecipe, finetune, unlearn
 from hf_unlearn.provenance import provenance
@@ -109,7 +110,7 @@ def trained(name: str, train, steps: int | None, cfg, tokenizer) -> tuple[str, f
     seconds = finetune(model, train, recipe, output_dir=str(folder), data_collator=CausalLMCollator(tokenizer))
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    meta.write_text(json.dumps({"key": key, "seconds": seconds}))
+    write_text_atomic(meta, json.dumps({"key": key, "seconds": seconds}))
     return str(folder), seconds
 
 
@@ -128,7 +129,7 @@ def evaluate(model, tokenizer, forget, utility, retrained_ratios, cfg) -> dict:
 
 def save(results: dict, cfg) -> None:
     cfg.out.mkdir(parents=True, exist_ok=True)
-    (cfg.out / "tofu_smollm2.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    write_text_atomic(cfg.out / "tofu_smollm2.json", json.dumps(results, indent=2, default=float) + "\n")
     lines = ["# TOFU on SmolLM2-135M: ∇τ vs GradDiff, NPO, SimNPO, RMU", "", "Written by `benchmarks/tofu_smollm2.py` "
              "(commands below); aggregates only. " + results["setting"], ""]
     for split, runs in results["runs"].items():
@@ -147,7 +148,7 @@ def save(results: dict, cfg) -> None:
             lines.append(f"| {name} | " + " | ".join(f"{r[k]:.3f}" if isinstance(r.get(k), (int, float)) else "–"
                                                      for k in NLL_KEYS) + " |")
         lines += ["", "Commands: " + "; ".join(f"`{c}`" for c in results["commands"].get(split, [])), ""]
-    (cfg.out / "tofu_smollm2.md").write_text("\n".join(lines))
+    write_text_atomic(cfg.out / "tofu_smollm2.md", "\n".join(lines))
 
 
 def main() -> None:

@@ -169,6 +169,16 @@ class UnlearningReport:
         return written
 
 
+def write_audit_json(path: str | Path, content: dict[str, Any]) -> Path:
+    """The one writer of ``audit.json`` (the trainer's audit, `hf-unlearn run` and `hf-unlearn audit`): ``content``
+    in its order, each report or comparison (anything with ``to_dict``) as its dict; atomic, parent folders
+    created. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {k: v.to_dict() if hasattr(v, "to_dict") else v for k, v in content.items()})
+    return path
+
+
 def _f(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from datasets import ClassLabel, Dataset, concatenate_datasets
 
 from .. import io as hf_io
@@ -20,7 +19,7 @@ from ..audit import TofuData
 from ..data.collators import CausalLMCollator, ClassificationCollator
 from ..data.loading import DATA_DIR_ENV, default_data_dir, load_data
 from ..data.preprocessing import preprocess_images, tokenize_classification, tokenize_qa
-from ..data.selection import label_names, sample_rows, select_forget
+from ..data.selection import label_names, sample_rows, seeded_order, select_forget
 from ..data.sources import (
     SOURCES,
     bundled_sample_dir,
@@ -64,7 +63,7 @@ def _with_ids(ds: Dataset, column: str, prefix: str = "") -> Dataset:
 
 def _hold_out(train: Dataset, parts: dict[str, Dataset | None], job: Any, seed: int) -> list[Dataset]:
     """Fill missing validation/test parts with seeded disjoint rows of ``train``; returns [train, val, test]."""
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
+    order = seeded_order(len(train), seed)
     start = 0
     for name, n in (("test", job.test_rows), ("validation", job.val_rows)):
         if parts.get(name) is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..audit import compare
+from ..audit.report import write_audit_json
 from ..data.identity import dataset_digest
 from ..hub.push import check_hub_access
 from ..io import write_json_atomic, write_text_atomic
@@ -223,13 +224,11 @@ def audit_job(model: str, job: JobArguments | None, args: Any | None, *, origina
     scored = with_reference(split, data, models.get("retrained"))  # RMIA against --retrained, when given
     reports = {name: audit(m, **(split if name == "retrained" else scored)) for name, m in models.items()}
     comparison = compare(reports)
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    content = {"report": reports["unlearned"].to_dict(), "comparison": comparison.to_dict(),
+    content = {"report": reports["unlearned"], "comparison": comparison,
                "models": {k: v for k, v in paths.items() if v}}
     if description:
         content.update(method=description["method"], job=description)
-    write_json_atomic(target, content)
+    write_audit_json(out, content)
     return comparison.to_markdown()
 
 

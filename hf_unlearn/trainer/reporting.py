@@ -8,10 +8,10 @@ from typing import Any
 from huggingface_hub import upload_folder
 
 from ..audit import audit_model
+from ..audit.report import write_audit_json
 from ..data.selection import sample_rows
 from ..hub.card import write_model_card
 from ..hub.push import push_ignore_patterns
-from ..io import write_json_atomic
 
 
 class ReportingMixin:
@@ -55,15 +55,14 @@ class ReportingMixin:
         if not self.args.should_save:
             return
         output_dir = output_dir or self.args.output_dir
-        os.makedirs(output_dir, exist_ok=True)
-        content = {"report": report.to_dict(), "method": self.args.method, "tau_history": self.tau_history,
+        content = {"report": report, "method": self.args.method, "tau_history": self.tau_history,
                    "alpha0": self.alpha0, "steps": self.state.global_step}
         if comparison is not None:
-            content["comparison"] = comparison.to_dict()
+            content["comparison"] = comparison
         if timings:
             content["timings"] = timings
         content.update(extra or {})
-        write_json_atomic(os.path.join(output_dir, "audit.json"), content)
+        write_audit_json(os.path.join(output_dir, "audit.json"), content)
         report.plot(output_dir, before=before)
 
     def create_model_card(self, language=None, license=None, tags=None, model_name=None, finetuned_from=None,
