@@ -35,12 +35,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _workers import parallel  # noqa: E402
-from summary import TITLE, gap_closed, header_lines, markdown  # noqa: E402
+from summary import TITLE, header_lines, record, report_only, write  # noqa: E402
 
 from hf_unlearn import FinetuneRecipe, UnlearningArguments  # noqa: E402
 from hf_unlearn.audit import compare, reference_losses  # noqa: E402
 from hf_unlearn.data.identity import dataset_digest  # noqa: E402
-from hf_unlearn.io import write_text_atomic  # noqa: E402
 from hf_unlearn.pipeline.cache import cache_matches, cached_seconds, recipe_key, train_cached  # noqa: E402
 from hf_unlearn.pipeline.data import class_names, collator_for, encode, load_raw, select  # noqa: E402
 from hf_unlearn.pipeline.job import JobArguments  # noqa: E402
@@ -212,52 +211,6 @@ def trained(args, name: str, selector: dict | None, seed: int, train_seed: int |
     model, seconds, cpu = train_cached(s["job"], rows, how, folder, key, s["labels"],
                                        collator=s["collator"], processor=s["processor"], seed=train_seed)
     return model, (seconds, cpu)
-
-
-def record(method, forget, seed, report, times, retrain=None, original=None, extra=None) -> dict:
-    """One model's figures. ``times`` = (wall seconds, process CPU seconds); ``retrain_ratio`` is the CPU-time
-    ratio to the retrained model (robust to other load on the machine; ``wall_ratio`` is the wall-clock one)."""
-    ref = report.ref_attack
-    wall, cpu = times
-    row = {
-        "method": method, "forget": forget, "seed": seed, "wall_time_s": round(wall, 2), "cpu_time_s": round(cpu, 2),
-        "forget_acc": report.forget_accuracy, "retain_acc": report.retain_accuracy,
-        "test_acc": report.test_accuracy, "forget_loss": report.forget_loss, "test_loss": report.test_loss,
-        "mia_loss": report.mia_loss.accuracy, "mia_loss_std": report.mia_loss.accuracy_std,
-        "mia_loss_auc": report.mia_loss.auc, "mia_entropy": report.mia_entropy.accuracy,
-        "mia_entropy_auc": report.mia_entropy.auc, "n_forget": report.n_forget,
-        "ref_attack_auc": None if ref is None else ref.auc,
-        "ref_attack_tpr_at_1pct_fpr": None if ref is None else ref.tpr_at_1pct_fpr,
-        "ref_attack_tpr_at_0_1pct_fpr": None if ref is None else ref.tpr_at_0_1pct_fpr,
-        "ref_attack_null_std": None if ref is None else ref.null_auc_std,
-    }
-    if retrain is not None:
-        row["retrain_ratio"] = round(cpu / retrain["cpu_time_s"], 4)
-        row["wall_ratio"] = round(wall / retrain["wall_time_s"], 4)
-        for key in ("mia_loss", "mia_entropy", "forget_acc", "test_acc", "retain_acc"):
-            row[f"gap_{key}"] = abs(row[key] - retrain[key])
-        if original is not None:
-            for key in ("forget_acc", "mia_loss"):
-                row[f"gap_closed_{key}"] = gap_closed(original[key], row[key], retrain[key])
-    row.update(extra or {})
-    return row
-
-
-def write(out: Path, stem: str, rows: list[dict], meta: dict, done: int, total: int) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {**meta, "splits_finished": done, "splits_total": total}
-    write_text_atomic(out / f"{stem}.json", json.dumps({"provenance": meta, "records": rows}, indent=1))
-    write_text_atomic(out / f"{stem}.md", markdown(rows, meta))
-
-
-def report_only(out: Path, stem: str) -> None:
-    """Rewrite the markdown from the JSON a finished run wrote: no training."""
-    data = json.loads((out / f"{stem}.json").read_text())
-    if isinstance(data, list):
-        raise SystemExit(f"{out / stem}.json predates recorded provenance (a plain list of records): rerun the "
-                         "benchmark to regenerate it.")
-    meta = data["provenance"]
-    write(out, stem, data["records"], meta, meta["splits_finished"], meta["splits_total"])
 
 
 def _load() -> float | None:
