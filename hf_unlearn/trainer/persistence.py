@@ -208,7 +208,24 @@ def finish_publish(output_dir: str) -> None:
 
 
 class PersistenceMixin:
-    """`UnlearningTrainer`'s saving, checkpointing and resuming (see the module docstring)."""
+    """`UnlearningTrainer`'s saving, checkpointing and resuming (see the module docstring).
+
+    What it reads of the trainer, declared here (set by `UnlearningTrainer.__init__`): the job's fingerprint, the
+    method, τ and its history, α₀, samples per step and the card metadata; what it keeps itself: the lock it holds,
+    the records saved with the final model (``extra_records``, set by the job pipeline) and whether to delete the
+    checkpoints once that save is published."""
+
+    job: dict[str, Any]
+    method: Any
+    tau: float | None
+    tau_step: int
+    tau_history: list[dict[str, float]]
+    alpha0: float
+    samples_per_step: int
+    card_metadata: dict[str, Any]
+    _lock: OutputDirLock | None = None
+    extra_records: tuple | list = ()
+    _delete_checkpoints_after_save: bool = False
 
     def unlearning_state(self) -> dict[str, Any]:
         """What a checkpoint needs beyond Trainer's state to resume unlearning exactly, and the job it belongs to."""
@@ -225,7 +242,7 @@ class PersistenceMixin:
     @contextlib.contextmanager
     def _output_lock(self):
         """Hold ``output_dir``'s lock (main process only; re-entrant within this trainer)."""
-        if (not self.args.should_save or getattr(self, "_lock", None) is not None
+        if (not self.args.should_save or self._lock is not None
                 or os.path.realpath(self.args.output_dir) in _JOB_LOCKS.get()):
             yield
             return
@@ -290,14 +307,14 @@ class PersistenceMixin:
                     if final:
                         write_model_card(self, staging, **self.card_metadata)
                     write_json_atomic(os.path.join(staging, JOB_NAME), self.job)
-                    writers = getattr(self, "extra_records", ()) if final else ()
+                    writers = self.extra_records if final else ()
                     for write in writers:  # the job's records (audit.json, job.json...): one save with the model
                         write(staging)
                     publish(staging, output_dir, records=bool(writers))
             finally:
                 if self.args.should_save:
                     shutil.rmtree(staging, ignore_errors=True)
-            if final and getattr(self, "_delete_checkpoints_after_save", False) and self.args.should_save:
+            if final and self._delete_checkpoints_after_save and self.args.should_save:
                 for folder in checkpoint_folders(self.args.output_dir):
                     shutil.rmtree(folder, ignore_errors=True)
                 self._delete_checkpoints_after_save = False
