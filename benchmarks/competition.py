@@ -35,6 +35,7 @@ from summary import header_lines, mean_ci  # noqa: E402
 
 from hf_unlearn.audit import competition_score, model_confidences, sample_stats  # noqa: E402
 from hf_unlearn.data.selection import sample_rows  # noqa: E402
+from hf_unlearn.io import write_text_atomic  # noqa: E402
 from hf_unlearn.provenance import provenance  # noqa: E402
 
 
@@ -189,8 +190,8 @@ def main(argv=None) -> None:
         records = summarise(outputs, own.n_models)
         meta.update(models_done=len(outputs), models_total=len(tasks),
                     wall_seconds=round(time.perf_counter() - started, 1), cpu_seconds=round(time.process_time(), 1))
-        (out / f"{stem}.json").write_text(json.dumps({"provenance": meta, "records": records}, indent=1))
-        (out / f"{stem}.md").write_text(markdown(records, meta, own))
+        write_text_atomic(out / f"{stem}.json", json.dumps({"provenance": meta, "records": records}, indent=1))
+        write_text_atomic(out / f"{stem}.md", markdown(records, meta, own))
 
     parallel(args, model_task, [(own_json, *t) for t in tasks], on_done=done)
     print((out / f"{stem}.md").read_text())

@@ -5,7 +5,7 @@ The paper's text protocol (arXiv 2403.14339) on a single-label GoEmotions subset
 original model trained to (near) convergence on the training subset, as the paper does; per forget split (15 % ×
 5 seeds, 3 %, 30 %, one class) a model retrained from the pretrained checkpoint on the retain set with the same
 recipe (the gold standard; the split seed is its training seed), and every method started from the original. Rows
-come through the job pipeline's data layer and models through its cache (`hf_unlearn.model_cache`); ``--workers``
+come through the job pipeline's data layer and models through its cache (`hf_unlearn.pipeline.cache`); ``--workers``
 processes (one pinned core each) train the models, then run the splits.
 τ comes from dev rows (held out). Every record carries the population MIAs, a per-example reference attack
 (RMIA, the retrained model as reference, the τ rows as population) and the gap closed toward retraining; the
@@ -35,17 +35,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _workers import parallel  # noqa: E402
-from summary import TITLE, gap_closed, header_lines, markdown  # noqa: E402
+from summary import TITLE, header_lines, record, report_only, write  # noqa: E402
 
 from hf_unlearn import FinetuneRecipe, UnlearningArguments  # noqa: E402
 from hf_unlearn.audit import compare, reference_losses  # noqa: E402
-from hf_unlearn.data.holdout import dataset_digest  # noqa: E402
-from hf_unlearn.data.job_data import class_names, collator_for, encode, load_raw, select  # noqa: E402
-from hf_unlearn.jobs import JobArguments  # noqa: E402
-from hf_unlearn.model_cache import RETRAIN_BUDGETS, cache_matches, cached_seconds, recipe_key, train_cached  # noqa: E402
-from hf_unlearn.models import default_text_model, load_processor, load_trained, new_base_model  # noqa: E402
+from hf_unlearn.data.identity import dataset_digest  # noqa: E402
+from hf_unlearn.pipeline.cache import cache_matches, cached_seconds, recipe_key, train_cached  # noqa: E402
+from hf_unlearn.pipeline.data import class_names, collator_for, encode, load_raw, select  # noqa: E402
+from hf_unlearn.pipeline.job import JobArguments  # noqa: E402
+from hf_unlearn.pipeline.models import default_text_model, load_processor, load_trained, new_base_model  # noqa: E402
+from hf_unlearn.pipeline.recipes import RETRAIN_BUDGETS, audit, unlearn  # noqa: E402
 from hf_unlearn.provenance import provenance, weights_sha256  # noqa: E402
-from hf_unlearn.recipes import audit, unlearn  # noqa: E402
 
 TASK = "single_label"
 #: the random tiny BERT of --quick (a pipeline smoke test)
@@ -130,7 +130,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 
 def bench_job(args, **selector) -> JobArguments:
-    """The benchmark's data and recipe as a job of the pipeline (`hf_unlearn.jobs`): same loading, sampling,
+    """The benchmark's data and recipe as a job of the pipeline (`hf_unlearn.pipeline.job`): same loading, sampling,
     selection, encoding and model cache as `hf-unlearn run`. In tuning mode (``--eval_split validation``) the dev
     sample holds the τ rows and, disjoint from them, the audit rows."""
     # dev rows held out of the training file (banking77): as many in both modes, so both sample the same rows
@@ -211,52 +211,6 @@ def trained(args, name: str, selector: dict | None, seed: int, train_seed: int |
     model, seconds, cpu = train_cached(s["job"], rows, how, folder, key, s["labels"],
                                        collator=s["collator"], processor=s["processor"], seed=train_seed)
     return model, (seconds, cpu)
-
-
-def record(method, forget, seed, report, times, retrain=None, original=None, extra=None) -> dict:
-    """One model's figures. ``times`` = (wall seconds, process CPU seconds); ``retrain_ratio`` is the CPU-time
-    ratio to the retrained model (robust to other load on the machine; ``wall_ratio`` is the wall-clock one)."""
-    ref = report.ref_attack
-    wall, cpu = times
-    row = {
-        "method": method, "forget": forget, "seed": seed, "wall_time_s": round(wall, 2), "cpu_time_s": round(cpu, 2),
-        "forget_acc": report.forget_accuracy, "retain_acc": report.retain_accuracy,
-        "test_acc": report.test_accuracy, "forget_loss": report.forget_loss, "test_loss": report.test_loss,
-        "mia_loss": report.mia_loss.accuracy, "mia_loss_std": report.mia_loss.accuracy_std,
-        "mia_loss_auc": report.mia_loss.auc, "mia_entropy": report.mia_entropy.accuracy,
-        "mia_entropy_auc": report.mia_entropy.auc, "n_forget": report.n_forget,
-        "ref_attack_auc": None if ref is None else ref.auc,
-        "ref_attack_tpr_at_1pct_fpr": None if ref is None else ref.tpr_at_1pct_fpr,
-        "ref_attack_tpr_at_0_1pct_fpr": None if ref is None else ref.tpr_at_0_1pct_fpr,
-        "ref_attack_null_std": None if ref is None else ref.null_auc_std,
-    }
-    if retrain is not None:
-        row["retrain_ratio"] = round(cpu / retrain["cpu_time_s"], 4)
-        row["wall_ratio"] = round(wall / retrain["wall_time_s"], 4)
-        for key in ("mia_loss", "mia_entropy", "forget_acc", "test_acc", "retain_acc"):
-            row[f"gap_{key}"] = abs(row[key] - retrain[key])
-        if original is not None:
-            for key in ("forget_acc", "mia_loss"):
-                row[f"gap_closed_{key}"] = gap_closed(original[key], row[key], retrain[key])
-    row.update(extra or {})
-    return row
-
-
-def write(out: Path, stem: str, rows: list[dict], meta: dict, done: int, total: int) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {**meta, "splits_finished": done, "splits_total": total}
-    (out / f"{stem}.json").write_text(json.dumps({"provenance": meta, "records": rows}, indent=1))
-    (out / f"{stem}.md").write_text(markdown(rows, meta))
-
-
-def report_only(out: Path, stem: str) -> None:
-    """Rewrite the markdown from the JSON a finished run wrote: no training."""
-    data = json.loads((out / f"{stem}.json").read_text())
-    if isinstance(data, list):
-        raise SystemExit(f"{out / stem}.json predates recorded provenance (a plain list of records): rerun the "
-                         "benchmark to regenerate it.")
-    meta = data["provenance"]
-    write(out, stem, data["records"], meta, meta["splits_finished"], meta["splits_total"])
 
 
 def _load() -> float | None:

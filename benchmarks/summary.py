@@ -8,9 +8,13 @@ model (see :func:`separation`).
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 from scipy import stats as st
+
+from hf_unlearn.io import write_text_atomic
 
 # A split separates when doing nothing is this far from retraining (means over seeds at 15 %).
 SEPARATION = {"mia_loss": 0.10, "forget_acc": 0.15}
@@ -234,3 +238,50 @@ def _cell(v) -> str:
     if isinstance(v, dict):
         return ", ".join(f"{k}: {o}" for k, o in v.items())
     return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+# ------------------------------------------------------------------ the records files (JSON + Markdown)
+def record(method, forget, seed, report, times, retrain=None, original=None, extra=None) -> dict:
+    """One model's figures. ``times`` = (wall seconds, process CPU seconds); ``retrain_ratio`` is the CPU-time
+    ratio to the retrained model (robust to other load on the machine; ``wall_ratio`` is the wall-clock one)."""
+    ref = report.ref_attack
+    wall, cpu = times
+    row = {
+        "method": method, "forget": forget, "seed": seed, "wall_time_s": round(wall, 2), "cpu_time_s": round(cpu, 2),
+        "forget_acc": report.forget_accuracy, "retain_acc": report.retain_accuracy,
+        "test_acc": report.test_accuracy, "forget_loss": report.forget_loss, "test_loss": report.test_loss,
+        "mia_loss": report.mia_loss.accuracy, "mia_loss_std": report.mia_loss.accuracy_std,
+        "mia_loss_auc": report.mia_loss.auc, "mia_entropy": report.mia_entropy.accuracy,
+        "mia_entropy_auc": report.mia_entropy.auc, "n_forget": report.n_forget,
+        "ref_attack_auc": None if ref is None else ref.auc,
+        "ref_attack_tpr_at_1pct_fpr": None if ref is None else ref.tpr_at_1pct_fpr,
+        "ref_attack_tpr_at_0_1pct_fpr": None if ref is None else ref.tpr_at_0_1pct_fpr,
+        "ref_attack_null_std": None if ref is None else ref.null_auc_std,
+    }
+    if retrain is not None:
+        row["retrain_ratio"] = round(cpu / retrain["cpu_time_s"], 4)
+        row["wall_ratio"] = round(wall / retrain["wall_time_s"], 4)
+        for key in ("mia_loss", "mia_entropy", "forget_acc", "test_acc", "retain_acc"):
+            row[f"gap_{key}"] = abs(row[key] - retrain[key])
+        if original is not None:
+            for key in ("forget_acc", "mia_loss"):
+                row[f"gap_closed_{key}"] = gap_closed(original[key], row[key], retrain[key])
+    row.update(extra or {})
+    return row
+
+
+def write(out: Path, stem: str, rows: list[dict], meta: dict, done: int, total: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, "splits_finished": done, "splits_total": total}
+    write_text_atomic(out / f"{stem}.json", json.dumps({"provenance": meta, "records": rows}, indent=1))
+    write_text_atomic(out / f"{stem}.md", markdown(rows, meta))
+
+
+def report_only(out: Path, stem: str) -> None:
+    """Rewrite the markdown from the JSON a finished run wrote: no training."""
+    data = json.loads((out / f"{stem}.json").read_text())
+    if isinstance(data, list):
+        raise SystemExit(f"{out / stem}.json predates recorded provenance (a plain list of records): rerun the "
+                         "benchmark to regenerate it.")
+    meta = data["provenance"]
+    write(out, stem, data["records"], meta, meta["splits_finished"], meta["splits_total"])

@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from hf_unlearn.io import write_text_atomic
+
 OUT = Path(__file__).parent / "results"
 
 
@@ -36,7 +38,7 @@ def measure(steps: int, budget_s: float) -> dict:
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from hf_unlearn.models import default_text_model
+    from hf_unlearn.pipeline.models import default_text_model
 
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(default_text_model(), num_labels=28)
@@ -100,7 +102,7 @@ def main() -> None:
                 rows.append(row)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "thread_count.json").write_text(json.dumps({"rows": rows, "provenance": provenance(seeds=[0])},
+    write_text_atomic(out / "thread_count.json", json.dumps({"rows": rows, "provenance": provenance(seeds=[0])},
                                                       indent=2) + "\n")
     lines = ["# Torch threads for the demo's training step (MiniLM, batch 8, 32 tokens)", "",
              f"{os.cpu_count()} CPU cores; `busy` = extra processes spinning on the cores; median over repeats of "
@@ -115,7 +117,7 @@ def main() -> None:
                              f"{statistics.median(r['cpu_s_per_step'] for r in mine):.3f} | "
                              f"{sum(r['steps'] for r in mine)} | "
                              f"{statistics.median(r['loadavg_1min'] for r in mine):.2f} |")
-    (out / "thread_count.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(out / "thread_count.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -59,7 +59,8 @@ from transformers import (
 )
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
-from hf_unlearn.arguments import automatic_forget_epochs
+from hf_unlearn.io import write_text_atomic
+from hf_unlearn.trainer.plan import automatic_forget_epochs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -294,7 +295,7 @@ def write_markdown(result: dict, path: Path) -> None:
         f"{s['data_loading_ms_per_step']['plain']:.2f} | |",
         *(f"| **τ share** of a default-length run, {tau_line(t)} | ≤ 5% |" for t in result["tau"]),
     ]
-    path.write_text("\n".join(lines + [""]))
+    write_text_atomic(path, "\n".join(lines + [""]))
 
 
 def main() -> None:
@@ -349,7 +350,7 @@ def main() -> None:
     result = {"command": command, "machine": info, "model": setup.name, "steps": steps, "memory": memory,
               "tau": tau, "config": {k: v for k, v in vars(cfg).items() if k != "out"}}
     cfg.out.mkdir(parents=True, exist_ok=True)
-    (cfg.out / "throughput.json").write_text(json.dumps(result, indent=2, default=str))
+    write_text_atomic(cfg.out / "throughput.json", json.dumps(result, indent=2, default=str))
     write_markdown(result, cfg.out / "throughput.md")
     print(f"wrote {cfg.out / 'throughput.json'} and throughput.md")
     print(f"step_time_ratio={steps['step_time_ratio']:.3f} peak_memory_ratio={memory['peak_memory_ratio']:.3f}")

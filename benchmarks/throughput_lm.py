@@ -34,7 +34,8 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PrinterCa
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
 from hf_unlearn.data import CausalLMCollator, load_tofu, tokenize_qa
-from hf_unlearn.recipes import SMOLLM2_GGUF, smollm2_folder
+from hf_unlearn.io import write_text_atomic
+from hf_unlearn.pipeline.recipes import SMOLLM2_GGUF, smollm2_folder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -166,7 +167,7 @@ def write_markdown(result: dict, path: Path) -> None:
                      f"{bold}{mem['ratio'][side]:.3f}{bold} | {mem['training_memory_mib'][side]:.0f} |")
     lines += ["", "Targets: ≤ 1.05 for both ratios (the library default, `nabla_tau`). `/fused`: forget and retain "
               "forced into one padded forward pass (the library default runs two)."]
-    path.write_text("\n".join(lines + [""]))
+    write_text_atomic(path, "\n".join(lines + [""]))
 
 
 def main(cfg: argparse.Namespace) -> None:
@@ -198,7 +199,7 @@ def main(cfg: argparse.Namespace) -> None:
               "config": {k: v for k, v in vars(cfg).items() if k not in ("out",)}}
     out = cfg.out if cfg.out != RESULTS or not cfg.quick else RESULTS / "quick"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "throughput_causal_lm.json").write_text(json.dumps(result, indent=2, default=str))
+    write_text_atomic(out / "throughput_causal_lm.json", json.dumps(result, indent=2, default=str))
     write_markdown(result, out / "throughput_causal_lm.md")
     print(f"wrote {out / 'throughput_causal_lm.json'} and throughput_causal_lm.md")
     for side in timing["ratio"]:

@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 import unlearn_causal_lm  # noqa: E402
 
+from hf_unlearn.io import write_text_atomic  # noqa: E402
 from hf_unlearn.provenance import provenance  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -59,10 +60,10 @@ def main() -> None:
     for name, r in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{r.get(k, float('nan')):.4g}" for k in KEYS) + " |")
     cfg.out.mkdir(parents=True, exist_ok=True)
-    (cfg.out / "tofu_forget_quality.json").write_text(json.dumps({"command": command, "sizes": sizes,
+    write_text_atomic(cfg.out / "tofu_forget_quality.json", json.dumps({"command": command, "sizes": sizes,
                                                                   "provenance": provenance(), "models": rows},
                                                                  indent=2))
-    (cfg.out / "tofu_forget_quality.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(cfg.out / "tofu_forget_quality.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     print(" ".join(f"forget_quality_{m}={rows[m]['forget_quality']:.4g}" for m in METHODS))
 

@@ -34,14 +34,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
+from datasets import concatenate_datasets
 from transformers import AutoModelForCausalLM
 
 from hf_unlearn import UnlearningArguments
 from hf_unlearn.audit.tofu import TofuData, answer_nll, tofu_metrics, truth_ratios
 from hf_unlearn.data import CausalLMCollator, load_tofu, tokenize_qa
-from hf_unlearn.models import SMOLLM2_GGUF, load_gguf_causal_lm, smollm2_folder
+from hf_unlearn.io import write_text_atomic
+from hf_unlearn.pipeline.models import SMOLLM2_GGUF, load_gguf_causal_lm, smollm2_folder
+from hf_unlearn.pipeline.recipes import FinetuneRecipe, finetune, unlearn
 from hf_unlearn.provenance import provenance
-from hf_unlearn.recipes import FinetuneRecipe, finetune, unlearn
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tofu"
@@ -109,7 +111,7 @@ def trained(name: str, train, steps: int | None, cfg, tokenizer) -> tuple[str, f
     seconds = finetune(model, train, recipe, output_dir=str(folder), data_collator=CausalLMCollator(tokenizer))
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    meta.write_text(json.dumps({"key": key, "seconds": seconds}))
+    write_text_atomic(meta, json.dumps({"key": key, "seconds": seconds}))
     return str(folder), seconds
 
 
@@ -128,7 +130,7 @@ def evaluate(model, tokenizer, forget, utility, retrained_ratios, cfg) -> dict:
 
 def save(results: dict, cfg) -> None:
     cfg.out.mkdir(parents=True, exist_ok=True)
-    (cfg.out / "tofu_smollm2.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    write_text_atomic(cfg.out / "tofu_smollm2.json", json.dumps(results, indent=2, default=float) + "\n")
     lines = ["# TOFU on SmolLM2-135M: ∇τ vs GradDiff, NPO, SimNPO, RMU", "", "Written by `benchmarks/tofu_smollm2.py` "
              "(commands below); aggregates only. " + results["setting"], ""]
     for split, runs in results["runs"].items():
@@ -147,10 +149,24 @@ def save(results: dict, cfg) -> None:
             lines.append(f"| {name} | " + " | ".join(f"{r[k]:.3f}" if isinstance(r.get(k), (int, float)) else "–"
                                                      for k in NLL_KEYS) + " |")
         lines += ["", "Commands: " + "; ".join(f"`{c}`" for c in results["commands"].get(split, [])), ""]
-    (cfg.out / "tofu_smollm2.md").write_text("\n".join(lines))
+    write_text_atomic(cfg.out / "tofu_smollm2.md", "\n".join(lines))
 
 
-def main() -> None:
+def setting(cfg: argparse.Namespace, forget, retain, validation, utility, steps: int) -> str:
+    """The results' description of the setting: rows, recipes, unlearning budget, machine."""
+    return (
+        f"TOFU forget10 {cfg.split} rows: {len(forget)} forget rows ({-(-len(forget) // 20)} author(s)), "
+        f"{len(retain)} retain rows trained on, {len(validation)} held-out validation rows (τ), utility on "
+        f"{len(utility)} retain rows. Original: "
+        f"SmolLM2-135M-Instruct fine-tuned {steps} steps (batch {cfg.batch}, lr {cfg.lr:g}, {cfg.epochs:g} epochs, "
+        f"max {cfg.max_length} tokens); retrained: {steps} steps on the retain rows only. Unlearning: "
+        f"{cfg.forget_epochs} forget-epochs of {cfg.unlearn_batch} forget + {cfg.unlearn_batch} retain rows per step, "
+        f"AdamW lr {cfg.unlearn_lr:g}, each method's defaults otherwise. Machine: 2 CPU cores (AMD EPYC) shared with "
+        "other jobs; wall seconds include that load. One seed: differences smaller than the spread one would see "
+        "over seeds cannot be told apart here.")
+
+
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--split", choices=tuple(SPLITS), default="dev")
     p.add_argument("--data_dir", default=str(DATA))
@@ -173,7 +189,11 @@ def main() -> None:
     p.add_argument("--cache_dir", default=str(ROOT / "outputs" / "tofu_smollm2_bench"))
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--report_only", action="store_true", help="rewrite the Markdown from the JSON and exit")
-    cfg = p.parse_args()
+    return p.parse_args()
+
+
+def main() -> None:
+    cfg = parse_args()
     if cfg.report_only:
         return save(json.loads((cfg.out / "tofu_smollm2.json").read_text()), cfg)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -189,22 +209,11 @@ def main() -> None:
     forget, retain, validation = rows(cfg)
     utility = retain.select(range(cfg.utility_rows))
     f_tok, r_tok, v_tok = (tokenized(d, tokenizer, cfg) for d in (forget, retain, validation))
-    from datasets import concatenate_datasets
-
     train = concatenate_datasets([f_tok, r_tok]).shuffle(seed=cfg.seed)
     steps = FinetuneRecipe(epochs=cfg.epochs, batch_size=cfg.batch).steps_on(len(train))
     original_dir, original_s = trained("original", train, None, cfg, tokenizer)
     retrained_dir, retrained_s = trained("retrained", r_tok, steps, cfg, tokenizer)
-    results["setting"] = (
-        f"TOFU forget10 {cfg.split} rows: {len(forget)} forget rows ({-(-len(forget) // 20)} author(s)), "
-        f"{len(retain)} retain rows trained on, {len(validation)} held-out validation rows (τ), utility on "
-        f"{len(utility)} retain rows. Original: "
-        f"SmolLM2-135M-Instruct fine-tuned {steps} steps (batch {cfg.batch}, lr {cfg.lr:g}, {cfg.epochs:g} epochs, "
-        f"max {cfg.max_length} tokens); retrained: {steps} steps on the retain rows only. Unlearning: "
-        f"{cfg.forget_epochs} forget-epochs of {cfg.unlearn_batch} forget + {cfg.unlearn_batch} retain rows per step, "
-        f"AdamW lr {cfg.unlearn_lr:g}, each method's defaults otherwise. Machine: 2 CPU cores (AMD EPYC) shared with "
-        "other jobs; wall seconds include that load. One seed: differences smaller than the spread one would see "
-        "over seeds cannot be told apart here.")
+    results["setting"] = setting(cfg, forget, retain, validation, utility, steps)
     load = lambda folder: AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)  # noqa: E731
     retrained = load(retrained_dir)
     retrained_ratios = truth_ratios(retrained, tokenizer, forget, max_length=cfg.max_length)

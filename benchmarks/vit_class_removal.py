@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from summary import fmt_ci, header_lines  # noqa: E402
 
-from hf_unlearn.cli_config import load_job  # noqa: E402
-from hf_unlearn.jobs import run_job  # noqa: E402
+from hf_unlearn.io import write_text_atomic  # noqa: E402
+from hf_unlearn.pipeline.config import load_job  # noqa: E402
+from hf_unlearn.pipeline.run import run_job  # noqa: E402
 from hf_unlearn.provenance import provenance  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mnist_vit.yaml"
@@ -103,8 +104,8 @@ def main(argv=None) -> None:
               f"{r['original_remaining_vs_retrained_points']:+.1f}, ∇τ "
               f"{r['unlearned_remaining_vs_retrained_points']:+.1f} points; removed class ∇τ "
               f"{r['unlearned_forget_class_acc']:.3f} ({r['wall_time_s']:.0f}s)", flush=True)
-        (out / "vit_class_removal.json").write_text(json.dumps({"provenance": meta, "records": rows}, indent=1))
-        (out / "vit_class_removal.md").write_text(markdown(rows, meta))
+        write_text_atomic(out / "vit_class_removal.json", json.dumps({"provenance": meta, "records": rows}, indent=1))
+        write_text_atomic(out / "vit_class_removal.md", markdown(rows, meta))
     print((out / "vit_class_removal.md").read_text())
 
 

@@ -20,9 +20,10 @@ import sys
 from pathlib import Path
 
 from hf_unlearn import UnlearningArguments
-from hf_unlearn.cli_config import load_job
-from hf_unlearn.jobs import MAIN_JOB_OPTIONS, JobArguments, run_job
-from hf_unlearn.scripts import run_script, script_parser
+from hf_unlearn.cli.scripts import run_script, script_parser
+from hf_unlearn.pipeline.config import load_job
+from hf_unlearn.pipeline.job import MAIN_JOB_OPTIONS, JobArguments
+from hf_unlearn.pipeline.run import run_job
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "goemotions_minilm.yaml"
 

@@ -52,9 +52,10 @@ import sys
 from pathlib import Path
 
 from hf_unlearn import UnlearningArguments
-from hf_unlearn.cli_config import load_job
-from hf_unlearn.jobs import JobArguments, run_job
-from hf_unlearn.scripts import run_script, script_parser
+from hf_unlearn.cli.scripts import run_script, script_parser
+from hf_unlearn.pipeline.config import load_job
+from hf_unlearn.pipeline.job import JobArguments
+from hf_unlearn.pipeline.run import run_job
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mnist_vit.yaml"
 OPTIONS = (  # the job keys --help lists (--help_all: every one)

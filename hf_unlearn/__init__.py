@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 #: public name -> the submodule that defines it
 _EXPORTS = {
-    "UnlearningArguments": ".arguments",
+    "UnlearningArguments": ".trainer.arguments",
     "audit_model": ".audit",
     "compare": ".audit",
     "ClassificationCollator": ".data",
@@ -22,12 +22,12 @@ _EXPORTS = {
     "load_goemotions": ".data",
     "select_forget": ".data",
     "tokenize_classification": ".data",
-    "check_hub_access": ".hub",
-    "FinetuneRecipe": ".recipes",
-    "finetune": ".recipes",
-    "load_text_classifier": ".recipes",
-    "unlearn": ".recipes",
-    "UnlearningTrainer": ".trainer",
+    "check_hub_access": ".hub.push",
+    "FinetuneRecipe": ".pipeline.recipes",
+    "finetune": ".pipeline.recipes",
+    "load_text_classifier": ".pipeline.recipes",
+    "unlearn": ".pipeline.recipes",
+    "UnlearningTrainer": ".trainer.trainer",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

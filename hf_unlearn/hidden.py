@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import torch
 
-from .losses import unwrap_model
+from ._torch import unwrap_model
+from .reference import reference_outputs
 
 
 class _Stop(Exception):
@@ -87,8 +88,6 @@ def step_hidden(trainer, model, caught: list[torch.Tensor], inputs: dict, forget
     """``ObjectiveInputs.hidden`` of one paired step: the trained model's layer output per half (from ``caught``:
     two passes, forget then retain, or one fused pass split at ``num_forget``), the reference's on the retain rows,
     and each half's supervised-token mask."""
-    from .reference import reference_outputs
-
     if len(caught) == 1:
         n = int(inputs["num_forget"])
         forget, retain = caught[0][:n], caught[0][n:]

@@ -11,6 +11,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from ._torch import unwrap_model
+
 TASKS = ("single_label", "multi_label", "causal_lm", "image_classification")
 
 PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -115,17 +117,6 @@ def infer_task(model: torch.nn.Module | None, labels: torch.Tensor | None = None
         "AutoModelForCausalLM or AutoModelForImageClassification, or pass `loss_fn=` (a callable "
         "(logits, labels) -> per-sample losses) / `task=` one of " + ", ".join(TASKS) + "."
     )
-
-
-def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """Strip DDP/accelerate wrappers and PEFT adapters to find the underlying transformers model."""
-    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
-        model = model.module
-    base = getattr(model, "base_model", None)
-    inner = getattr(base, "model", None)
-    if base is not None and inner is not None and type(model).__name__.startswith("Peft"):
-        return inner
-    return model
 
 
 def get_loss_fn(task: str) -> PerSampleLoss:

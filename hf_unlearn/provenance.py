@@ -7,6 +7,7 @@ code and command that produced it, and re-run.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata as md
 import os
 import platform
 import shlex
@@ -53,8 +54,6 @@ def machine() -> str:
 
 def versions() -> dict[str, str]:
     """Versions of the packages a result depends on."""
-    import importlib.metadata as md
-
     out = {"python": platform.python_version()}
     for name in ("torch", "transformers", "datasets", "accelerate", "peft", "scikit-learn", "numpy", "hf-unlearn"):
         try:

@@ -18,7 +18,7 @@ def _kill() -> None:
 
 def main(mode: str, argv: list[str]) -> int:
     if mode.startswith("checkpoint-"):
-        from hf_unlearn.persistence import PersistenceMixin
+        from hf_unlearn.trainer.persistence import PersistenceMixin
 
         step, save = int(mode.split("-")[1]), PersistenceMixin._save_checkpoint
 
@@ -29,7 +29,7 @@ def main(mode: str, argv: list[str]) -> int:
 
         PersistenceMixin._save_checkpoint = save_then_kill
     elif mode.startswith("publish-"):
-        from hf_unlearn import persistence
+        from hf_unlearn.trainer import persistence
 
         moves, move_files = int(mode.split("-")[1]), persistence._move_files
 
@@ -61,19 +61,19 @@ def main(mode: str, argv: list[str]) -> int:
     elif mode.startswith("hold:"):
         import time
 
-        from hf_unlearn import jobs
+        from hf_unlearn.pipeline import run
 
-        flag, prepare = mode.split(":", 1)[1], jobs.prepare
+        flag, prepare = mode.split(":", 1)[1], run.prepare
 
         def wait_then_prepare(*args, **kwargs):
             while not os.path.exists(flag):
                 time.sleep(0.05)
             return prepare(*args, **kwargs)
 
-        jobs.prepare = wait_then_prepare
+        run.prepare = wait_then_prepare
     else:
         raise SystemExit(f"unknown mode {mode!r}")
-    from hf_unlearn.cli import main as cli
+    from hf_unlearn.cli.main import main as cli
 
     return cli(argv)
 

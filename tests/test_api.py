@@ -72,7 +72,7 @@ def test_push_preflight_offline_raises_before_training(tmp_path, monkeypatch):
 
 def test_no_local_files_and_no_hub_fall_back_to_the_bundled_sample(monkeypatch, tmp_path, caplog):
     monkeypatch.setenv("HF_UNLEARN_DATA_DIR", str(tmp_path))  # no local files there
-    monkeypatch.setattr("hf_unlearn.hub.hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr("hf_unlearn.io.hub_reachable", lambda *a, **k: False)
     with caplog.at_level(logging.WARNING, logger="hf_unlearn"):
         data = hf_unlearn.load_goemotions()
     assert len(data["train"]) == 3600 and "bundled sample" in caplog.text

@@ -474,7 +474,7 @@ def test_no_forget_text_or_ids_in_any_output(bert_runs, tmp_path):
 def test_a_new_attack_is_one_registered_function(bert_runs):
     """Registered once, an attack runs in audit_model and is listed by the report table, its JSON and the card."""
     from hf_unlearn.audit import ATTACKS, Attack, register_attack
-    from hf_unlearn.hub import _eval_results
+    from hf_unlearn.hub.card import _eval_results
 
     def gap(f, t, *, seed, task):
         return {"loss_gap": float(np.mean(t["loss"]) - np.mean(f["loss"]))}

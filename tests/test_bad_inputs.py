@@ -50,7 +50,7 @@ def _cli_line(*argv):
     import contextlib
     import io
 
-    from hf_unlearn.cli import main
+    from hf_unlearn.cli.main import main
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err):

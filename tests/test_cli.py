@@ -14,8 +14,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
-from hf_unlearn.cli import main
-from hf_unlearn.cli_config import job_parser, parse_job, read_config
+from hf_unlearn.cli.main import main
+from hf_unlearn.pipeline.config import job_parser, parse_job, read_config
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = [f"w{i}" for i in range(30)]

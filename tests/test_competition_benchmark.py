@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hf_unlearn.data.job_data import load_raw, select
-from hf_unlearn.jobs import JobArguments
+from hf_unlearn.pipeline.data import load_raw, select
+from hf_unlearn.pipeline.job import JobArguments
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("HF_UNLEARN_DATA_DIR", REPO.parent / "shared" / "data")) / "goemotions"

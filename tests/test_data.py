@@ -149,7 +149,7 @@ def test_sources_fall_back_to_hub(monkeypatch, tmp_path):
         return Dataset.from_dict({"text": ["a"], "labels": [[1]], "id": ["x"], "extra": [0]})
 
     monkeypatch.setenv("HF_UNLEARN_DATA_DIR", str(tmp_path))  # no local files there
-    monkeypatch.setattr("hf_unlearn.hub.hub_reachable", lambda *a, **k: True)  # else: the bundled sample
+    monkeypatch.setattr("hf_unlearn.io.hub_reachable", lambda *a, **k: True)  # else: the bundled sample
     monkeypatch.setattr(sources, "load_dataset", fake_load_dataset)
     data = load_goemotions()
     assert calls == [("google-research-datasets/go_emotions", "simplified", s)

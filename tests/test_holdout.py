@@ -9,7 +9,8 @@ from transformers import LlamaConfig, LlamaForCausalLM, default_data_collator
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
 from hf_unlearn.data import check_held_out, drop_shared
-from hf_unlearn.data.holdout import dataset_digest, drop_copies
+from hf_unlearn.data.holdout import drop_copies
+from hf_unlearn.data.identity import dataset_digest
 from hf_unlearn.losses import causal_lm_loss
 
 
@@ -89,3 +90,21 @@ def test_fully_masked_causal_lm_rows_are_left_out_of_tau_and_the_retain_mean(tmp
     model.eval()
     supervised_retain, _ = _supervised_mean(model, [retain[j] for j in range(4)])
     assert float(trainer._metrics["retain_loss"][-1]) == pytest.approx(supervised_retain, rel=1e-4)
+
+
+def test_one_row_hasher_int32_and_int64_token_ids_hash_alike_everywhere():
+    """`data.checks.row_keys` (disjoint splits) and `data.identity.content_hashes` (held-out checks, digests) are one
+    hasher: the same token ids give the same key whether stored as int32 or int64, as a dataset or a list of rows."""
+    from hf_unlearn.data import count_shared, row_keys
+    from hf_unlearn.data.identity import content_hashes
+
+    rows = [[5, 6, 7], [8, 9, 10, 11], [12]]
+    as_int32, as_int64 = (datasets.Dataset.from_dict(
+        {"input_ids": rows}, features=datasets.Features({"input_ids": datasets.Sequence(datasets.Value(dtype))}))
+        for dtype in ("int32", "int64"))
+    tensors = [{"input_ids": torch.tensor(r, dtype=torch.int32)} for r in rows]
+    keys = content_hashes(as_int64)
+    assert content_hashes(as_int32) == keys and content_hashes(tensors) == keys
+    assert row_keys(as_int32, ["input_ids"]) == row_keys(as_int64, ["input_ids"]) == keys
+    assert count_shared(as_int32, as_int64) == 3
+    assert dataset_digest(as_int32) == dataset_digest(as_int64)

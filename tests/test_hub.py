@@ -1,4 +1,4 @@
-"""Model card (hf_unlearn.hub): parses, carries tags/metrics/sizes, never forget-set content; push patterns."""
+"""Model card (hf_unlearn.hub.card): parses, carries tags/metrics/sizes, never forget-set content; push patterns."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from transformers import BertConfig, BertForSequenceClassification, BertTokenize
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
 from hf_unlearn.audit import compare
 from hf_unlearn.data import ClassificationCollator, tokenize_classification
-from hf_unlearn.hub import build_model_card, push_ignore_patterns, write_model_card
+from hf_unlearn.hub.card import build_model_card, write_model_card
+from hf_unlearn.hub.push import push_ignore_patterns
 
 WORDS = [f"w{i}" for i in range(30)]
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from hf_unlearn.arguments import automatic_forget_epochs
-from hf_unlearn.cli_config import load_job
-from hf_unlearn.data.job_data import load_raw, load_tofu_for, select, selector_of, tofu_audit_rows
-from hf_unlearn.job_extras import apply_class_removal
-from hf_unlearn.jobs import JobArguments
-from hf_unlearn.model_cache import recipe_key
-from hf_unlearn.models import load_processor, new_base_model
-from hf_unlearn.recipes import FinetuneRecipe
+from hf_unlearn.pipeline.cache import recipe_key
+from hf_unlearn.pipeline.class_removal import apply_class_removal
+from hf_unlearn.pipeline.config import load_job
+from hf_unlearn.pipeline.data import load_raw, load_tofu_for, select, selector_of, tofu_audit_rows
+from hf_unlearn.pipeline.job import JobArguments
+from hf_unlearn.pipeline.models import load_processor, new_base_model
+from hf_unlearn.pipeline.recipes import FinetuneRecipe
+from hf_unlearn.trainer.plan import automatic_forget_epochs
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY_LLAMA = {
@@ -101,7 +101,7 @@ def test_a_recipe_fixed_to_the_originals_steps_trains_that_many_steps_on_fewer_r
     from helpers import tiny_bert, token_dataset
     from transformers import default_data_collator
 
-    from hf_unlearn.recipes import finetune
+    from hf_unlearn.pipeline.recipes import finetune
 
     recipe = FinetuneRecipe(epochs=2, batch_size=4, learning_rate=1e-3)
     assert recipe.steps_on(16) == 8 and recipe.steps_on(10) == 6 and recipe.steps_on(16, processes=2) == 4

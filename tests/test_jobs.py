@@ -1,4 +1,4 @@
-"""The job pipeline (`hf_unlearn.jobs`): the card carries the audit and its metadata, `audit --model DIR` audits the
+"""The job pipeline (`hf_unlearn.pipeline`): the card carries the audit and its metadata, `audit --model DIR` audits the
 forget set the run used (and refuses a contradicting config), one model resolver with "not found" for local paths,
 class selectors with advice that fits, scratch outputs under outputs/ and never pushed."""
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from test_cli import call, one_line_error, tiny_job  # noqa: F401  (the fixture: tiny BERT, CSVs, a YAML job)
 
-from hf_unlearn.hub import push_ignore_patterns
-from hf_unlearn.jobs import QUICK, JobArguments
-from hf_unlearn.models import resolve
+from hf_unlearn.hub.push import push_ignore_patterns
+from hf_unlearn.pipeline.job import QUICK, JobArguments
+from hf_unlearn.pipeline.models import resolve
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def run_dir(tiny_job, tmp_path_factory) -> Path:  # noqa: F811
     """One CLI run of the tiny job with a 20 % forget set (the config says 25 %), card metadata on the command line."""
-    from hf_unlearn.cli import main
+    from hf_unlearn.cli.main import main
 
     out = tmp_path_factory.mktemp("jobs") / "run"
     code = main(["run", str(tiny_job / "job.yaml"), "--forget_fraction", "0.2", "--output_dir", str(out),
@@ -111,7 +111,7 @@ def test_examples_write_scratch_under_outputs_never_pushed():
         assert folder.startswith("outputs/"), folder
         ignored = subprocess.run(["git", "check-ignore", "-q", f"{folder}/model.safetensors"], cwd=REPO)
         assert ignored.returncode == 0, folder
-    caches = re.findall(r'output_dir, "(_\w+)"', (REPO / "hf_unlearn" / "jobs.py").read_text())
+    caches = re.findall(r'output_dir, "(_\w+)"', (REPO / "hf_unlearn" / "pipeline" / "run.py").read_text())
     assert sorted(caches) == ["_original", "_retrain"]
     for name in ("_retrain/model.safetensors", "_original/model.safetensors"):
         assert any(fnmatch.fnmatch(name, p) for p in push_ignore_patterns()), name
@@ -119,7 +119,7 @@ def test_examples_write_scratch_under_outputs_never_pushed():
 
 @pytest.mark.slow
 def test_class_selector_is_recorded_as_a_digest_and_audited_with_the_config(tiny_job, tmp_path, capsys):  # noqa: F811
-    from hf_unlearn.cli import main
+    from hf_unlearn.cli.main import main
 
     config = tmp_path / "job.yaml"
     config.write_text((tiny_job / "job.yaml").read_text().replace("  forget_fraction: 0.25\n",
@@ -144,9 +144,9 @@ def test_class_selector_is_recorded_as_a_digest_and_audited_with_the_config(tiny
 
 @pytest.mark.slow
 def test_cached_original_and_retrained_reused_only_for_their_recipe_and_rows(tiny_job, tmp_path):  # noqa: F811
-    from hf_unlearn.cli_config import load_job
-    from hf_unlearn.jobs import run_job
-    from hf_unlearn.model_cache import RECIPE_FILE
+    from hf_unlearn.pipeline.cache import RECIPE_FILE
+    from hf_unlearn.pipeline.config import load_job
+    from hf_unlearn.pipeline.run import run_job
 
     out = tmp_path / "run"
     said: list[str] = []

@@ -6,9 +6,9 @@ from helpers import tiny_bert, token_dataset
 from transformers import HfArgumentParser, default_data_collator
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
-from hf_unlearn.cli_config import load_job
 from hf_unlearn.methods import METHODS, Method, register
 from hf_unlearn.methods.base import mean
+from hf_unlearn.pipeline.config import load_job
 
 
 def _args(tmp_path, **kw):
@@ -82,7 +82,7 @@ def test_a_new_method_is_one_registration(tmp_path):
 
 def test_the_card_lists_the_methods_hyperparameters(tmp_path):
     """The card's argument table reads the resolved hyperparameters (SCRUB's default max phase, None, included)."""
-    from hf_unlearn.hub import build_model_card
+    from hf_unlearn.hub.card import build_model_card
 
     card = str(build_model_card(_trained(tmp_path, "scrub", {"scrub_temperature": 2.0}, max_steps=1)))
     assert "| scrub_temperature | 2 |" in card and "| scrub_kl_weight | 0.5 |" in card

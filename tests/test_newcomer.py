@@ -19,8 +19,8 @@ from test_cli import call, tiny_job  # noqa: F401  (the tiny job fixture)
 from test_fresh_clone import readme_snippet, tiny_model, write_ham_spam_csvs  # noqa: F401  (the tiny MiniLM-tokenizer BERT fixture)
 
 from hf_unlearn.audit.compare import Verdict
-from hf_unlearn.models import DEFAULT_TEXT_MODEL, resolve
-from hf_unlearn.verdict import NOT_MEASURABLE, NOT_SHOWN, SHOWN, bottom_line
+from hf_unlearn.audit.verdict import NOT_MEASURABLE, NOT_SHOWN, SHOWN, bottom_line
+from hf_unlearn.pipeline.models import DEFAULT_TEXT_MODEL, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -144,7 +144,7 @@ def test_cli_rmia_against_the_retrained_model_audit_agrees_and_ssd_states_what_i
 
 # ------------------------------------------------------------------------------ less output
 def test_top_level_help_loads_no_torch_and_run_help_is_short():
-    code = "import sys; from hf_unlearn.cli import main; main(['--help']); print('torch' in sys.modules)"
+    code = "import sys; from hf_unlearn.cli.main import main; main(['--help']); print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**ENV, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0 and proc.stdout.strip().endswith("False"), proc.stdout + proc.stderr

@@ -3,7 +3,7 @@
 from test_causal_lm import qa_rows, tiny_llama
 
 from hf_unlearn.data.collators import CausalLMCollator
-from hf_unlearn.recipes import FinetuneRecipe, finetune
+from hf_unlearn.pipeline.recipes import FinetuneRecipe, finetune
 
 
 def test_finetune_prints_progress_lines_without_a_progress_bar(tmp_path, capsys):

@@ -1,6 +1,6 @@
 """Provenance: the recorded command never carries the forget selector's values (class names, ids file)."""
 
-from hf_unlearn.jobs import SELECTOR_FLAGS
+from hf_unlearn.pipeline.job import SELECTOR_FLAGS
 from hf_unlearn.provenance import provenance
 
 

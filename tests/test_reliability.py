@@ -16,8 +16,8 @@ from safetensors.torch import load_file
 from transformers import default_data_collator
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer, select_forget
-from hf_unlearn.checkpoints import STATE_NAME, last_complete_checkpoint
-from hf_unlearn.persistence import LOCK_NAME, STAGING_NAME
+from hf_unlearn.trainer.checkpoints import STATE_NAME, last_complete_checkpoint
+from hf_unlearn.trainer.persistence import LOCK_NAME, STAGING_NAME
 
 HERE = Path(__file__).parent
 
@@ -383,11 +383,11 @@ def test_nan_is_refused_for_every_number(tmp_path, name):
 
 
 def test_records_are_written_atomically_everywhere():
-    """One helper (`hf_unlearn.records`) writes every record: no module writes JSON or text files by hand."""
+    """One helper (`hf_unlearn.io`) writes every record: no module writes JSON or text files by hand."""
     import re
 
     package = Path(__file__).resolve().parents[1] / "hf_unlearn"
     by_hand = re.compile(r"json\.dump\(|\.write_text\(|open\([^)]*[\"']w[\"']")
     offenders = [str(p.relative_to(package)) for p in package.rglob("*.py")
-                 if p.name != "records.py" and by_hand.search(p.read_text())]
+                 if p.name != "io.py" and by_hand.search(p.read_text())]
     assert offenders == []

@@ -19,11 +19,11 @@ import torch
 from safetensors.torch import load_file
 from test_cli import tiny_job  # noqa: F401  (the fixture: tiny BERT, CSVs, a YAML job)
 
-from hf_unlearn.checkpoints import STATE_NAME
-from hf_unlearn.hub import push_ignore_patterns
-from hf_unlearn.jobs import classes_text
-from hf_unlearn.persistence import LOCK_NAME, STAGING_NAME
+from hf_unlearn.hub.push import push_ignore_patterns
+from hf_unlearn.pipeline.job import classes_text
 from hf_unlearn.salt import SALT_NAME, digest_matches, read_salt
+from hf_unlearn.trainer.checkpoints import STATE_NAME
+from hf_unlearn.trainer.persistence import LOCK_NAME, STAGING_NAME
 
 HERE = Path(__file__).parent
 REPO = HERE.parent
@@ -67,7 +67,7 @@ def test_the_console_script_runs_this_tree():
     if not SCRIPT.is_file():
         pytest.skip("no hf-unlearn console script beside this Python (the tests use python -m hf_unlearn.cli)")
     python = SCRIPT.read_text().splitlines()[0].removeprefix("#!").strip()
-    where = subprocess.run([python, "-c", "import hf_unlearn.cli as c; print(c.__file__)"], env=ENV,
+    where = subprocess.run([python, "-c", "import hf_unlearn.cli.main as c; print(c.__file__)"], env=ENV,
                            capture_output=True, text=True, check=True).stdout.strip()
     assert Path(where).resolve().is_relative_to(REPO.resolve()), where
 

@@ -15,8 +15,8 @@ from accelerate.commands.config.config_args import load_config_from_file
 from ddp_script import RecordingCollator, synthetic, tiny_model
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
-from hf_unlearn.deepspeed_reference import hidden_size_of, reference_deepspeed_config
 from hf_unlearn.methods import nabla_tau_loss
+from hf_unlearn.trainer.deepspeed_reference import hidden_size_of, reference_deepspeed_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "accelerate"
@@ -157,7 +157,7 @@ def test_prepare_deepspeed_reference_uses_the_derived_config(monkeypatch):
         return Engine(), None, None, None
 
     monkeypatch.setitem(sys.modules, "deepspeed", types.SimpleNamespace(initialize=initialize))
-    from hf_unlearn.deepspeed_reference import prepare_deepspeed_reference
+    from hf_unlearn.trainer.deepspeed_reference import prepare_deepspeed_reference
 
     plugin = types.SimpleNamespace(deepspeed_config=ZERO3)
     accelerator = types.SimpleNamespace(state=types.SimpleNamespace(deepspeed_plugin=plugin), mixed_precision="bf16")
@@ -169,7 +169,7 @@ def test_prepare_deepspeed_reference_uses_the_derived_config(monkeypatch):
 
 def test_deepspeed_reference_does_not_import_deepspeed_at_import_time(monkeypatch):
     monkeypatch.setitem(sys.modules, "deepspeed", None)  # any `import deepspeed` now raises ImportError
-    module = importlib.reload(importlib.import_module("hf_unlearn.deepspeed_reference"))
+    module = importlib.reload(importlib.import_module("hf_unlearn.trainer.deepspeed_reference"))
     with pytest.raises(ImportError, match="pip install deepspeed"):
         module.prepare_deepspeed_reference(tiny_model(), types.SimpleNamespace())
 

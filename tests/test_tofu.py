@@ -22,14 +22,14 @@ from hf_unlearn.audit.tofu import (
     truth_ratio_from_nll,
 )
 from hf_unlearn.data import CausalLMCollator, tokenize_qa
-from hf_unlearn.hub import _eval_results
+from hf_unlearn.hub.card import _eval_results
 
 SAMPLE = Path(__file__).resolve().parents[1] / "hf_unlearn" / "data" / "tofu_sample"
 
 
 def byte_tokenizer() -> PreTrainedTokenizerFast:
     """The built-in byte-level tokenizer of tiny causal-LM jobs (``tokenizer: bytes``; one definition, imported)."""
-    from hf_unlearn.models import byte_tokenizer as builtin_tokenizer
+    from hf_unlearn.pipeline.models import byte_tokenizer as builtin_tokenizer
 
     return builtin_tokenizer()
 

@@ -6,7 +6,7 @@ from helpers import mean_loss_and_acc, overfit, tiny_bert, token_dataset
 from transformers import BertConfig, BertModel, TrainerCallback, default_data_collator
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
-from hf_unlearn.trainer import METRIC_KEYS
+from hf_unlearn.trainer.trainer import METRIC_KEYS
 
 
 def _args(tmp_path, **kw):
@@ -234,7 +234,7 @@ def test_hf_argument_parser_roundtrip():
 
 
 def test_automatic_tau_sample_budget(tmp_path):
-    from hf_unlearn.arguments import automatic_tau_samples
+    from hf_unlearn.trainer.plan import automatic_tau_samples
 
     assert automatic_tau_samples(64, 12, 1) == 128  # the floor: a short run
     assert automatic_tau_samples(64, 1000, 2) == int(0.05 / 0.95 * 3 * 64 * 1000 / 2)

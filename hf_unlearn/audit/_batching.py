@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from transformers import default_data_collator
 
-from ..losses import unwrap_model as _unwrap
+from .._torch import unwrap_model as _unwrap
 
 LABEL_KEYS = ("labels", "label", "label_ids")
 PAD_VALUES = {"attention_mask": 0, "labels": -100, "label_ids": -100, "token_type_ids": 0}

@@ -242,6 +242,33 @@ def tpr_at_fpr(y: np.ndarray, score: np.ndarray, fpr: float) -> float:
     return float(tprs[np.searchsorted(fprs, fpr, side="right") - 1])
 
 
+def _rmia_probabilities(target: dict[str, Any], references: list[dict[str, Any]]
+                        ) -> tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]]]:
+    """``Pr(x | model) = exp(-loss)`` per split of the target and each reference; ``ValueError`` for a missing split,
+    row counts that differ between models, or too few rows."""
+    def probs(losses: dict[str, Any], name: str) -> dict[str, np.ndarray]:
+        missing = [k for k in RMIA_SPLITS if k not in losses]
+        if missing:
+            raise ValueError(f"`{name}` lacks the per-sample losses of {missing}; pass {list(RMIA_SPLITS)}.")
+        return {k: np.exp(-_as_scores(losses[k], f"{name}[{k!r}]")) for k in RMIA_SPLITS}
+
+    tgt = probs(target, "target")
+    refs = [probs(r, f"references[{i}]") for i, r in enumerate(references)]
+    for i, ref in enumerate(refs):
+        for k in RMIA_SPLITS:
+            if len(ref[k]) != len(tgt[k]):
+                raise ValueError(
+                    f"references[{i}][{k!r}] has {len(ref[k])} rows, the target {len(tgt[k])}: score the same rows "
+                    "with every model."
+                )
+    if min(len(tgt["forget"]), len(tgt["test"])) < MIN_SAMPLES_PER_CLASS or len(tgt["population"]) < 1:
+        raise ValueError(
+            f"RMIA needs at least {MIN_SAMPLES_PER_CLASS} forget and test rows and one population row; got "
+            f"{len(tgt['forget'])}, {len(tgt['test'])} and {len(tgt['population'])}."
+        )
+    return tgt, refs
+
+
 def rmia(
     target: dict[str, Any],
     references: list[dict[str, Any]],
@@ -265,26 +292,7 @@ def rmia(
     if not 0 <= offline_a <= 1:
         raise ValueError(f"offline_a must be in [0, 1], got {offline_a}.")
 
-    def probs(losses: dict[str, Any], name: str) -> dict[str, np.ndarray]:
-        missing = [k for k in RMIA_SPLITS if k not in losses]
-        if missing:
-            raise ValueError(f"`{name}` lacks the per-sample losses of {missing}; pass {list(RMIA_SPLITS)}.")
-        return {k: np.exp(-_as_scores(losses[k], f"{name}[{k!r}]")) for k in RMIA_SPLITS}
-
-    tgt = probs(target, "target")
-    refs = [probs(r, f"references[{i}]") for i, r in enumerate(references)]
-    for i, ref in enumerate(refs):
-        for k in RMIA_SPLITS:
-            if len(ref[k]) != len(tgt[k]):
-                raise ValueError(
-                    f"references[{i}][{k!r}] has {len(ref[k])} rows, the target {len(tgt[k])}: score the same rows "
-                    "with every model."
-                )
-    if min(len(tgt["forget"]), len(tgt["test"])) < MIN_SAMPLES_PER_CLASS or len(tgt["population"]) < 1:
-        raise ValueError(
-            f"RMIA needs at least {MIN_SAMPLES_PER_CLASS} forget and test rows and one population row; got "
-            f"{len(tgt['forget'])}, {len(tgt['test'])} and {len(tgt['population'])}."
-        )
+    tgt, refs = _rmia_probabilities(target, references)
 
     def ratio(k: str) -> np.ndarray:
         p_out = np.mean([ref[k] for ref in refs], axis=0)

@@ -31,6 +31,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
+from accelerate.utils import send_to_device
+
+from ._batching import clean_row, collate, iter_rows, model_input_names
 
 __all__ = [
     "DELTA",
@@ -66,10 +70,6 @@ def logit_confidence(logits, labels) -> np.ndarray:
 def model_confidences(model, dataset, *, data_collator=None, batch_size: int = 64) -> np.ndarray:
     """:func:`logit_confidence` of a single-label classifier on every row of ``dataset`` (tokenized, with
     ``labels``), in float64 from the logits (a per-sample loss in float32 rounds to 0 on rows the model is sure of)."""
-    import torch
-    from accelerate.utils import send_to_device
-
-    from ._batching import clean_row, collate, iter_rows, model_input_names
 
     allowed, device = model_input_names(model), next(model.parameters()).device
     out, was_training = [], model.training

@@ -1,6 +1,7 @@
 """PNG figures of an audit, drawn with matplotlib's object API on the Agg canvas (no pyplot global state).
 
-Only aggregates and per-sample loss values are drawn; no text, id or label of any sample.
+Only aggregates and per-sample loss values are drawn; no text, id or label of any sample. The reports drawn are
+`audit.report.UnlearningReport`s, typed `Any` here: the report imports this module, never the other way round.
 """
 
 from __future__ import annotations
@@ -8,14 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-
-if TYPE_CHECKING:
-    from .report import UnlearningReport
 
 HISTORY_KEYS = ("mia_loss", "test_accuracy", "forget_accuracy")
 
@@ -23,13 +21,13 @@ HISTORY_KEYS = ("mia_loss", "test_accuracy", "forget_accuracy")
 def _save(fig: Figure, path: Path) -> Path:
     FigureCanvasAgg(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # atomic, as every record (`hf_unlearn.records`)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # atomic, as every record (`hf_unlearn.io`)
     fig.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     os.replace(tmp, path)
     return path
 
 
-def _losses(report: UnlearningReport, which: str) -> tuple[np.ndarray, np.ndarray]:
+def _losses(report: Any, which: str) -> tuple[np.ndarray, np.ndarray]:
     if report.forget_losses is None or report.test_losses is None:
         raise ValueError(
             f"The {which} report holds no per-sample losses (reports read from JSON keep them only when written "
@@ -49,7 +47,7 @@ def _bins(arrays: Iterable[np.ndarray], n: int = 40) -> tuple[np.ndarray, bool]:
     return np.linspace(lo, hi, n + 1), False
 
 
-def plot_loss_histograms(after: UnlearningReport, path: str | Path, before: UnlearningReport | None = None) -> Path:
+def plot_loss_histograms(after: Any, path: str | Path, before: Any = None) -> Path:
     """Forget-vs-test loss histograms of ``after``; with ``before``, two panels (before | after unlearning)."""
     panels = [("after unlearning" if before is not None else "forget vs test", after)]
     if before is not None:

@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..records import write_json_atomic
+from ..io import write_json_atomic
 from ._batching import Collator, dataset_len, subsample_indices
 from .attacks import ATTACKS, MIN_SAMPLES_PER_CLASS, MIAResult, ReferenceAttackResult, ThresholdResult, rmia
+from .plots import plot_history, plot_loss_histograms
 from .stats import sample_stats_with_task
+from .tofu import tofu_markdown, tofu_metrics
 
 FORMAT = "hf-unlearn-audit/1"
 
@@ -137,8 +139,6 @@ class UnlearningReport:
                       f"{_f(r.tpr_at_1pct_fpr)}, at 0.1 % FPR {_f(r.tpr_at_0_1pct_fpr)} ({r.n_members} forget vs "
                       f"{r.n_nonmembers} test rows)."]
         if self.tofu:
-            from .tofu import tofu_markdown
-
             lines += ["", tofu_markdown({"value": self.tofu}).rstrip()]
         lines += ["", "MIA accuracy 0.5 = forget set indistinguishable from unseen data; AUC > 0.5 = still memorised."]
         return "\n".join(lines) + "\n"
@@ -156,8 +156,6 @@ class UnlearningReport:
         ``history`` (an :class:`AuditCallback`, its ``history`` list, or ``trainer.state.log_history``) or
         ``self.history``. Returns the written paths.
         """
-        from .plots import plot_history, plot_loss_histograms
-
         path = Path(path_or_dir)
         if path.suffix.lower() == ".png":
             hist_path, history_path = path, path.with_name(f"{path.stem}_history.png")
@@ -169,6 +167,16 @@ class UnlearningReport:
         if hist is not None:
             written.append(plot_history(hist, history_path))
         return written
+
+
+def write_audit_json(path: str | Path, content: dict[str, Any]) -> Path:
+    """The one writer of ``audit.json`` (the trainer's audit, `hf-unlearn run` and `hf-unlearn audit`): ``content``
+    in its order, each report or comparison (anything with ``to_dict``) as its dict; atomic, parent folders
+    created. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {k: v.to_dict() if hasattr(v, "to_dict") else v for k, v in content.items()})
+    return path
 
 
 def _f(value: float | None) -> str:
@@ -191,29 +199,45 @@ def _finite_rows(stats: dict[str, np.ndarray], name: str) -> dict[str, np.ndarra
 
 
 def _tofu(model: torch.nn.Module, tokenizer: Any, data: Any) -> dict[str, float]:
-    from .tofu import tofu_metrics
-
     return tofu_metrics(model, tokenizer, data)
 
 
+def _check_audit_inputs(forget: Any, test: Any, max_samples: int | None, references: Any, population: Any) -> None:
+    """``ValueError`` before any forward pass: references without a population, or too few forget/test rows."""
+    if references and population is None:
+        raise ValueError("`references` need a `population` set (held-out rows, e.g. the τ rows) for RMIA.")
+    sizes = {"forget": dataset_len(forget, "forget"), "test": dataset_len(test, "test")}
+    for name, n in sizes.items():
+        usable = n if max_samples is None else min(n, max_samples)
+        if usable < MIN_SAMPLES_PER_CLASS:
+            raise ValueError(
+                f"The {name} set has {usable} usable rows; the audit's attacks need at least "
+                f"{MIN_SAMPLES_PER_CLASS}. Pass a larger {name} set (or raise max_samples)."
+            )
+
+
+def _split_fields(f_stats: dict[str, np.ndarray], t_stats: dict[str, np.ndarray],
+                  r_stats: dict[str, np.ndarray] | None) -> dict[str, Any]:
+    """The report's sizes, accuracies and mean losses of the forget, test and (when audited) retain rows."""
+    return dict(
+        n_forget=len(f_stats["loss"]),
+        n_test=len(t_stats["loss"]),
+        forget_accuracy=_mean(f_stats["correct"]),
+        test_accuracy=_mean(t_stats["correct"]),
+        forget_loss=_mean(f_stats["loss"]),
+        test_loss=_mean(t_stats["loss"]),
+        n_retain=None if r_stats is None else len(r_stats["loss"]),
+        retain_accuracy=None if r_stats is None else _mean(r_stats["correct"]),
+        retain_loss=None if r_stats is None else _mean(r_stats["loss"]),
+    )
+
+
 def audit_model(
-    model: torch.nn.Module,
-    *,
-    forget: Any,
-    test: Any,
-    retain: Any | None = None,
-    data_collator: Collator | None = None,
-    batch_size: int = 64,
-    task: str | None = None,
-    loss_fn: Any | None = None,
-    seed: int = 0,
-    max_samples: int | None = None,
-    device: str | torch.device | None = None,
-    tokenizer: Any | None = None,
-    population: Any | None = None,
-    references: list[Any] | None = None,
-    offline_a: float = 0.3,
-    tofu: Any | None = None,
+    model: torch.nn.Module, *, forget: Any, test: Any, retain: Any | None = None,
+    data_collator: Collator | None = None, batch_size: int = 64, task: str | None = None, loss_fn: Any | None = None,
+    seed: int = 0, max_samples: int | None = None, device: str | torch.device | None = None,
+    tokenizer: Any | None = None, population: Any | None = None, references: list[Any] | None = None,
+    offline_a: float = 0.3, tofu: Any | None = None,
 ) -> UnlearningReport:
     """Measure how well ``model`` has forgotten ``forget``, compared with the unseen ``test`` set.
 
@@ -228,16 +252,7 @@ def audit_model(
     TOFU's forget quality, truth ratio, answer probability, ROUGE-L and model utility.
     Raises ``ValueError`` before any forward pass when forget or test has fewer than 10 rows.
     """
-    if references and population is None:
-        raise ValueError("`references` need a `population` set (held-out rows, e.g. the τ rows) for RMIA.")
-    sizes = {"forget": dataset_len(forget, "forget"), "test": dataset_len(test, "test")}
-    for name, n in sizes.items():
-        usable = n if max_samples is None else min(n, max_samples)
-        if usable < MIN_SAMPLES_PER_CLASS:
-            raise ValueError(
-                f"The {name} set has {usable} usable rows; the audit's attacks need at least "
-                f"{MIN_SAMPLES_PER_CLASS}. Pass a larger {name} set (or raise max_samples)."
-            )
+    _check_audit_inputs(forget, test, max_samples, references, population)
     common = dict(
         data_collator=data_collator, batch_size=batch_size, loss_fn=loss_fn, device=device, tokenizer=tokenizer
     )
@@ -250,28 +265,19 @@ def audit_model(
     f_stats, t_stats = _finite_rows(f_stats, "forget"), _finite_rows(t_stats, "test")
     r_stats = _finite_rows(run(retain, 2, task)[0], "retain") if retain is not None else None
     ref_attack = None
-    if references:
+    if references:  # RMIA: the target's losses on the population rows, each reference's on every split
         target = {"forget": f_stats["loss"], "test": t_stats["loss"],
                   "population": _finite_rows(run(population, 3, task)[0], "population")["loss"]}
-        refs = [r if isinstance(r, dict) else reference_losses(
+        ref_attack = rmia(target, [r if isinstance(r, dict) else reference_losses(
             r, forget=forget, test=test, population=population, task=task, seed=seed, max_samples=max_samples,
-            **common) for r in references]
-        ref_attack = rmia(target, refs, offline_a=offline_a)
+            **common) for r in references], offline_a=offline_a)
 
     results = {name: attack.run(f_stats, t_stats, seed=seed, task=task) for name, attack in ATTACKS.items()}
     builtin = {name: results.pop(name) for name in list(results) if name in {f.name for f in fields(UnlearningReport)}}
     return UnlearningReport(
         task=task,
-        n_forget=len(f_stats["loss"]),
-        n_test=len(t_stats["loss"]),
-        forget_accuracy=_mean(f_stats["correct"]),
-        test_accuracy=_mean(t_stats["correct"]),
-        forget_loss=_mean(f_stats["loss"]),
-        test_loss=_mean(t_stats["loss"]),
+        **_split_fields(f_stats, t_stats, r_stats),
         **builtin,
-        n_retain=None if r_stats is None else len(r_stats["loss"]),
-        retain_accuracy=None if r_stats is None else _mean(r_stats["correct"]),
-        retain_loss=None if r_stats is None else _mean(r_stats["loss"]),
         attacks={k: v for k, v in results.items() if v is not None} or None,
         ref_attack=ref_attack,
         tofu=_tofu(model, tokenizer, tofu) if tofu is not None else None,

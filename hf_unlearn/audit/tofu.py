@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from accelerate.utils import send_to_device
 from datasets import Dataset
+from rouge_score import rouge_scorer
+from scipy.stats import ks_2samp
 
 from ..data.collators import CausalLMCollator
 from ..data.preprocessing import QA_TEMPLATE, tokenize_qa
@@ -130,8 +132,6 @@ def retain_truth_ratio_score(ratios: np.ndarray) -> float:
 def forget_quality(ratios: np.ndarray, retrained_ratios: np.ndarray) -> tuple[float, float]:
     """(p-value, statistic) of the two-sample KS test of the forget rows' truth ratios against the retrained
     model's."""
-    from scipy.stats import ks_2samp
-
     test = ks_2samp(np.asarray(ratios, dtype=np.float64), np.asarray(retrained_ratios, dtype=np.float64))
     return float(test.pvalue), float(test.statistic)
 
@@ -151,8 +151,6 @@ def rouge_l_recall(prediction: str, reference: str) -> float:
     """ROUGE-L recall of ``prediction`` against ``reference`` (``rouge_score``, ``rougeL`` with stemming)."""
     global _SCORER
     if _SCORER is None:
-        from rouge_score import rouge_scorer
-
         _SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     return float(_SCORER.score(reference, prediction)["rougeL"].recall)
 

@@ -6,15 +6,18 @@ Nothing here writes to disk.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import datasets
 import numpy as np
+import pyarrow.compute as pc
 import torch
 from datasets import Dataset, DatasetDict, Image, IterableDataset, IterableDatasetDict
+
+from ..masking import count_unsupervised
+from .identity import CONTENT_COLUMNS, content_hashes
 
 logger = logging.getLogger(__name__)
 
@@ -27,16 +30,6 @@ __all__ = [
     "require_columns",
     "row_keys",
 ]
-
-#: Input fields that identify a row's content, by task, in order of preference.
-CONTENT_COLUMNS: tuple[tuple[str, ...], ...] = (
-    ("text",),
-    ("question", "answer"),
-    ("image",),
-    ("input_ids",),
-    ("pixel_values",),
-)
-
 
 def require_columns(dataset: Dataset, columns: Iterable[str], what: str = "dataset") -> None:
     """Raise ValueError naming the missing columns and the ones that exist."""
@@ -59,42 +52,18 @@ def content_columns(dataset: Dataset) -> tuple[str, ...]:
     )
 
 
-def _as_bytes(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, dict) and ("bytes" in value or "path" in value):  # undecoded image
-        return value.get("bytes") or str(value.get("path")).encode("utf-8")
-    if isinstance(value, np.ndarray):
-        return value.tobytes() + str(value.shape).encode()
-    if hasattr(value, "tobytes"):  # PIL image or tensor
-        return value.tobytes()
-    return json.dumps(value, sort_keys=True, default=str).encode("utf-8")
-
-
-def _column_values(dataset: Dataset, column: str) -> list[Any]:
-    feature = dataset.features.get(column)
-    if isinstance(feature, Image) and feature.decode:
-        dataset = dataset.cast_column(column, Image(decode=False))  # hash raw bytes, no decoding
-    return list(dataset.select_columns([column]).with_format(None)[column])
-
-
 def row_keys(dataset: Dataset, columns: Sequence[str]) -> list[str]:
-    """One key per row: the value itself for a single id-like column, else a blake2b digest."""
+    """One key per row: the value itself for a single id-like column, else the row's content hash
+    (`hf_unlearn.data.identity.content_hashes`, the one row hasher)."""
     require_columns(dataset, columns)
-    values = [_column_values(dataset, c) for c in columns]
-    if len(columns) == 1 and all(isinstance(v, (str, int)) for v in values[0]):
-        if not any(isinstance(v, str) and len(v) > 64 for v in values[0]):
-            return [str(v) for v in values[0]]
-    keys = []
-    for row in zip(*values):
-        h = hashlib.blake2b(digest_size=16)
-        for v in row:
-            h.update(_as_bytes(v))
-            h.update(b"\x1f")
-        keys.append(h.hexdigest())
-    return keys
+    if len(columns) == 1:
+        feature = dataset.features.get(columns[0])
+        if not (isinstance(feature, Image) and feature.decode):
+            values = list(dataset.select_columns(list(columns)).with_format(None)[columns[0]])
+            if all(isinstance(v, (str, int)) for v in values) and not any(
+                    isinstance(v, str) and len(v) > 64 for v in values):
+                return [str(v) for v in values]
+    return content_hashes(dataset, columns)
 
 
 def _key_columns(a: Dataset, bs: Sequence[Dataset], columns: Sequence[str] | None,
@@ -198,8 +167,6 @@ def check_forget_retain(forget, retain) -> None:
 
 def is_class_removal(forget, retain) -> bool:
     """True when no single-label class of the forget set appears in the retain set (a class-removal request)."""
-    import datasets
-
     if not (isinstance(forget, datasets.Dataset) and isinstance(retain, datasets.Dataset)):
         return False
     column = next((c for c in ("labels", "label") if c in forget.column_names and c in retain.column_names), None)
@@ -219,8 +186,6 @@ def check_model_inputs(dataset, *, name: str, num_labels: int | None = None, voc
     Checks a `datasets.Dataset` (a list of row mappings is checked as one; other datasets are passed through), every
     row (``max_rows`` is kept for older callers and ignored).
     """
-    import datasets
-
     check_dataset_kind(dataset, name)
     if isinstance(dataset, (list, tuple)) and dataset and all(isinstance(r, Mapping) for r in dataset):
         try:
@@ -229,8 +194,6 @@ def check_model_inputs(dataset, *, name: str, num_labels: int | None = None, voc
             return
     if not isinstance(dataset, datasets.Dataset) or len(dataset) == 0:
         return
-    import pyarrow.compute as pc
-
     check_token_rows(dataset, name=name, config=config, task=task)
     column = next((c for c in ("labels", "label") if c in dataset.column_names), None)
     if column is not None and task in ("single_label", "image_classification") and num_labels:
@@ -268,8 +231,6 @@ def check_model_inputs(dataset, *, name: str, num_labels: int | None = None, voc
 
 def token_range(dataset: Dataset) -> tuple[int, int]:
     """The lowest and highest token id in ``input_ids``, over every row."""
-    import pyarrow.compute as pc
-
     column = dataset.with_format("arrow")["input_ids"]
     try:
         flat = pc.list_flatten(column)
@@ -288,8 +249,6 @@ def _plain(value: Any) -> Any:
 
 def check_token_rows(dataset: Dataset, *, name: str, config: Any = None, task: str | None = None) -> None:
     """Every row has tokens and fits the model's positions; causal-LM forget and validation rows supervise a token."""
-    import pyarrow.compute as pc
-
     if "input_ids" in dataset.column_names:
         lengths = np.asarray(pc.list_value_length(dataset.with_format("arrow")["input_ids"]).to_numpy(
             zero_copy_only=False))
@@ -307,8 +266,6 @@ def check_token_rows(dataset: Dataset, *, name: str, config: Any = None, task: s
                 f"{int(lengths.max())} tokens). Tokenize with truncation=True, max_length={limit} (or less)."
             )
     if task == "causal_lm" and "labels" in dataset.column_names and name in ("forget_dataset", "validation_dataset"):
-        from ..masking import count_unsupervised
-
         labels = dataset.with_format(None)["labels"]
         if labels and not isinstance(labels[0], (list, tuple)):
             raise ValueError(

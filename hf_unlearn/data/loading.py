@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import pandas as pd
+import pyarrow.parquet as pq
 from datasets import Dataset, DatasetDict, Features, Value
 
 __all__ = [
@@ -65,8 +67,6 @@ def read_local_file(path: str | os.PathLike, fmt: str | None = None, **kw: Any) 
         raise FileNotFoundError(f"Data file not found: '{path}'. Check the path or set {DATA_DIR_ENV}.")
     fmt = fmt or LOCAL_FORMATS.get(path.suffix.lower())
     if fmt in ("csv", "tsv"):
-        import pandas as pd
-
         names = kw.pop("column_names", None)
         options: dict[str, Any] = {"sep": "\t" if fmt == "tsv" else ",", "keep_default_na": False,
                                    "encoding": "utf-8-sig"}
@@ -84,8 +84,6 @@ def read_local_file(path: str | os.PathLike, fmt: str | None = None, **kw: Any) 
         large = [k for k, f in ds.features.items() if getattr(f, "dtype", None) == "large_string"]
         return ds.cast(Features({**ds.features, **{k: Value("string") for k in large}})) if large else ds
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
         return Dataset(pq.read_table(path, **kw))
     if fmt in ("json", "jsonl"):
         return Dataset.from_list(_read_json_records(path, fmt, field=kw.pop("field", None)))

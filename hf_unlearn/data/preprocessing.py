@@ -27,6 +27,27 @@ def _drop(dataset: Dataset, keep: Sequence[str]) -> list[str]:
     return [c for c in dataset.column_names if c not in keep]
 
 
+def _string_label_ids(dataset: Dataset, label_column: str, label_names: Sequence[str] | None) -> dict[str, int]:
+    """String label -> class id: its index in ``label_names`` (default: the sorted names); every value must have one."""
+    names = list(label_names) if label_names is not None else _label_names(dataset, label_column)
+    to_id = {name: i for i, name in enumerate(names)}
+    unknown = sorted({str(v) for v in dataset[label_column]} - set(to_id))
+    if unknown:
+        raise ValueError(f"{len(unknown)} label value(s) of '{label_column}' are not in label_names "
+                         f"({len(names)} names): pass label_names that cover every split.")
+    return to_id
+
+
+def _multi_hot(ids: Sequence[Any], num_labels: int) -> list[float]:
+    """A float multi-hot vector of length ``num_labels``; ``ValueError`` for an id outside it."""
+    row = [0.0] * num_labels
+    for i in ids:
+        if not 0 <= int(i) < num_labels:
+            raise ValueError(f"Label id {i} is outside 0..{num_labels - 1}; check num_labels.")
+        row[int(i)] = 1.0
+    return row
+
+
 def tokenize_classification(
     dataset: Dataset | DatasetDict,
     tokenizer: Any,
@@ -67,26 +88,13 @@ def tokenize_classification(
         num_labels = len(names)
     to_id = None
     if not multi_label and _is_string_column(dataset, label_column):
-        names = list(label_names) if label_names is not None else _label_names(dataset, label_column)
-        to_id = {name: i for i, name in enumerate(names)}
-        unknown = sorted({str(v) for v in dataset[label_column]} - set(to_id))
-        if unknown:
-            raise ValueError(f"{len(unknown)} label value(s) of '{label_column}' are not in label_names "
-                             f"({len(names)} names): pass label_names that cover every split.")
+        to_id = _string_label_ids(dataset, label_column, label_names)
 
     def encode(batch: dict) -> dict:
         out = dict(tokenizer(batch[text_column], truncation=True, max_length=max_length))
         labels = batch[label_column]
         if multi_label:
-            hot = []
-            for ids in labels:
-                row = [0.0] * num_labels
-                for i in ids:
-                    if not 0 <= int(i) < num_labels:
-                        raise ValueError(f"Label id {i} is outside 0..{num_labels - 1}; check num_labels.")
-                    row[int(i)] = 1.0
-                hot.append(row)
-            out["labels"] = hot
+            out["labels"] = [_multi_hot(ids, num_labels) for ids in labels]
         elif to_id is not None:
             out["labels"] = [to_id[str(v)] for v in labels]
         else:

@@ -328,10 +328,16 @@ def make_splits(
     )
 
 
+def seeded_order(n: int, seed: int) -> list[int]:
+    """A seeded random order of ``range(n)`` (torch's ``randperm``): the rows `sample_rows` keeps are its first ones,
+    and the job pipeline's held-out validation/test rows are taken from it."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+
+
 def sample_rows(dataset: Dataset, n: int | None, seed: int = 0) -> Dataset:
     """A seeded random sample of ``n`` rows (all rows when ``n`` is 0/None or at least the dataset size): the one row
     sampler of the library (data sampling, τ rows, the audit's retain rows). Map-style torch datasets too."""
     if not n or n >= len(dataset):
         return dataset
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+    order = seeded_order(len(dataset), seed)[:n]
     return dataset.select(order) if hasattr(dataset, "select") else torch.utils.data.Subset(dataset, order)

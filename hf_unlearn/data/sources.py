@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, List, Value, load_dataset
+from sklearn.datasets import load_digits as sk_load_digits
 
+from .. import io as hf_io
 from .loading import default_data_dir, read_local_file, read_text_file, rename_to_standard
 
 __all__ = [
@@ -241,9 +243,7 @@ def load_source(
     wanted = list(splits or spec.local_files or spec.hub_splits)
     folder = _resolve_local(spec, data_dir, wanted, search_default_dir)
     if folder is None and spec.sample_dir and all(s in spec.local_files for s in wanted):
-        from ..hub import hub_reachable
-
-        if not hub_reachable(hub_id or spec.hub_id):
+        if not hf_io.hub_reachable(hub_id or spec.hub_id):
             folder = bundled_sample_dir(spec.name)
             logger.warning("No local %s files and the Hub is unreachable: using the bundled sample in %s.",
                            spec.name, folder)
@@ -346,8 +346,6 @@ def load_mnist(
 
 def load_digits(*, max_rows: int | None = None) -> Dataset:
     """scikit-learn's 1,797 8×8 digits as ``image`` (PIL, mode L, 0–255) and ``label`` (0–9)."""
-    from sklearn.datasets import load_digits as sk_load_digits
-
     bunch = sk_load_digits()
     images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)
     ds = _image_dataset(images, bunch.target, [str(i) for i in range(10)])

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import torch
 
+from .._torch import unwrap_model
 from ..hidden import layer_parameters, resolve_layer
-from ..losses import unwrap_model
 from .base import Method, ObjectiveInputs, register
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 
 import torch
 
-from ..modes import eval_mode
+from .._torch import eval_mode
 from .base import BatchLoss, Method, register
 
 logger = logging.getLogger(__name__)

@@ -5,16 +5,21 @@ own options (not the ~200 ``TrainingArguments`` ones: ``--help_all`` shows those
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
 
+import datasets
+import transformers
 from transformers import TrainingArguments
 
-from .cli_config import ArgParser, CLIError
+from ..pipeline.config import ArgParser, CLIError
 
-__all__ = ["SHOWN_TRAINING_OPTIONS", "quiet_libraries", "run_script", "script_parser"]
+__all__ = ["SHOWN_TRAINING_OPTIONS", "quiet_libraries", "raise_cli_error", "run_script", "script_parser",
+           "setup_logging"]
 
 #: ``TrainingArguments`` options a script's ``--help`` still lists (every other one works but is listed by
 #: ``--help_all`` only).
@@ -68,10 +73,6 @@ def script_parser(dataclass_types: Sequence[type], doc: str | None, argv: Sequen
 def quiet_libraries() -> None:
     """Less output around a job: datasets' per-split bars ("Map", "Casting the dataset") and transformers' weight
     loading/saving bars off (the Trainer's training bar stays), and no CPU-only ``pin_memory`` warning."""
-    import warnings
-
-    import datasets
-    import transformers
 
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
@@ -96,3 +97,14 @@ def run_script(main: Callable[[list[str]], Any], argv: Sequence[str] | None = No
         print(f"error: {text} (--debug shows the traceback)", file=sys.stderr)
         sys.exit(2)
     sys.exit(0)
+
+
+def setup_logging(verbose: bool) -> None:
+    """A subcommand's logging: quiet libraries, then INFO (``verbose``) or WARNING messages on stderr."""
+    quiet_libraries()
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s", stream=sys.stderr)
+
+
+def raise_cli_error(message: str) -> None:
+    """``argparse.ArgumentParser.error`` for the subcommands: a `CLIError` (one line), not an exit."""
+    raise CLIError(message)

@@ -1,4 +1,4 @@
-"""Model card content for unlearned models, what a push to the Hub must leave out, and the push pre-flight.
+"""Model card content for unlearned models (written once, after the audit).
 
 A card reports sizes, arguments and aggregate audit numbers only: never forget-set content, ids or labels.
 """
@@ -13,69 +13,12 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .records import write_text_atomic
+from ..audit.attacks import ATTACKS
+from ..audit.tofu import tofu_markdown
+from ..audit.verdict import bottom_line
+from ..io import write_text_atomic
 
-__all__ = ["CITATION", "build_model_card", "check_hub_access", "hub_reachable", "push_ignore_patterns",
-           "write_model_card"]
-
-LOGIN_HINT = "run `hf auth login` or set HF_TOKEN"
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.is_offline_mode())
-
-
-def hub_reachable(repo_id: str | None = None, *, repo_type: str = "dataset", timeout: float = 5.0) -> bool:
-    """True when the Hub answers within ``timeout`` seconds (for ``repo_id``: when that repo can be read).
-
-    False in offline mode (``HF_HUB_OFFLINE=1``), without a network, or on any error; never raises.
-    """
-    if _offline():
-        return False
-    from huggingface_hub import HfApi
-
-    try:
-        if repo_id is None:
-            from huggingface_hub import constants, get_session
-
-            get_session().head(constants.ENDPOINT, timeout=timeout)
-        else:
-            HfApi().repo_info(repo_id, repo_type=repo_type, timeout=timeout)
-    except Exception:
-        return False
-    return True
-
-
-def check_hub_access(token: str | None = None, *, timeout: float = 10.0) -> str:
-    """Pre-flight for ``push_to_hub``, to call before any training: the Hub user name of a valid token.
-
-    Raises ``ValueError`` with a one-line fix when offline mode is on, no token is found (``token``, ``HF_TOKEN``
-    or the one saved by ``hf auth login``), the Hub cannot be reached, or the Hub rejects the token. Writes nothing.
-    """
-    from huggingface_hub import constants, get_token, whoami
-    from huggingface_hub.errors import HfHubHTTPError
-
-    if _offline():
-        raise ValueError("push_to_hub needs the Hub but offline mode is on (HF_HUB_OFFLINE=1): unset it, or drop "
-                         "--push_to_hub to save locally only.")
-    token = token or get_token()
-    if not token:
-        raise ValueError(f"push_to_hub needs a Hugging Face token: {LOGIN_HINT} (or drop --push_to_hub).")
-    try:
-        info = whoami(token=token)
-    except HfHubHTTPError as err:
-        status = getattr(getattr(err, "response", None), "status_code", None)
-        if status in (401, 403):
-            raise ValueError(f"The Hub rejected the token (HTTP {status}): {LOGIN_HINT} with a valid "
-                             "write token.") from None
-        raise ValueError(f"The Hub at {constants.ENDPOINT} answered HTTP {status} to the token check; try again "
-                         "later, or drop --push_to_hub.") from None
-    except Exception as err:  # network errors (httpx/requests/OSError): the Hub is not reachable
-        raise ValueError(f"Cannot reach the Hub at {constants.ENDPOINT} ({type(err).__name__}) to push: check the "
-                         "network, or drop --push_to_hub to save locally only.") from None
-    return str(info.get("name") or "")
+__all__ = ["CITATION", "build_model_card", "write_model_card"]
 
 CITATION = r"""@article{trippa2024nablatau,
   title   = {$\nabla \tau$: Gradient-based and Task-Agnostic machine Unlearning},
@@ -94,20 +37,6 @@ PIPELINE_TAGS = {
     "image_classification": "image-classification",
 }
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-
-
-def push_ignore_patterns(include_checkpoints: bool = False) -> list[str]:
-    """``upload_folder`` ignore patterns for pushing an unlearning ``output_dir``.
-
-    Always skipped: ``_*`` (private scratch, e.g. the CLI's cached ``_original`` model, trained on the forget
-    set) and the ``original/`` / ``retrain/`` folders written by ``examples/unlearn_bert.py`` (also trained with
-    data the push must not carry, or simply not the unlearned model). ``checkpoint-*`` folders hold partly
-    unlearned weights and are skipped unless ``include_checkpoints``. ``audit.json``, plots and the card are kept.
-    """
-    patterns = ["_*", "original/", "retrain/", "retrained/"]
-    if not include_checkpoints:
-        patterns += ["checkpoint-*", "*/checkpoint-*", "last-checkpoint/"]
-    return patterns
 
 
 def _hub_id(name: str | None) -> str | None:
@@ -133,8 +62,6 @@ def _eval_results(report: Any, pipeline_tag: str, dataset: str | None) -> list[E
         ("forget", "loss", "Forget loss", report.forget_loss),
         ("test", "loss", "Test loss", report.test_loss),
     ]
-    from .audit.attacks import ATTACKS
-
     for attack in ATTACKS.values():  # every registered attack (forget vs test)
         result = report.attack_result(attack.name)
         if result is not None:
@@ -217,8 +144,6 @@ def _body(trainer: Any, model_name: str, base_model: str | None, dataset: str | 
     if trainer.last_comparison is not None:
         lines.append(trainer.last_comparison.to_markdown())
         if getattr(trainer.last_audit, "tofu", None):
-            from .audit.tofu import tofu_markdown
-
             lines.append(tofu_markdown({"unlearned": trainer.last_audit.tofu}))
     elif trainer.last_audit is not None:
         lines.append(trainer.last_audit.to_markdown())
@@ -253,14 +178,12 @@ def build_model_card(
     Metadata: tags (``hf-unlearn``, ``machine-unlearning``, the method, then ``tags``), ``base_model`` (given, or
     ``finetuned_from``, or the model's ``_name_or_path`` when it is a Hub id), ``library_name: transformers``,
     ``license``/``language``/``datasets`` when given, and ``model-index`` results from ``trainer.last_audit``.
-    Body: the bottom line (`hf_unlearn.verdict`: forgetting shown / not shown / not measurable against the
+    Body: the bottom line (`hf_unlearn.audit.verdict`: forgetting shown / not shown / not measurable against the
     retrained model or chance, over-unlearning flagged; also in the YAML header as ``unlearning:``, with the original's
     figures beside the unlearned model's), forget/retain sizes and fraction, the unlearning arguments, the audit
     table, the paper's citation. ``data_source`` says where the training data came from when it was not the Hub
     dataset (e.g. the bundled sample): ``datasets:`` then names no Hub dataset.
     """
-    from .verdict import bottom_line
-
     config = getattr(getattr(trainer, "model", None), "config", None)
     base = _hub_id(base_model or finetuned_from or getattr(config, "_name_or_path", None))
     name = model_name or (trainer.args.hub_model_id or "").split("/")[-1] or Path(trainer.args.output_dir).name

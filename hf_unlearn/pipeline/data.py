@@ -1,7 +1,7 @@
-"""The data side of a job (`hf_unlearn.jobs.JobArguments`): load, hold out, sample, select the forget set, encode
-(`prepare` → `JobData`).
+"""The data side of a job (`hf_unlearn.pipeline.job.JobArguments`): load, hold out, sample, select the forget set,
+encode (`prepare` → `JobData`).
 
-Shared by `hf-unlearn run | audit | split`, the examples and the benchmark through `hf_unlearn.jobs`, so they all
+Shared by `hf-unlearn run | audit | split`, the examples and the benchmark through `hf_unlearn.pipeline`, so they all
 sample and select the same rows for the same job. Raises ``ValueError`` / ``FileNotFoundError`` naming the fix.
 """
 
@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from datasets import ClassLabel, Dataset, concatenate_datasets
 
-from ..models import load_processor
-from .collators import CausalLMCollator, ClassificationCollator
-from .loading import DATA_DIR_ENV, default_data_dir, load_data
-from .preprocessing import preprocess_images, tokenize_classification, tokenize_qa
-from .selection import label_names, sample_rows, select_forget
-from .sources import (
+from .. import io as hf_io
+from ..audit import TofuData
+from ..data.collators import CausalLMCollator, ClassificationCollator
+from ..data.loading import DATA_DIR_ENV, default_data_dir, load_data
+from ..data.preprocessing import preprocess_images, tokenize_classification, tokenize_qa
+from ..data.selection import label_names, sample_rows, seeded_order, select_forget
+from ..data.sources import (
     SOURCES,
     bundled_sample_dir,
     get_source,
@@ -30,6 +30,7 @@ from .sources import (
     load_source,
     load_tofu,
 )
+from .models import load_processor
 
 #: the task of each registered dataset (files and Hub ids: single_label unless the job says otherwise)
 TASKS = {"goemotions": "single_label", "banking77": "single_label", "tofu": "causal_lm",
@@ -62,7 +63,7 @@ def _with_ids(ds: Dataset, column: str, prefix: str = "") -> Dataset:
 
 def _hold_out(train: Dataset, parts: dict[str, Dataset | None], job: Any, seed: int) -> list[Dataset]:
     """Fill missing validation/test parts with seeded disjoint rows of ``train``; returns [train, val, test]."""
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
+    order = seeded_order(len(train), seed)
     start = 0
     for name, n in (("test", job.test_rows), ("validation", job.val_rows)):
         if parts.get(name) is None:
@@ -90,14 +91,12 @@ def shown(path: Any) -> str:
 def load_goemotions_for(job: Any, single_label: bool) -> tuple[Any, str]:
     """GoEmotions and a line saying where it came from: ``data_dir``, else ``$HF_UNLEARN_DATA_DIR``, else the Hub,
     else (offline) the sample bundled with hf-unlearn."""
-    from ..hub import hub_reachable
-
     folder = job.data_dir or os.environ.get(DATA_DIR_ENV)
     if folder:
         where = "--data_dir" if job.data_dir else f"${DATA_DIR_ENV}"
         return load_goemotions(folder, single_label=single_label), f"local files in {folder} ({where})"
     hub_id = job.hub_dataset or get_source("goemotions").hub_id
-    if hub_reachable(hub_id):
+    if hf_io.hub_reachable(hub_id):
         return load_goemotions(hub_id=hub_id, search_default_dir=False, single_label=single_label), \
             f"the Hub ({hub_id})"
     sample = bundled_sample_dir("goemotions")
@@ -109,8 +108,6 @@ def load_tofu_for(job: Any, with_variants: bool = False) -> tuple[Dataset, Datas
     """TOFU's forget split, its retain split and a line saying where they came from: ``data_dir``, else the shared
     data folder (``$HF_UNLEARN_DATA_DIR`` or ``../shared/data``), else the Hub, else (offline, forget10) the sample
     bundled with hf-unlearn. ``with_variants``: forget rows keep the answer variants TOFU's truth ratio needs."""
-    from ..hub import hub_reachable
-
     kw = {"forget": job.forget_split, "with_variants": with_variants}
     if job.data_dir:
         return *load_tofu(job.data_dir, **kw), f"TOFU, local files in {job.data_dir} (--data_dir)"
@@ -118,7 +115,7 @@ def load_tofu_for(job: Any, with_variants: bool = False) -> tuple[Dataset, Datas
     if (shared / f"{job.forget_split}.json").is_file():
         return *load_tofu(shared, **kw), f"TOFU, local files in {shared}"
     hub_id = job.hub_dataset or get_source("tofu").hub_id
-    if hub_reachable(hub_id):
+    if hf_io.hub_reachable(hub_id):
         return *load_tofu(None, hub_id=hub_id, **kw), f"TOFU from the Hub ({hub_id})"
     if job.forget_split != "forget10":
         raise FileNotFoundError(f"No TOFU files in {shared} and the Hub is unreachable; the sample bundled with "
@@ -274,8 +271,6 @@ class JobData:
         if self.task == "causal_lm":
             split["tokenizer"] = self.processor
         if self.tofu_rows is not None:
-            from ..audit import TofuData
-
             split["tofu"] = TofuData(*self.tofu_rows, retrained=retrained, max_length=job.max_length,
                                      batch_size=job.audit_batch_size, seed=seed)
         return split

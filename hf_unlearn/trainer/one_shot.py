@@ -8,8 +8,8 @@ import time
 from torch.utils.data import ConcatDataset, DataLoader
 from transformers.trainer_utils import TrainOutput
 
-from .losses import per_sample_losses
-from .reference import reference_outputs
+from ..losses import per_sample_losses
+from ..reference import reference_outputs
 
 
 def run_one_shot(trainer, resume_from_checkpoint=None) -> TrainOutput:

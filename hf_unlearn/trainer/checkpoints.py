@@ -5,7 +5,7 @@ A checkpoint folder counts as complete only once ``unlearning_state.json`` exist
 file (model, optimizer, scheduler, RNG, trainer state) and records their sizes and SHA-256 hashes (and its own
 hash, so an edited τ is caught too), so a run killed mid-save, a truncated file or a flipped byte leaves a folder
 that resuming skips (``last_complete_checkpoint``, with a warning naming it) or rejects with a clear error
-(``read_state``). The state also holds the job's fingerprint (``hf_unlearn.fingerprint``): a checkpoint resumes
+(``read_state``). The state also holds the job's fingerprint (``hf_unlearn.trainer.fingerprint``): a checkpoint resumes
 only the job that wrote it.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from ..io import write_json_atomic
 from .fingerprint import job_differences
-from .records import write_json_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-"""What a job (`hf_unlearn.jobs.run_job`) measures and sets beyond the standard run, by forget selector or task: the
-class-removal settings and per-class test accuracies (``forget_classes``), audits during unlearning
+"""What a job (`hf_unlearn.pipeline.run.run_job`) measures and sets beyond the standard run, by forget selector or
+task: the class-removal settings and per-class test accuracies (``forget_classes``), audits during unlearning
 (``audit_points``), and the LM attack AUCs and TOFU tables (causal LMs). Only counts and aggregates leave memory:
 no class name, id or text of the forget set is printed or saved (the class accuracies are keyed by role).
 """
@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .arguments import automatic_forget_epochs
+from ..audit import AuditCallback, sample_stats, tofu_markdown
+from ..trainer.plan import automatic_forget_epochs
 
 AUTOMATIC_TAU = "mean validation loss"
 
@@ -42,8 +43,6 @@ def apply_class_removal(job: Any, args: Any, n_forget: int, n_retain: int, num_l
 def class_accuracy(model: Any, test: Any, classes: list[int], collator: Any) -> dict[str, float]:
     """Test accuracy on the removed classes and on the remaining ones (the utility a class removal must keep:
     overall test accuracy mixes in the removed classes, on which a retrained model scores 0)."""
-    from .audit import sample_stats
-
     inside = np.isin(np.asarray(test["labels"]), classes)
     correct = sample_stats(model, test, data_collator=collator)["correct"]
     return {
@@ -80,8 +79,6 @@ class JobExtras:
         """``audit_points`` > 0: audits of forget vs test rows during unlearning (audit_history.png)."""
         if self.job.audit_points <= 0:
             return
-        from .audit import AuditCallback
-
         args = trainer.args
         total = args.max_steps if args.max_steps > 0 else args.forget_epochs * trainer.steps_per_forget_epoch
         self.callback = AuditCallback(
@@ -97,8 +94,6 @@ class JobExtras:
         """The extra Markdown tables: LM attack AUCs and TOFU metrics (causal LMs), class removal accuracies."""
         names, parts = list(reports), []
         if self.task == "causal_lm":
-            from .audit import tofu_markdown
-
             lines = [
                 "| LM attack AUC (forget vs held-out) | " + " | ".join(names) + " |",
                 "|---|" + "---:|" * len(names),

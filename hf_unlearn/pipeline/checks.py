@@ -1,5 +1,5 @@
-"""A job's checks before its first write (`hf_unlearn.jobs.run_job`, `audit_job`): the resume flag as given on the
-command line, the output_dir guard (another job's model is never replaced without ``overwrite_output_dir``), and a
+"""A job's checks before its first write (`hf_unlearn.pipeline.run.run_job`, `audit_job`): the resume flag as given on
+the command line, the output_dir guard (another job's model is never replaced without ``overwrite_output_dir``), and a
 saved model made for the job's task and labels. Each error is one line naming the input and the fix.
 """
 
@@ -9,6 +9,9 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+from ..trainer.persistence import holds_model
+from .job import read_description
 
 
 def resume_value(value: Any) -> str | bool | None:
@@ -29,12 +32,8 @@ def resume_value(value: Any) -> str | bool | None:
 
 def guard_output_dir(output_dir: str, description: dict[str, Any], args: Any, resume: Any) -> None:
     """Before any write: a folder holding another job's model is replaced only with overwrite_output_dir."""
-    from .persistence import holds_model
-
     if not holds_model(output_dir) or args.overwrite_output_dir or resume:
         return
-    from .jobs import read_description
-
     previous = read_description(output_dir)
     if previous is None:
         differ = ["no job.json"]

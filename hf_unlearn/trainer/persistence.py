@@ -29,11 +29,13 @@ from typing import Any
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from ..hub.card import write_model_card
+from ..io import write_json_atomic
 from .callbacks import check_finite_weights
 from .checkpoints import check_same_job, checkpoint_folders, last_complete_checkpoint, read_state, write_state
 from .fingerprint import job_differences
-from .peft_utils import is_peft_model, merged_copy
-from .records import write_json_atomic
+from .one_shot import run_one_shot
+from .peft import is_peft_model, merged_copy
 
 try:
     import fcntl
@@ -103,7 +105,7 @@ class OutputDirLock:
             self.file = None
 
 
-#: output_dirs whose lock the running job (`hf_unlearn.jobs.run_job`) holds: its trainer works under that lock
+#: output_dirs whose lock the running job (`hf_unlearn.pipeline.job.run_job`) holds: its trainer works under that lock
 _JOB_LOCKS: contextvars.ContextVar[frozenset] = contextvars.ContextVar("hf_unlearn_job_locks", default=frozenset())
 
 
@@ -206,7 +208,24 @@ def finish_publish(output_dir: str) -> None:
 
 
 class PersistenceMixin:
-    """`UnlearningTrainer`'s saving, checkpointing and resuming (see the module docstring)."""
+    """`UnlearningTrainer`'s saving, checkpointing and resuming (see the module docstring).
+
+    What it reads of the trainer, declared here (set by `UnlearningTrainer.__init__`): the job's fingerprint, the
+    method, τ and its history, α₀, samples per step and the card metadata; what it keeps itself: the lock it holds,
+    the records saved with the final model (``extra_records``, set by the job pipeline) and whether to delete the
+    checkpoints once that save is published."""
+
+    job: dict[str, Any]
+    method: Any
+    tau: float | None
+    tau_step: int
+    tau_history: list[dict[str, float]]
+    alpha0: float
+    samples_per_step: int
+    card_metadata: dict[str, Any]
+    _lock: OutputDirLock | None = None
+    extra_records: tuple | list = ()
+    _delete_checkpoints_after_save: bool = False
 
     def unlearning_state(self) -> dict[str, Any]:
         """What a checkpoint needs beyond Trainer's state to resume unlearning exactly, and the job it belongs to."""
@@ -223,7 +242,7 @@ class PersistenceMixin:
     @contextlib.contextmanager
     def _output_lock(self):
         """Hold ``output_dir``'s lock (main process only; re-entrant within this trainer)."""
-        if (not self.args.should_save or getattr(self, "_lock", None) is not None
+        if (not self.args.should_save or self._lock is not None
                 or os.path.realpath(self.args.output_dir) in _JOB_LOCKS.get()):
             yield
             return
@@ -241,8 +260,6 @@ class PersistenceMixin:
         One-shot methods (e.g. ``ssd``) edit the model once instead (`one_shot.run_one_shot`)."""
         output_dir = self.args.output_dir
         if self.method.one_shot is not None and resume_from_checkpoint:
-            from .one_shot import run_one_shot
-
             return run_one_shot(self, resume_from_checkpoint)  # refuses: a one-shot method has no checkpoints
         with self._output_lock():
             if resume_from_checkpoint is True:
@@ -263,8 +280,6 @@ class PersistenceMixin:
                     "overwrite_output_dir=True to replace it, or choose another output_dir."
                 )
             if self.method.one_shot is not None:  # no training steps (e.g. ssd): the model is edited once
-                from .one_shot import run_one_shot
-
                 output = run_one_shot(self)
             else:
                 output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
@@ -290,18 +305,16 @@ class PersistenceMixin:
                 self._write_model(staging, merge=final and self.args.merge_adapter)
                 if self.args.should_save:
                     if final:
-                        from .hub import write_model_card
-
                         write_model_card(self, staging, **self.card_metadata)
                     write_json_atomic(os.path.join(staging, JOB_NAME), self.job)
-                    writers = getattr(self, "extra_records", ()) if final else ()
+                    writers = self.extra_records if final else ()
                     for write in writers:  # the job's records (audit.json, job.json...): one save with the model
                         write(staging)
                     publish(staging, output_dir, records=bool(writers))
             finally:
                 if self.args.should_save:
                     shutil.rmtree(staging, ignore_errors=True)
-            if final and getattr(self, "_delete_checkpoints_after_save", False) and self.args.should_save:
+            if final and self._delete_checkpoints_after_save and self.args.should_save:
                 for folder in checkpoint_folders(self.args.output_dir):
                     shutil.rmtree(folder, ignore_errors=True)
                 self._delete_checkpoints_after_save = False

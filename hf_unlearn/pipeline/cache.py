@@ -2,7 +2,7 @@
 
 A cached model is a saved model folder (model + processor) plus ``hf_unlearn_recipe.json``: what made it (base
 model, task, recipe, data settings, a digest of the rows it was trained on) and what it cost (wall and CPU
-seconds). The job pipeline (`hf_unlearn.jobs`) keeps its original in ``OUTPUT_DIR/_original`` and its retrained
+seconds). The job pipeline (`hf_unlearn.pipeline.job`) keeps its original in ``OUTPUT_DIR/_original`` and its retrained
 reference in ``OUTPUT_DIR/_retrain``; the benchmark keeps one folder per model under ``--cache_dir``. A folder is
 reused only when its recorded key matches the job's, so a change of recipe, data or rows trains again.
 """
@@ -16,12 +16,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..io import write_json_atomic
 from .models import is_model_dir, new_base_model
-from .records import write_json_atomic
+from .recipes import finetune
 
 RECIPE_FILE = "hf_unlearn_recipe.json"  # beside a cached original / retrained model: what made it
-#: how long a retrained reference trains: the original's optimizer steps (the default) or its epochs
-RETRAIN_BUDGETS = ("steps", "epochs")
 
 
 def recipe_fields(recipe: Any) -> dict[str, Any]:
@@ -57,8 +56,6 @@ def train_cached(job: Any, rows: Any, recipe: Any, folder: str | os.PathLike, ke
                  disable_tqdm: bool = True) -> tuple[Any, float, float]:
     """A new base model fine-tuned on ``rows`` with ``recipe``; saved to ``folder`` with its key when ``save``.
     Returns (model, wall seconds, process CPU seconds). ``labels`` = (task, num_labels, label names)."""
-    from .recipes import finetune
-
     model = new_base_model(job, *labels, seed, processor=processor)
     cpu = time.process_time()
     seconds = finetune(model, rows, recipe, output_dir=str(folder), data_collator=collator,

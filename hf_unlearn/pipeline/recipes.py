@@ -1,6 +1,6 @@
-"""Shared recipes for the job pipeline (`hf_unlearn.jobs`) and the benchmark: the original/retrain fine-tuning
+"""Shared recipes for the job pipeline (`hf_unlearn.pipeline.job`) and the benchmark: the original/retrain fine-tuning
 recipe, one unlearning run, and the audit of a model against a split — each a thin composition of the library.
-Model loaders live in `hf_unlearn.models` (re-exported here for older imports).
+Model loaders live in `hf_unlearn.pipeline.models` (re-exported here for older imports).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from dataclasses import dataclass, replace
 
 from transformers import Trainer, TrainingArguments
 
-from .arguments import UnlearningArguments
-from .audit import UnlearningReport, audit_model, reference_losses
-from .callbacks import StepProgress
-from .data import sample_rows
-from .data.holdout import drop_copies
-from .model_cache import RETRAIN_BUDGETS
+from ..audit import UnlearningReport, audit_model, reference_losses
+from ..data import sample_rows
+from ..data.holdout import drop_copies
+from ..trainer.arguments import UnlearningArguments
+from ..trainer.callbacks import StepProgress
+from ..trainer.trainer import UnlearningTrainer
 from .models import (  # noqa: F401  (re-exported: older imports)
     DEFAULT_TEXT_MODEL,
     SMOLLM2_GGUF,
@@ -27,9 +27,11 @@ from .models import (  # noqa: F401  (re-exported: older imports)
     load_text_classifier,
     smollm2_folder,
 )
-from .trainer import UnlearningTrainer
 
 logger = logging.getLogger(__name__)
+
+#: how long a retrained reference trains: the original's optimizer steps (the default) or its epochs
+RETRAIN_BUDGETS = ("steps", "epochs")
 
 
 @dataclass

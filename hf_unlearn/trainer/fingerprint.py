@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .data.holdout import dataset_digest
+from ..data.identity import dataset_digest
 
 #: `UnlearningArguments` fields that change what a run computes (besides the method's own hyperparameters).
 RUN_ARGUMENTS = (

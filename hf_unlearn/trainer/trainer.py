@@ -9,29 +9,33 @@ import math
 from collections import defaultdict
 from typing import Any
 
+import datasets
 import torch
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForSeq2Seq, Trainer
 from transformers.trainer_utils import SchedulerType
 
-from .arguments import UnlearningArguments, alpha_at, plan_run
+from .._torch import eval_mode
+from ..data.checks import check_forget_retain, is_class_removal
+from ..data.collators import ForgetRetainCollator, automatic_fusion
+from ..data.sampling import ForgetRetainPairs, ForgetRetainSampler
+from ..data.selection import sample_rows
+from ..hidden import capture, resolve_layer, step_hidden
+from ..hub.push import check_hub_access
+from ..losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses
+from ..masking import batch_rows, drop_unsupervised, kept_token_counts, supervised_rows
+from ..methods import ObjectiveInputs, get_method
+from ..reference import kl_retain_losses, reference_outputs
+from .arguments import UnlearningArguments
 from .callbacks import NonFiniteGuard, TauStop
-from .data.checks import check_forget_retain, check_model_inputs, is_class_removal
-from .data.collators import ForgetRetainCollator, automatic_fusion
-from .data.holdout import check_held_out
-from .data.sampling import ForgetRetainPairs, ForgetRetainSampler
-from .data.selection import sample_rows
+from .deepspeed_reference import prepare_deepspeed_reference
 from .fingerprint import job_fingerprint
-from .hidden import capture, resolve_layer, step_hidden
-from .losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses
-from .masking import batch_rows, drop_unsupervised, kept_token_counts, supervised_rows
-from .methods import ObjectiveInputs, get_method
-from .modes import eval_mode
 from .one_shot import method_reference_outputs
-from .peft_utils import wrap_with_peft
+from .peft import wrap_with_peft
 from .persistence import PersistenceMixin
-from .reference import kl_retain_losses, reference_outputs
+from .plan import alpha_at, plan_run
 from .reporting import ReportingMixin
+from .setup import check_datasets, check_method, held_out_validation, unlearning_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -66,58 +70,23 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         peft_config=None,
         **kwargs,
     ):
-        if args is None:
-            args = UnlearningArguments(output_dir="unlearning_output")
-        if not isinstance(args, UnlearningArguments):
-            raise ValueError(
-                f"args is a {type(args).__name__}; UnlearningTrainer needs UnlearningArguments (it extends "
-                "TrainingArguments with method, alpha, tau_refresh_epochs, ...)."
-            )
+        args = unlearning_arguments(args)
         self.method = get_method(args.method)
         self.kl_retain = args.retain_loss == "kl"
-        if self.kl_retain and not self.method.supports_kl_retain:
-            raise ValueError(f"retain_loss='kl' applies to grad_diff and npo, not method={args.method!r}; "
-                             "use retain_loss='nll'.")
+        check_method(args, self.method)
         check_forget_retain(forget_dataset, retain_dataset)
         self.task = args.task or (None if loss_fn else infer_task(model))
         self.loss_fn = loss_fn or get_loss_fn(self.task)
-        config = getattr(model, "config", None)
-        self.plan = plan_run(args, task=self.task, needs_tau=self.method.needs_tau,
-                             length_multiplier=self.method.length_multiplier, n_forget=len(forget_dataset),
-                             n_retain=len(retain_dataset), num_labels=getattr(config, "num_labels", None),
-                             class_removal=self.method.needs_tau and is_class_removal(forget_dataset, retain_dataset),
-                             needs_alpha=self.method.needs_alpha, one_shot=self.method.one_shot is not None)
-        plan = self.plan  # the resolved automatic defaults, as declared trainer attributes
-        self.modality, self.forget_fraction, self.alpha0 = plan.modality, plan.forget_fraction, plan.alpha0
-        self.samples_per_step, self.steps_per_forget_epoch = plan.samples_per_step, plan.steps_per_forget_epoch
-        self.fixed_tau, self.tau_samples = plan.fixed_tau, plan.tau_samples
-        if validation_dataset is None and self.method.needs_tau and self.fixed_tau is None:
-            if eval_dataset is None:
-                raise ValueError(
-                    "No validation_dataset: τ is the mean loss on held-out data the model never trained on (a "
-                    "validation split). Pass validation_dataset=... . The retain set cannot serve: the model "
-                    "trained on it, so its loss is too low and the forget loss would never be pushed up."
-                )
-            logger.warning("No validation_dataset given: τ is computed on eval_dataset, which must be held-out data.")
-            validation_dataset = eval_dataset
-        for dataset, name in ((forget_dataset, "forget_dataset"), (retain_dataset, "retain_dataset"),
-                              (validation_dataset, "validation_dataset")):
-            check_model_inputs(dataset, name=name, task=self.task, num_labels=getattr(config, "num_labels", None),
-                               vocab_size=getattr(config, "vocab_size", None), config=config)
-        if self.method.relabel is not None and self.task == "causal_lm":
-            raise ValueError(f"method={args.method!r} relabels classes; it does not apply to causal LMs.")
-        if self.method.tasks and self.task is not None and self.task not in self.method.tasks:
-            raise ValueError(f"method={args.method!r} applies to {', '.join(self.method.tasks)}, not "
-                             f"task={self.task!r}; choose another method (nabla_tau, npo, grad_diff fit every task).")
-        check_held_out(forget_dataset, retain_dataset, validation_dataset)
+        self._plan(args, getattr(model, "config", None), forget_dataset, retain_dataset)
+        validation_dataset = held_out_validation(validation_dataset, eval_dataset, self.method, self.fixed_tau)
+        check_datasets(args, self.method, self.task, getattr(model, "config", None), forget_dataset, retain_dataset,
+                       validation_dataset)
         self.job = job_fingerprint(args, args.method_hparams(), self.samples_per_step, forget_dataset, retain_dataset,
                                    validation_dataset)
         self._fresh_adapters = peft_config is not None
         if peft_config is not None:
             model = wrap_with_peft(model, peft_config, args.gradient_checkpointing)
         if args.push_to_hub:  # before Trainer creates the repo: a missing token or no network fails in one line
-            from .hub import check_hub_access
-
             check_hub_access(args.hub_token)
         if data_collator is None and self.task == "causal_lm" and processing_class is not None:
             data_collator = DataCollatorForSeq2Seq(processing_class, label_pad_token_id=-100, padding=True)
@@ -135,6 +104,21 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         self.forget_dataset, self.retain_dataset = forget_dataset, retain_dataset
         self.validation_dataset = validation_dataset
         self.train_dataset = forget_dataset
+        self._init_unlearning(args, ref_model)
+
+    def _plan(self, args: UnlearningArguments, config: Any, forget_dataset: Any, retain_dataset: Any) -> None:
+        """Resolve the run's automatic defaults (`plan_run`) into declared trainer attributes."""
+        self.plan = plan = plan_run(
+            args, task=self.task, needs_tau=self.method.needs_tau, length_multiplier=self.method.length_multiplier,
+            n_forget=len(forget_dataset), n_retain=len(retain_dataset), num_labels=getattr(config, "num_labels", None),
+            class_removal=self.method.needs_tau and is_class_removal(forget_dataset, retain_dataset),
+            needs_alpha=self.method.needs_alpha, one_shot=self.method.one_shot is not None)
+        self.modality, self.forget_fraction, self.alpha0 = plan.modality, plan.forget_fraction, plan.alpha0
+        self.samples_per_step, self.steps_per_forget_epoch = plan.samples_per_step, plan.steps_per_forget_epoch
+        self.fixed_tau, self.tau_samples = plan.fixed_tau, plan.tau_samples
+
+    def _init_unlearning(self, args: UnlearningArguments, ref_model: Any) -> None:
+        """The unlearning state after `Trainer.__init__`: pairing collator, reference model, τ, α, callbacks."""
         self.loss_is_scaled_for_ga = False
         self.pair_collator = ForgetRetainCollator(self.data_collator,
                                                   fused=automatic_fusion(args.fuse_forget_retain, self.task))
@@ -204,8 +188,6 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         return self.accelerator.prepare(loader)
 
     def _strip(self, dataset, description: str):
-        import datasets
-
         if isinstance(dataset, datasets.Dataset):
             return self._remove_unused_columns(dataset, description=description)
         return dataset
@@ -394,8 +376,6 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         ref.eval()
         ref.requires_grad_(False)
         if self.is_deepspeed_enabled:
-            from .deepspeed_reference import prepare_deepspeed_reference
-
             stage = self.accelerator.state.deepspeed_plugin.zero_stage
             if stage == 3 and ref_model is None:
                 raise ValueError(

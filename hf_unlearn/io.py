@@ -10,7 +10,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_json_atomic", "write_text_atomic"]
+from huggingface_hub import HfApi, constants, get_session
+
+__all__ = ["hub_offline", "hub_reachable", "write_json_atomic", "write_text_atomic"]
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -31,3 +33,25 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_json_atomic(path: str | os.PathLike, content: Any, indent: int | None = 2) -> None:
     """Write ``content`` as JSON (plus a final newline) to ``path`` atomically."""
     write_text_atomic(path, json.dumps(content, indent=indent) + "\n")
+
+
+def hub_offline() -> bool:
+    """Whether huggingface_hub's offline mode is on (``HF_HUB_OFFLINE=1``)."""
+    return bool(constants.is_offline_mode())
+
+
+def hub_reachable(repo_id: str | None = None, *, repo_type: str = "dataset", timeout: float = 5.0) -> bool:
+    """True when the Hub answers within ``timeout`` seconds (for ``repo_id``: when that repo can be read).
+
+    False in offline mode (``HF_HUB_OFFLINE=1``), without a network, or on any error; never raises.
+    """
+    if hub_offline():
+        return False
+    try:
+        if repo_id is None:
+            get_session().head(constants.ENDPOINT, timeout=timeout)
+        else:
+            HfApi().repo_info(repo_id, repo_type=repo_type, timeout=timeout)
+    except Exception:
+        return False
+    return True

@@ -5,8 +5,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .data.selection import sample_rows
-from .records import write_json_atomic
+from huggingface_hub import upload_folder
+
+from ..audit import audit_model
+from ..audit.report import write_audit_json
+from ..data.selection import sample_rows
+from ..hub.card import write_model_card
+from ..hub.push import push_ignore_patterns
 
 
 class ReportingMixin:
@@ -31,8 +36,6 @@ class ReportingMixin:
         report for the model card. ``before`` (an earlier report, e.g. of the original model) adds the before/after
         loss histograms. Only sizes and aggregates are written, never forget-set content.
         """
-        from .audit import audit_model
-
         test = test_dataset if test_dataset is not None else self.eval_dataset
         if test is None:
             raise ValueError("audit() needs held-out test data: pass test_dataset=... or set eval_dataset.")
@@ -52,22 +55,19 @@ class ReportingMixin:
         if not self.args.should_save:
             return
         output_dir = output_dir or self.args.output_dir
-        os.makedirs(output_dir, exist_ok=True)
-        content = {"report": report.to_dict(), "method": self.args.method, "tau_history": self.tau_history,
+        content = {"report": report, "method": self.args.method, "tau_history": self.tau_history,
                    "alpha0": self.alpha0, "steps": self.state.global_step}
         if comparison is not None:
-            content["comparison"] = comparison.to_dict()
+            content["comparison"] = comparison
         if timings:
             content["timings"] = timings
         content.update(extra or {})
-        write_json_atomic(os.path.join(output_dir, "audit.json"), content)
+        write_audit_json(os.path.join(output_dir, "audit.json"), content)
         report.plot(output_dir, before=before)
 
     def create_model_card(self, language=None, license=None, tags=None, model_name=None, finetuned_from=None,
                           tasks=None, dataset_tags=None, dataset=None, dataset_args=None, **kwargs) -> None:
         """Write ``README.md`` with the hf-unlearn card: tags, arguments, forget-set size, audit, citation."""
-        from .hub import write_model_card
-
         given = {"model_name": model_name, "finetuned_from": finetuned_from, "dataset": dataset, "license": license,
                  "language": language, "tags": tags}
         metadata = {**self.card_metadata, **{k: v for k, v in given.items() if v}}
@@ -82,9 +82,6 @@ class ReportingMixin:
         widens them (`hub.push_ignore_patterns`: nested checkpoints, ``last-checkpoint/``, the folders of original
         and retrained models) and lets ``push_checkpoints`` include checkpoints. Intermediate pushes are Trainer's
         own, governed by ``hub_strategy`` (``"end"`` unless ``push_checkpoints``)."""
-        from huggingface_hub import upload_folder
-
-        from .hub import push_ignore_patterns
 
         self.callback_handler.on_push_begin(self.args, self.state, self.control)
         token = token if token is not None else self.args.hub_token

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .compare import REF_CRITERIA, SPLIT_CRITERIA, _noise, criterion_value
+
 #: the figures the card's YAML header shows for every model (criterion: key)
 HEADLINE_FIGURES = {"forget_accuracy": "forget_accuracy", "test_accuracy": "test_accuracy",
                     "retain_accuracy": "retain_accuracy", "mia_loss": "mia_loss_accuracy",
@@ -70,8 +72,6 @@ class BottomLine:
 def bottom_line(comparison: Any, model: str | None = None) -> BottomLine | None:
     """The bottom line of ``model`` (default: the first model that is not ``original`` or ``retrained``) in a
     `Comparison`; None when it has no such model."""
-    from .audit.compare import _noise, criterion_value
-
     names = [n for n in comparison.reports if n not in ("original", "retrained")]
     model = model or (names[0] if names else None)
     if model is None:
@@ -108,6 +108,4 @@ def bottom_line(comparison: Any, model: str | None = None) -> BottomLine | None:
 
 
 def _label(verdict: Any) -> str:
-    from .audit.compare import REF_CRITERIA, SPLIT_CRITERIA
-
     return verdict.label or {**SPLIT_CRITERIA, **REF_CRITERIA}.get(verdict.criterion, verdict.criterion)

@@ -1,5 +1,6 @@
-"""YAML job configs (flat or sectioned) with command-line overrides, parsed into `hf_unlearn.jobs.JobArguments` +
-`UnlearningArguments` by one `HfArgumentParser`; user errors raise `CLIError` (one line in the CLI and the scripts).
+"""YAML job configs (flat or sectioned) with command-line overrides, parsed into
+`hf_unlearn.pipeline.job.JobArguments` + `UnlearningArguments` by one `HfArgumentParser`; user errors raise `CLIError`
+(one line in the CLI and the scripts).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
-from .arguments import UnlearningArguments
-from .data import read_text_file
-from .data.job_data import SELECTORS
-from .jobs import JobArguments, apply_quick
+from ..data import read_text_file
+from ..trainer.arguments import UnlearningArguments
+from .data import SELECTORS
+from .job import JobArguments, apply_quick
 
 SECTIONS = ("job", "model", "data", "forget", "original", "unlearning", "training", "audit", "card")
 
