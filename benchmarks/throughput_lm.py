@@ -35,7 +35,7 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PrinterCa
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
 from hf_unlearn.data import CausalLMCollator, load_tofu, tokenize_qa
 from hf_unlearn.io import write_text_atomic
-from hf_unlearn.pipeline.recipes import SMOLLM2_GGUF, smollm2_folder
+from hf_unlearn.pipeline.models import SMOLLM2_GGUF, smollm2_folder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -25,7 +25,7 @@ _EXPORTS = {
     "check_hub_access": ".hub.push",
     "FinetuneRecipe": ".pipeline.recipes",
     "finetune": ".pipeline.recipes",
-    "load_text_classifier": ".pipeline.recipes",
+    "load_text_classifier": ".pipeline.models",
     "unlearn": ".pipeline.recipes",
     "UnlearningTrainer": ".trainer.trainer",
 }

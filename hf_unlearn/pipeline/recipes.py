@@ -1,6 +1,6 @@
 """Shared recipes for the job pipeline (`hf_unlearn.pipeline.job`) and the benchmark: the original/retrain fine-tuning
 recipe, one unlearning run, and the audit of a model against a split — each a thin composition of the library.
-Model loaders live in `hf_unlearn.pipeline.models` (re-exported here for older imports).
+Model loaders live in `hf_unlearn.pipeline.models`.
 """
 
 from __future__ import annotations
@@ -18,15 +18,6 @@ from ..data.holdout import drop_copies
 from ..trainer.arguments import UnlearningArguments
 from ..trainer.callbacks import StepProgress
 from ..trainer.trainer import UnlearningTrainer
-from .models import (  # noqa: F401  (re-exported: older imports)
-    DEFAULT_TEXT_MODEL,
-    SMOLLM2_GGUF,
-    SMOLLM2_PACKAGE,
-    default_text_model,
-    load_gguf_causal_lm,
-    load_text_classifier,
-    smollm2_folder,
-)
 
 logger = logging.getLogger(__name__)
 
