@@ -49,7 +49,11 @@ def drop_shared(dataset: Any, *others: Any) -> Any:
     if keys is None:
         raise ValueError("drop_shared needs a datasets.Dataset (or a list of rows) with input columns (text, "
                          "input_ids, image, ...).")
-    taken = set().union(*(set(content_hashes(o) or ()) for o in others))
+    return _without(dataset, keys, set().union(*(set(content_hashes(o) or ()) for o in others)))
+
+
+def _without(dataset: Any, keys: list[str], taken: set[str]) -> Any:
+    """``dataset`` without the rows whose key (``keys``, one per row) is in ``taken``."""
     keep = [i for i, k in enumerate(keys) if k not in taken]
     if len(keep) < len(keys):
         logger.warning("Dropped %d of %d rows whose inputs are copies of rows of another split.",
@@ -61,13 +65,18 @@ def drop_shared(dataset: Any, *others: Any) -> Any:
 def drop_copies(forget: Any, retain: Any, validation: Any) -> tuple[Any, Any]:
     """``(retain, validation)`` without copies of forget rows (retain) and of training rows (validation), so that
     natural duplicates (the same short text twice in a corpus) pass `check_held_out`; non-`datasets` inputs and
-    datasets without input columns are returned as they are."""
-    if content_hashes(forget) is None:
+    datasets without input columns are returned as they are. Each split is hashed once."""
+    forget_keys = content_hashes(forget)
+    if forget_keys is None:
         return retain, validation
-    if content_hashes(retain) is not None:
-        kept = drop_shared(retain, forget)
+    taken = set(forget_keys)
+    retain_keys = content_hashes(retain)
+    if retain_keys is not None:
+        kept = _without(retain, retain_keys, taken)
         retain = kept if len(kept) else retain  # all copies: leave it to check_held_out's error
-    if validation is not None and content_hashes(validation) is not None:
-        kept = drop_shared(validation, forget, retain)
+        taken |= set(retain_keys)  # the retain rows dropped above are forget rows: the same set
+    validation_keys = None if validation is None else content_hashes(validation)
+    if validation_keys is not None:
+        kept = _without(validation, validation_keys, taken)
         validation = kept if len(kept) else validation
     return retain, validation
