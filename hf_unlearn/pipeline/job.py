@@ -56,8 +56,8 @@ class JobArguments:
                                   "(built in: 256 byte tokens, for tiny causal LMs). Default: the model's."})
     original_model: str | None = field(default=None, metadata={"help": "An already trained model to unlearn from; "
                                        "default: train one from the base model (cached in OUTPUT_DIR/_original)."})
-    dataset: str = field(default="goemotions", metadata={"help": "goemotions | tofu | mnist | digits, a local "
-                         "file/folder, or a Hub dataset id."})
+    dataset: str = field(default="goemotions", metadata={"help": "goemotions | banking77 | tofu | mnist | "
+                         "digits, a local file/folder, or a Hub dataset id."})
     data_dir: str | None = field(default=None, metadata={"help": "Local folder of a registered dataset (GoEmotions: "
                                  "train.tsv, dev.tsv, test.tsv, labels.txt). Default: $HF_UNLEARN_DATA_DIR, else "
                                  "the Hub, else (offline) the bundled sample."})
