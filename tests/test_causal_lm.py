@@ -122,8 +122,8 @@ def test_grad_diff_kl_retain_builds_the_reference_only_then(tmp_path):
     assert trainer.compute_loss(trainer.model, batch).item() == pytest.approx(ascent.item(), rel=1e-5)
     trainer.train()
     assert trainer.state.log_history[-2]["retain_loss"] > 0  # the model moved away from the original
-    with pytest.raises(ValueError, match="retain_loss='kl' applies to grad_diff and npo"):
-        _trainer(tmp_path, retain_loss="kl")
+    with pytest.raises(ValueError, match="applies to grad_diff, nabla_tau, npo, not method='finetune'"):
+        _trainer(tmp_path, method="finetune", retain_loss="kl")
 
 
 def test_fusion_is_decided_by_task(tmp_path):

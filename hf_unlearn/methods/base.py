@@ -27,7 +27,8 @@ class ObjectiveInputs:
     transformers' own loss and open-unlearning's terms) instead of averaging the rows' token means. Methods with
     ``needs_hidden`` get ``hidden``: the chosen layer's output per half (``forget`` / ``retain``, ``[B, T, H]``,
     with gradients), the reference's on retain rows (``ref_retain``, no gradient) and each half's supervised-token
-    mask (``forget_mask`` / ``retain_mask``, ``[B, T]``, positions whose label is not -100).
+    mask (``forget_mask`` / ``retain_mask``, ``[B, T]``, positions whose label is not -100). Methods with
+    ``needs_tau`` also get ``heldout_losses``: the per-sample held-out losses τ is the mean of (1-D, sorted).
     """
 
     forget_losses: torch.Tensor | None
@@ -46,6 +47,7 @@ class ObjectiveInputs:
     retain_token_counts: torch.Tensor | None = None
     pooled: bool = False
     hidden: dict[str, torch.Tensor] | None = None
+    heldout_losses: torch.Tensor | None = None
 
     def forget_mean(self) -> torch.Tensor:
         """Mean forget loss: over rows, or pooled over tokens (``pooled``, causal LMs)."""

@@ -139,11 +139,17 @@ class UnlearningArguments(TrainingArguments):
         metadata={"help": "Forget loss the ∇τ gate compares with τ: 'eval' (forget half without dropout, like τ; "
                   "gradients still flow) or 'train' (in-step, dropout on: the paper's).", "choices": list(TAU_GATES)},
     )
+    tau_target: str | None = field(
+        default=None,
+        metadata={"help": "What ∇τ pushes the forget losses to: 'mean' (the batch mean to τ, the paper's) or "
+                  "'quantiles' (each forget row, by rank, to the held-out loss at that rank). None = the method's.",
+                  "choices": ["mean", "quantiles"]},
+    )
     retain_weight: float = field(
         default=1.0, metadata={"help": "λ of the retain term in grad_diff and npo; γ (retain task loss) in scrub."}
     )
     retain_loss: str = field(
-        default="nll", metadata={"help": "Retain term of grad_diff/npo: nll | kl (KL to the original model)."}
+        default="nll", metadata={"help": "Retain term of nabla_tau/grad_diff/npo: nll | kl (KL to the original model)."}
     )
     token_mean: str = field(
         default="row", metadata={"help": "Causal LMs, how a batch's losses are averaged: 'row' (mean over rows of "

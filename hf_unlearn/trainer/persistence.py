@@ -27,6 +27,7 @@ import os
 import shutil
 from typing import Any
 
+import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..hub.card import write_model_card
@@ -220,6 +221,7 @@ class PersistenceMixin:
     tau: float | None
     tau_step: int
     tau_history: list[dict[str, float]]
+    heldout_losses: Any
     alpha0: float
     samples_per_step: int
     card_metadata: dict[str, Any]
@@ -229,7 +231,8 @@ class PersistenceMixin:
 
     def unlearning_state(self) -> dict[str, Any]:
         """What a checkpoint needs beyond Trainer's state to resume unlearning exactly, and the job it belongs to."""
-        return {"tau": self.tau, "tau_step": self.tau_step, "tau_history": self.tau_history,
+        heldout = None if self.heldout_losses is None else self.heldout_losses.tolist()
+        return {"tau": self.tau, "tau_step": self.tau_step, "tau_history": self.tau_history, "heldout_losses": heldout,
                 "alpha0": self.alpha0, "forget_epochs": self.args.forget_epochs,
                 "samples_per_step": self.samples_per_step, "job": self.job}
 
@@ -341,4 +344,6 @@ class PersistenceMixin:
             )
         self.tau, self.tau_step = state["tau"], state["tau_step"]
         self.tau_history = state["tau_history"]
+        heldout = state.get("heldout_losses")  # held-out rows' losses, for tau_target="quantiles"
+        self.heldout_losses = None if heldout is None else torch.tensor(heldout, dtype=torch.float32)
         self.alpha0 = state["alpha0"]

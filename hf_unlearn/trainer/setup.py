@@ -9,7 +9,7 @@ from typing import Any
 
 from ..data.checks import check_model_inputs
 from ..data.holdout import check_held_out
-from ..methods import Method
+from ..methods import METHODS, Method
 from .arguments import UnlearningArguments
 
 logger = logging.getLogger(__name__)
@@ -30,8 +30,8 @@ def unlearning_arguments(args: Any) -> UnlearningArguments:
 def check_method(args: UnlearningArguments, method: Method) -> None:
     """The retain loss the arguments ask for must be one the method supports."""
     if args.retain_loss == "kl" and not method.supports_kl_retain:
-        raise ValueError(f"retain_loss='kl' applies to grad_diff and npo, not method={args.method!r}; "
-                         "use retain_loss='nll'.")
+        kl = ", ".join(sorted(name for name, m in METHODS.items() if m.supports_kl_retain))
+        raise ValueError(f"retain_loss='kl' applies to {kl}, not method={args.method!r}; use retain_loss='nll'.")
 
 
 def held_out_validation(validation_dataset: Any, eval_dataset: Any, method: Method, fixed_tau: float | None) -> Any:

@@ -127,6 +127,7 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         if self.method.prepare is not None:  # e.g. RMU freezes what it does not update, before the optimizer
             self.method.prepare(self.model, args.method_hparams())
         self.tau: float | None = None
+        self.heldout_losses: torch.Tensor | None = None
         self.last_audit = self.last_comparison = None
         #: card metadata (finetuned_from, dataset, license, language, tags) for save_model / push_to_hub cards
         self.card_metadata: dict[str, Any] = {}
@@ -203,20 +204,20 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         model = self.model_wrapped if self.model_wrapped is not None else self.model
         was_training = model.training
         model.eval()
-        total = torch.zeros((), dtype=torch.float64, device=self.args.device)
-        count = 0
+        rows = []
         with torch.no_grad():
             for batch in loader:
                 batch = self._prepare_inputs(batch)
                 losses = self._per_sample(model, batch)[0].detach().float()
                 kept = supervised_rows(batch.get("labels"), self.task, len(losses)).to(losses.device)
                 losses, kept = self.accelerator.gather_for_metrics((torch.where(kept > 0, losses, 0.0), kept))
-                total += losses.double().sum()
-                count += int(kept.sum())
+                rows.append(losses[kept > 0].double().cpu())
         model.train(was_training)
-        if count == 0:
+        heldout = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.float64)
+        if heldout.numel() == 0:
             raise ValueError("The validation set is empty: τ needs held-out samples.")
-        tau = float(total / count)
+        tau = float(heldout.mean())
+        self.heldout_losses = torch.sort(heldout.float()).values  # the quantile gate's targets (tau_target)
         if not math.isfinite(tau):
             raise ValueError(
                 f"τ is not finite ({tau}): the model's loss on the validation set is NaN/inf. Check the validation "
@@ -274,7 +275,8 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
                             ref_forget_losses=ref_losses, forget_token_counts=counts, hparams=hparams,
                             progress=step / max(1, self.state.max_steps),
                             epoch=step / max(1, self.steps_per_forget_epoch), retain_token_counts=retain_counts,
-                            pooled=self.args.token_mean == "pooled", hidden=hidden, **logit_kw)
+                            pooled=self.args.token_mean == "pooled", hidden=hidden,
+                            heldout_losses=self.heldout_losses if self.fixed_tau is None else None, **logit_kw)
         )
         self._record(alpha, forget_losses, retain_losses)
         if self.model.training:
