@@ -1,0 +1,103 @@
+"""`tau_target="quantiles"`: each forget row, by rank, gated towards the held-out loss at that rank; and ∇τ with
+the KL retain term (`retain_loss="kl"`)."""
+
+import pytest
+import torch
+from helpers import tiny_bert, token_dataset
+from transformers import default_data_collator
+
+from hf_unlearn import UnlearningArguments, UnlearningTrainer
+from hf_unlearn.methods import nabla_tau_loss
+from hf_unlearn.methods.nabla_tau import quantile_ascent
+from hf_unlearn.trainer.checkpoints import write_state
+
+HELD_OUT = torch.tensor([0.0, 1.0, 2.0, 3.0])  # mean (τ) 1.5; quantiles at ranks ¼, ¾: 0.75, 2.25
+
+
+def test_quantile_gate_by_hand():
+    forget = torch.tensor([3.5, 0.5], requires_grad=True)  # sorted: 0.5 → target 0.75, 3.5 → target 2.25
+    loss = quantile_ascent(forget, HELD_OUT)
+    assert loss.item() == pytest.approx((0.75 - 0.5) ** 2 / 2)
+    loss.backward()
+    # only the row below its rank's held-out loss is pushed; the one above its target is left alone
+    assert torch.allclose(forget.grad, torch.tensor([0.0, -2 * 0.25 / 2]))
+
+
+def test_quantile_gate_still_pushes_a_memorised_row_the_mean_gate_lets_go():
+    # one blown-up row lifts the batch mean (1.55) over τ (1.5): the paper's gate stops, the other row stays memorised
+    forget = torch.tensor([0.1, 3.0], requires_grad=True)
+    retain = torch.tensor([0.2])
+    nabla_tau_loss(forget, retain, tau=1.5, alpha=0.5).backward()
+    assert torch.equal(forget.grad, torch.zeros(2))
+    forget.grad = None
+    nabla_tau_loss(forget, retain, tau=1.5, alpha=0.5, heldout_losses=HELD_OUT).backward()
+    assert forget.grad[0] == pytest.approx(-0.5 * 2 * (0.75 - 0.1) / 2) and forget.grad[1] == 0
+
+
+def test_quantile_gate_is_zero_on_the_held_out_distribution():
+    held_out = torch.linspace(0.1, 4.0, 101)
+    ranks = (torch.arange(8) + 0.5) / 8
+    assert quantile_ascent(torch.quantile(held_out, ranks).flip(0), held_out).item() == pytest.approx(0, abs=1e-12)
+
+
+def _trainer(tmp_path, **kw):
+    train = token_dataset(48, 0)
+    args = UnlearningArguments(str(tmp_path / "out"), report_to=[], per_device_train_batch_size=8, disable_tqdm=True,
+                               seed=0, logging_steps=1, **kw)
+    return UnlearningTrainer(model=tiny_bert(), args=args, forget_dataset=train.select(range(8)),
+                             retain_dataset=train.select(range(8, 48)), validation_dataset=token_dataset(16, 1),
+                             data_collator=default_data_collator)
+
+
+def test_trainer_keeps_the_held_out_losses_and_the_gate_reads_them(tmp_path):
+    trainer = _trainer(tmp_path, tau_target="quantiles")
+    tau = trainer.compute_tau()
+    held_out = trainer.heldout_losses
+    assert len(held_out) == 16 and torch.equal(held_out, held_out.sort().values)
+    assert held_out.double().mean().item() == pytest.approx(tau, rel=1e-6)
+    # an untrained model's forget rows look held out (both gates off): lift the held-out losses as a memorising
+    # model would see them
+    trainer.tau, trainer.heldout_losses = tau + 1.0, held_out + torch.linspace(0.0, 2.0, 16)
+    tau, held_out = trainer.tau, trainer.heldout_losses
+    trainer.model.eval()  # no dropout: the same losses in both calls
+    batch = next(iter(trainer.get_train_dataloader()))
+    forget, retain, *_ = trainer._paired_losses(trainer.model, batch)
+    alpha = trainer.current_alpha()
+    expected = nabla_tau_loss(forget, retain, tau, alpha, heldout_losses=held_out)
+    paper = nabla_tau_loss(forget, retain, tau, alpha)
+    assert trainer.compute_loss(trainer.model, batch).item() == pytest.approx(expected.item(), rel=1e-4)
+    assert abs(expected.item() - paper.item()) > 1e-3  # the two gates differ on this batch
+
+
+def test_held_out_losses_travel_with_a_checkpoint(tmp_path):
+    trainer = _trainer(tmp_path, tau_target="quantiles")
+    trainer.tau = trainer.compute_tau()
+    folder = tmp_path / "checkpoint-1"
+    folder.mkdir()
+    write_state(str(folder), trainer.unlearning_state())
+    resumed = _trainer(tmp_path, tau_target="quantiles")
+    resumed._load_unlearning_state(str(folder))
+    assert torch.allclose(resumed.heldout_losses, trainer.heldout_losses) and resumed.tau == trainer.tau
+
+
+def test_fixed_tau_keeps_the_mean_gate(tmp_path):
+    trainer = _trainer(tmp_path, tau_target="quantiles", tau=5.0)
+    trainer.tau = trainer.compute_tau()
+    assert trainer.tau == 5.0 and trainer.heldout_losses is None  # nothing held out was measured
+    trainer.model.eval()
+    batch = next(iter(trainer.get_train_dataloader()))
+    forget, retain, *_ = trainer._paired_losses(trainer.model, batch)
+    expected = nabla_tau_loss(forget, retain, 5.0, trainer.current_alpha())
+    assert trainer.compute_loss(trainer.model, batch).item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_kl_retain_term_is_zero_at_the_original(tmp_path):
+    trainer = _trainer(tmp_path, retain_loss="kl")
+    assert trainer.ref_model is not None  # built for the KL term only
+    trainer.tau = trainer.compute_tau()
+    trainer.model.eval()  # no dropout: θ is exactly the reference
+    batch = next(iter(trainer.get_train_dataloader()))
+    forget, *_ = trainer._paired_losses(trainer.model, batch)
+    ascent_only = trainer.current_alpha() * torch.relu(trainer.tau - forget.mean()) ** 2
+    assert trainer.compute_loss(trainer.model, batch).item() == pytest.approx(ascent_only.item(), rel=1e-4, abs=1e-6)
+    assert _trainer(tmp_path).ref_model is None  # the paper's retain term builds no reference
