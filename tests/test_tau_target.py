@@ -8,7 +8,7 @@ from transformers import default_data_collator
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
 from hf_unlearn.methods import nabla_tau_loss
-from hf_unlearn.methods.nabla_tau import quantile_ascent
+from hf_unlearn.methods.nabla_tau import below_target, quantile_ascent, relabel_descent
 from hf_unlearn.trainer.checkpoints import write_state
 
 HELD_OUT = torch.tensor([0.0, 1.0, 2.0, 3.0])  # mean (τ) 1.5; quantiles at ranks ¼, ¾: 0.75, 2.25
@@ -101,3 +101,33 @@ def test_kl_retain_term_is_zero_at_the_original(tmp_path):
     ascent_only = trainer.current_alpha() * torch.relu(trainer.tau - forget.mean()) ** 2
     assert trainer.compute_loss(trainer.model, batch).item() == pytest.approx(ascent_only.item(), rel=1e-4, abs=1e-6)
     assert _trainer(tmp_path).ref_model is None  # the paper's retain term builds no reference
+
+
+def test_relabel_descent_by_hand():
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 3.0, 1.0]], requires_grad=True)
+    labels = torch.tensor([0, 1])
+    below = torch.tensor([True, False])  # the second row already sits at its target
+    loss = relabel_descent(logits, labels, below)
+    log_p = torch.log_softmax(logits.detach()[0], -1)
+    assert loss.item() == pytest.approx(-0.5 * (log_p[1] + log_p[2]).item() / 2)  # q = the other classes, ½ each
+    loss.backward()
+    assert logits.grad[0, 0] > 0 and torch.equal(logits.grad[1], torch.zeros(3))  # the label's logit goes down
+    # the gate: each row against its rank's held-out loss (quantiles), or against τ
+    assert below_target(torch.tensor([3.5, 0.5]), 1.5, HELD_OUT).tolist() == [False, True]
+    assert below_target(torch.tensor([1.0, 2.0]), 1.5, None).tolist() == [True, False]
+
+
+def test_relabel_push_in_the_trainer(tmp_path):
+    trainer = _trainer(tmp_path, forget_push="relabel", tau_target="quantiles")
+    trainer.tau = trainer.compute_tau() + 1.0
+    trainer.heldout_losses = trainer.heldout_losses + 1.0
+    trainer.model.eval()
+    batch = next(iter(trainer.get_train_dataloader()))
+    forget, retain, forget_in, _, halves = trainer._paired_losses(trainer.model, batch)
+    below = below_target(forget, trainer.tau, trainer.heldout_losses)
+    alpha = trainer.current_alpha()
+    push = relabel_descent(halves["forget_logits"], forget_in["labels"], below)
+    expected = alpha * push + (1 - alpha) * retain.mean()
+    assert below.any() and trainer.compute_loss(trainer.model, batch).item() == pytest.approx(expected.item(), rel=1e-4)
+    with pytest.raises(ValueError, match="forget_push='shove'; choose one of ascent, relabel"):
+        _trainer(tmp_path, forget_push="shove")

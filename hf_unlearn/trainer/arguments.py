@@ -145,6 +145,12 @@ class UnlearningArguments(TrainingArguments):
                   "'quantiles' (each forget row, by rank, to the held-out loss at that rank). None = the method's.",
                   "choices": ["mean", "quantiles"]},
     )
+    forget_push: str | None = field(
+        default=None,
+        metadata={"help": "How ∇τ moves forget rows below their target: 'ascent' (raise their loss, the paper's) or "
+                  "'relabel' (descend towards the model's own prediction with the label masked out; single-label "
+                  "classification). None = the method's.", "choices": ["ascent", "relabel"]},
+    )
     retain_weight: float = field(
         default=1.0, metadata={"help": "λ of the retain term in grad_diff and npo; γ (retain task loss) in scrub."}
     )

@@ -269,6 +269,7 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         hparams = self.args.method_hparams()
         step = self.state.global_step
         logit_kw = dict(forget_logits=halves["forget_logits"], retain_logits=halves["retain_logits"],
+                        forget_labels=forget_inputs.get("labels") if forget_inputs else None,
                         **ref.get("logits", {})) if method.needs_logits else {}
         loss = method.objective(
             ObjectiveInputs(forget_losses, retain_losses, tau=self.tau, alpha=alpha,
