@@ -154,3 +154,12 @@ def test_causal_lm_fused_and_two_pass_agree(tmp_path, method):
     assert fused_loss == pytest.approx(two_loss, rel=1e-5)
     for a, b in zip(fused_grads, two_grads):
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
+
+
+def test_causal_lm_keeps_the_papers_ascent_and_refuses_relabel(tmp_path):
+    args = _trainer(tmp_path).args
+    assert (args.forget_push, args.tau_target, args.alpha_schedule, args.learning_rate) == (
+        "ascent", "mean", "linear", 3e-4)
+    with pytest.raises(ValueError, match="forget_push='relabel' needs single-label classification logits, not "
+                                         "task='causal_lm'; use forget_push='ascent'"):
+        _trainer(tmp_path, forget_push="relabel")

@@ -41,6 +41,7 @@ def test_quantile_gate_is_zero_on_the_held_out_distribution():
 
 
 def _trainer(tmp_path, **kw):
+    kw.setdefault("forget_push", "ascent")  # the gates of the paper's ascent, unless a test asks for relabel
     train = token_dataset(48, 0)
     args = UnlearningArguments(str(tmp_path / "out"), report_to=[], per_device_train_batch_size=8, disable_tqdm=True,
                                seed=0, logging_steps=1, **kw)

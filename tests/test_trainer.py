@@ -71,7 +71,7 @@ def test_automatic_alpha_and_length(tmp_path):
 
 
 def test_alpha_schedule_and_lr_decay(tmp_path):
-    trainer = _trainer(tmp_path, forget_epochs=4)  # 2 steps per forget-epoch → 8 steps
+    trainer = _trainer(tmp_path, forget_epochs=4, forget_push="ascent")  # the paper's: 2 steps/forget-epoch → 8
     trainer.train()
     logs = [log for log in trainer.state.log_history if "alpha" in log]
     assert [round(log["alpha"], 6) for log in logs] == [round(0.5 * (1 - s / 8), 6) for s in range(8)]
@@ -267,9 +267,23 @@ def test_class_removal_uses_the_uniform_guess_loss(tmp_path):
 
 
 def test_learning_rate_follows_the_paper_by_modality(tmp_path):
-    assert _trainer(tmp_path).args.learning_rate == 3e-4
+    assert _trainer(tmp_path, forget_push="ascent").args.learning_rate == 3e-4
     assert _trainer(tmp_path, modality="image").args.learning_rate == 1e-3
     assert _trainer(tmp_path, learning_rate=5e-5).args.learning_rate == 5e-5
+
+
+def test_single_label_text_gets_the_relabel_recipe_and_the_paper_stays_one_argument_away(tmp_path):
+    args = _trainer(tmp_path).args  # a single-label text classifier
+    assert (args.forget_push, args.tau_target, args.alpha_schedule, args.learning_rate) == (
+        "relabel", "quantiles", "constant", 6e-4)
+    paper = _trainer(tmp_path, forget_push="ascent").args
+    assert (paper.tau_target, paper.alpha_schedule, paper.learning_rate) == ("mean", "linear", 3e-4)
+    # images: the paper's (no evidence there); anything given wins over the recipe
+    image = _trainer(tmp_path, modality="image").args
+    assert (image.forget_push, image.tau_target, image.alpha_schedule) == ("ascent", "mean", "linear")
+    mixed = _trainer(tmp_path, alpha_schedule="linear", method_kwargs={"tau_target": "mean"}, learning_rate=1e-4).args
+    assert (mixed.forget_push, mixed.alpha_schedule, mixed.learning_rate) == ("relabel", "linear", 1e-4)
+    assert mixed.method_hparams()["tau_target"] == "mean" and mixed.tau_target is None
 
 
 def test_image_classifier_task_even_with_problem_type_set():

@@ -28,7 +28,14 @@ class UnlearningArguments(TrainingArguments):
             `gradient_ascent`, `grad_diff`, `npo`, `simnpo`, `rmu`, `random_labels`, `scrub`, `ssd`).
         alpha (`float` or `None`): starting weight α₀ of the forget term. `None` = automatic: 0.5 for text;
             for images min(5/3 × forget fraction, `alpha_max`), the paper's rule.
-        alpha_schedule (`str`, defaults to `"linear"`): `"linear"` decays α to 0 over the run; `"constant"` keeps α₀.
+        alpha_schedule (`str` or `None`): `"linear"` decays α to 0 over the run; `"constant"` keeps α₀. `None` =
+            automatic: constant with ∇τ's relabel push, linear (the paper's) otherwise.
+        forget_push (`str` or `None`): how ∇τ moves forget rows below their target. `"ascent"` (the paper's) raises
+            their loss; `"relabel"` descends towards the model's own prediction with the row's label masked out.
+            `None` = automatic: relabel for single-label text classification (with `tau_target="quantiles"`,
+            constant α and learning rate 6e-4: docs/method.md), ascent elsewhere.
+        tau_target (`str` or `None`): `"mean"` (the paper's: the batch-mean forget loss towards τ) or `"quantiles"`
+            (each forget row, by rank, towards the held-out loss at that rank). `None` = automatic (see above).
         tau (`float` or `None`): a fixed τ. `None` = automatic: the mean validation loss, except for class removal
             (no forget class left in the retain set), where held-out data of the remaining classes cannot show the
             loss of a class the model never saw: τ = log(num_labels), the loss of a uniform guess.
@@ -103,8 +110,9 @@ class UnlearningArguments(TrainingArguments):
         metadata={"help": "Start weight α₀ in [0, 1]; None = automatic (text 0.5, images 5/3×forget fraction)."},
     )
     alpha_max: float = field(default=0.9, metadata={"help": "Cap of the automatic image α₀ rule."})
-    alpha_schedule: str = field(
-        default="linear", metadata={"help": "α schedule: 'linear' (α₀ → 0 over the run) or 'constant'."}
+    alpha_schedule: str | None = field(
+        default=None, metadata={"help": "α schedule: 'linear' (α₀ → 0 over the run) or 'constant'. None = automatic "
+                                "(constant with forget_push='relabel', else linear).", "choices": list(ALPHA_SCHEDULES)}
     )
     tau: float | None = field(
         default=None,
@@ -142,14 +150,15 @@ class UnlearningArguments(TrainingArguments):
     tau_target: str | None = field(
         default=None,
         metadata={"help": "What ∇τ pushes the forget losses to: 'mean' (the batch mean to τ, the paper's) or "
-                  "'quantiles' (each forget row, by rank, to the held-out loss at that rank). None = the method's.",
+                  "'quantiles' (each forget row, by rank, to the held-out loss at that rank). None = automatic.",
                   "choices": ["mean", "quantiles"]},
     )
     forget_push: str | None = field(
         default=None,
         metadata={"help": "How ∇τ moves forget rows below their target: 'ascent' (raise their loss, the paper's) or "
                   "'relabel' (descend towards the model's own prediction with the label masked out; single-label "
-                  "classification). None = the method's.", "choices": ["ascent", "relabel"]},
+                  "classification). None = automatic: relabel for single-label text, else ascent.",
+                  "choices": ["ascent", "relabel"]},
     )
     retain_weight: float = field(
         default=1.0, metadata={"help": "λ of the retain term in grad_diff and npo; γ (retain task loss) in scrub."}
@@ -287,7 +296,7 @@ class UnlearningArguments(TrainingArguments):
             raise ValueError(f"alpha={self.alpha} is outside [0, 1]; use a value in [0, 1] or None for automatic.")
         if not 0.0 < self.alpha_max <= 1.0:
             raise ValueError(f"alpha_max={self.alpha_max} must be in (0, 1].")
-        if self.alpha_schedule not in ALPHA_SCHEDULES:
+        if self.alpha_schedule not in (None, *ALPHA_SCHEDULES):
             raise ValueError(f"alpha_schedule={self.alpha_schedule!r}; choose one of {', '.join(ALPHA_SCHEDULES)}.")
         if self.tau_refresh_epochs < 1:
             raise ValueError(
