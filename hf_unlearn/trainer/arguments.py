@@ -111,60 +111,54 @@ class UnlearningArguments(TrainingArguments):
     )
     alpha_max: float = field(default=0.9, metadata={"help": "Cap of the automatic image α₀ rule."})
     alpha_schedule: str | None = field(
-        default=None, metadata={"help": "α schedule: 'linear' (α₀ → 0 over the run) or 'constant'. None = automatic "
-                                "(constant with forget_push='relabel', else linear).", "choices": list(ALPHA_SCHEDULES)}
+        default=None, metadata={"help": "'linear' (α₀ → 0) or 'constant'; None = automatic (docs/api.md).",
+                                "choices": list(ALPHA_SCHEDULES)}
     )
     tau: float | None = field(
         default=None,
-        metadata={"help": "Fixed τ instead of the held-out loss (None = automatic; class removal: log(num_labels))."},
+        metadata={"help": "Fixed τ (None = the held-out loss; class removal: log(num_labels))."},
     )
     tau_refresh_epochs: int = field(
         default=5, metadata={"help": "Recompute τ on the validation set every N forget-epochs (paper: 5)."}
     )
     tau_max_samples: int | None = field(
         default=None,
-        metadata={"help": "τ from a seeded subsample of N validation rows (None = 5 percent of compute, 0 = all)."},
+        metadata={"help": "Validation rows for τ, seeded sample (None = automatic, 0 = all)."},
     )
     forget_epochs: int | None = field(
         default=None,
-        metadata={"help": "Passes over the forget set. None = ⌊retain batches / (2 × forget batches)⌋ × "
-                  "length_multiplier."},
+        metadata={"help": "Passes over the forget set (None = automatic, docs/api.md)."},
     )
     length_multiplier: float | None = field(
         default=None,
-        metadata={"help": "Automatic run length relative to ⌊retain batches / (2 × forget batches)⌋ forget-epochs. "
-                  "None = the method's (nabla_tau: 2 on text, 1 on images, the paper's; finetune, scrub: 2)."},
+        metadata={"help": "Run length × the paper's rule; None = the method's (nabla_tau: 2 on text, 1 "
+                  "on images; finetune, scrub: 2)."},
     )
     num_train_epochs: float | None = field(
         default=None, metadata={"help": "Alias of forget_epochs for Trainer users; leave unset or equal to it."}
     )
     stop_at_tau: bool = field(
         default=False,
-        metadata={"help": "Adaptive length: end after the first forget-epoch in which the forget loss sat at τ."},
+        metadata={"help": "End after the first forget-epoch with the forget loss at τ."},
     )
     tau_gate: str = field(
         default="eval",
-        metadata={"help": "Forget loss the ∇τ gate compares with τ: 'eval' (forget half without dropout, like τ; "
-                  "gradients still flow) or 'train' (in-step, dropout on: the paper's).", "choices": list(TAU_GATES)},
+        metadata={"help": "∇τ's forget loss: 'eval' (no dropout, like τ) or 'train' (the paper's).",
+                  "choices": list(TAU_GATES)},
     )
     tau_target: str | None = field(
-        default=None,
-        metadata={"help": "What ∇τ pushes the forget losses to: 'mean' (the batch mean to τ, the paper's) or "
-                  "'quantiles' (each forget row, by rank, to the held-out loss at that rank). None = automatic.",
-                  "choices": ["mean", "quantiles"]},
+        default=None, metadata={"help": "∇τ's target: 'mean' (the paper's) or 'quantiles' (per row, by rank); None = "
+                                "automatic.", "choices": ["mean", "quantiles"]}
     )
     forget_push: str | None = field(
-        default=None,
-        metadata={"help": "How ∇τ moves forget rows below their target: 'ascent' (raise their loss, the paper's) or "
-                  "'relabel' (descend towards the model's own prediction with the label masked out; single-label "
-                  "classification). None = automatic: relabel for single-label text, else ascent.",
-                  "choices": ["ascent", "relabel"]},
+        default=None, metadata={"help": "∇τ's push: 'ascent' (the paper's) or 'relabel'; None = automatic.",
+                                "choices": ["ascent", "relabel"]}
     )
     retain_weight: float = field(
         default=1.0, metadata={"help": "λ of the retain term in grad_diff and npo; γ (retain task loss) in scrub."}
     )
     retain_loss: str = field(
-        default="nll", metadata={"help": "Retain term of nabla_tau/grad_diff/npo: nll | kl (KL to the original model)."}
+        default="nll", metadata={"help": "nll, or kl (to the original; nabla_tau/grad_diff/npo)."}
     )
     token_mean: str = field(
         default="row", metadata={"help": "Causal LMs, how a batch's losses are averaged: 'row' (mean over rows of "
@@ -176,9 +170,8 @@ class UnlearningArguments(TrainingArguments):
                                 "flat npo_beta / scrub_* / ssd_* arguments are aliases)."}
     )
     npo_beta: float | None = field(
-        default=None, metadata={"help": "β of NPO (default 0.1): inverse temperature on each forget sequence's "
-                                "log-likelihood ratio (summed over its tokens); the push fades once it is ~e^(1/β) "
-                                "less likely."}
+        default=None, metadata={"help": "β of NPO (default 0.1): inverse temperature on each forget "
+                                "sequence's summed log-likelihood ratio."}
     )
     scrub_kl_weight: float | None = field(
         default=None, metadata={"help": "SCRUB: weight α of the teacher KL on retain (default and reference: 0.5)."}
