@@ -14,6 +14,10 @@ losses, sorted, are pushed towards the held-out losses at the same ranks (the he
 so the forget set's loss *distribution* (what a per-example attack reads) is moved towards that of unseen data,
 and a row already as surprising as its rank's held-out row is no longer pushed (the mean gate rewards blowing a few
 rows' losses up instead). Its mean target is τ; with a fixed τ (class removal) the mean gate applies.
+
+``forget_push="relabel"`` (the default on single-label text, with the quantile target, constant α and lr 6e-4;
+docs/method.md) replaces the ascent: each forget row below its target descends towards the model's own prediction
+with the row's label masked out (`relabel_descent`), a bounded step instead of an unbounded ascent.
 """
 
 from __future__ import annotations
@@ -108,6 +112,8 @@ NABLA_TAU = register(
         hparams=("tau_target", "forget_push"),
         defaults={"tau_target": "mean", "forget_push": "ascent"},
         check=_check,
-        description="α·ReLU(τ − mean L_forget)² + (1−α)·mean L_retain, τ = held-out loss, α decaying.",
+        description="α·ReLU(τ − mean L_forget)² + (1−α)·mean L_retain, τ = held-out loss, α decaying; on "
+                    "single-label text, rows below their held-out quantile relabelled to the model's own "
+                    "label-masked prediction instead (forget_push).",
     )
 )
