@@ -49,20 +49,19 @@ def automatic_push(args: UnlearningArguments, task: str | None, modality: str, c
     causal LMs, multi-label, class removal: not measured). Fills ``args.forget_push``, ``tau_target``,
     ``alpha_schedule`` and, with relabel, ``learning_rate``."""
     kwargs = args.method_kwargs if isinstance(args.method_kwargs, dict) else {}
-    if "forget_push" not in get_method(args.method).hparams:
-        args.alpha_schedule = args.alpha_schedule or "linear"
-        return
-    push = kwargs.get("forget_push", args.forget_push)
-    if push is None:
-        push = "relabel" if task == "single_label" and modality == "text" and not class_removal else "ascent"
-        args.forget_push = push
-        automatic.append(f"forget push {push!r}" + (" (single-label text)" if push == "relabel" else ""))
-    if push == "relabel" and task not in ("single_label", "image_classification"):
-        raise ValueError(f"forget_push='relabel' needs single-label classification logits, not task={task!r}; use "
-                         "forget_push='ascent'.")
-    relabel = push == "relabel"
-    if kwargs.get("tau_target", args.tau_target) is None:
-        args.tau_target = "quantiles" if relabel else "mean"
+    relabel = False
+    if "forget_push" in get_method(args.method).hparams:
+        push = kwargs.get("forget_push", args.forget_push)
+        if push is None:
+            push = "relabel" if task == "single_label" and modality == "text" and not class_removal else "ascent"
+            args.forget_push = push
+            automatic.append(f"forget push {push!r}" + (" (single-label text)" if push == "relabel" else ""))
+        if push == "relabel" and task not in ("single_label", "image_classification"):
+            raise ValueError(f"forget_push='relabel' needs single-label classification logits, not task={task!r}; "
+                             "use forget_push='ascent'.")
+        relabel = push == "relabel"
+        if kwargs.get("tau_target", args.tau_target) is None:
+            args.tau_target = "quantiles" if relabel else "mean"
     args.alpha_schedule = args.alpha_schedule or ("constant" if relabel else "linear")
     if relabel and args.learning_rate is None:
         args.learning_rate = RELABEL_LEARNING_RATE

@@ -204,20 +204,21 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         model = self.model_wrapped if self.model_wrapped is not None else self.model
         was_training = model.training
         model.eval()
-        rows = []
+        losses_, kept_ = [], []  # on the device: masked and synced once, after the loop
         with torch.no_grad():
             for batch in loader:
                 batch = self._prepare_inputs(batch)
                 losses = self._per_sample(model, batch)[0].detach().float()
                 kept = supervised_rows(batch.get("labels"), self.task, len(losses)).to(losses.device)
                 losses, kept = self.accelerator.gather_for_metrics((torch.where(kept > 0, losses, 0.0), kept))
-                rows.append(losses[kept > 0].double().cpu())
+                losses_.append(losses)
+                kept_.append(kept)
         model.train(was_training)
-        heldout = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.float64)
+        heldout = torch.cat(losses_)[torch.cat(kept_) > 0] if losses_ else torch.zeros(0)
         if heldout.numel() == 0:
             raise ValueError("The validation set is empty: τ needs held-out samples.")
-        tau = float(heldout.mean())
-        self.heldout_losses = torch.sort(heldout.float()).values  # the quantile gate's targets (tau_target)
+        tau = float(heldout.double().mean())
+        self.heldout_losses = torch.sort(heldout).values  # the quantile gate's targets (tau_target), on the device
         if not math.isfinite(tau):
             raise ValueError(
                 f"τ is not finite ({tau}): the model's loss on the validation set is NaN/inf. Check the validation "
