@@ -45,6 +45,10 @@ from hf_unlearn.pipeline.models import SMOLLM2_GGUF, load_gguf_causal_lm, smollm
 from hf_unlearn.pipeline.recipes import FinetuneRecipe, finetune, unlearn
 from hf_unlearn.provenance import provenance
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from summary import fmt_ci  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tofu"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -98,7 +102,7 @@ def base_model():
 
 def trained(name: str, train, steps: int | None, cfg, tokenizer) -> tuple[str, float]:
     """Fine-tune SmolLM2 on ``train`` (cached in ``cache_dir/<split>_<name>``); returns (folder, seconds)."""
-    folder = Path(cfg.cache_dir) / f"{cfg.split}_{name}"
+    folder = Path(cfg.cache_dir) / f"{run_key(cfg)}_{name}"
     meta = folder / "bench_recipe.json"
     recipe = FinetuneRecipe(epochs=cfg.epochs, learning_rate=cfg.lr, batch_size=cfg.batch, weight_decay=0.0,
                             seed=cfg.seed, max_steps=steps)
@@ -128,13 +132,41 @@ def evaluate(model, tokenizer, forget, utility, retrained_ratios, cfg) -> dict:
     return out
 
 
+def run_key(cfg) -> str:
+    """The results' key (and cache prefix) of one split and seed: ``dev`` for seed 0, ``dev_seed1`` for seed 1."""
+    return cfg.split if cfg.seed == 0 else f"{cfg.split}_seed{cfg.seed}"
+
+
+def over_seeds(results: dict) -> list[str]:
+    """Per split, every model run on ≥ 2 seeds: mean ± 95 % CI (Student t) over its seeds, and FQ per seed."""
+    lines = []
+    for split in SPLITS:
+        keys = [k for k in results["runs"] if k == split or k.startswith(f"{split}_seed")]
+        names = [n for n in dict.fromkeys(n for k in keys for n in results["runs"][k])
+                 if sum(n in results["runs"][k] for k in keys) >= 2]
+        if not names:
+            continue
+        seeds = {k: results["config"][k]["seed"] for k in keys}
+        lines += [f"## {split} rows over seeds (mean ± 95 % CI, Student t)", "",
+                  "| model | seeds | " + " | ".join(KEYS[:4]) + " | forget_quality per seed |",
+                  "|---|---|" + "---:|" * 4 + "---|"]
+        for name in names:
+            have = [k for k in keys if name in results["runs"][k]]
+            cells = [fmt_ci([results["runs"][k][m] for k in have]) for m in KEYS[:4]]
+            per_seed = ", ".join(f"{seeds[k]}: {results['runs'][k][name]['forget_quality']:.3g}" for k in have)
+            lines.append(f"| {name} | {len(have)} | " + " | ".join(cells) + f" | {per_seed} |")
+        lines.append("")
+    return lines
+
+
 def save(results: dict, cfg) -> None:
     cfg.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(cfg.out / "tofu_smollm2.json", json.dumps(results, indent=2, default=float) + "\n")
     lines = ["# TOFU on SmolLM2-135M: ∇τ vs GradDiff, NPO, SimNPO, RMU", "", "Written by `benchmarks/tofu_smollm2.py` "
              "(commands below); aggregates only. " + results["setting"], ""]
+    lines += over_seeds(results)
     for split, runs in results["runs"].items():
-        lines += [f"## {split} rows (seed {results['config'][split]['seed']})", "",
+        lines += [f"## {results['config'][split]['split']} rows (seed {results['config'][split]['seed']})", "",
                   "| model | " + " | ".join(KEYS) + " | final forget loss | τ | wall s |",
                   "|---|" + "---:|" * (len(KEYS) + 3)]
         for name, r in runs.items():
@@ -162,8 +194,9 @@ def setting(cfg: argparse.Namespace, forget, retain, validation, utility, steps:
         f"max {cfg.max_length} tokens); retrained: {steps} steps on the retain rows only. Unlearning: "
         f"{cfg.forget_epochs} forget-epochs of {cfg.unlearn_batch} forget + {cfg.unlearn_batch} retain rows per step, "
         f"AdamW lr {cfg.unlearn_lr:g}, each method's defaults otherwise. Machine: 2 CPU cores (AMD EPYC) shared with "
-        "other jobs; wall seconds include that load. One seed: differences smaller than the spread one would see "
-        "over seeds cannot be told apart here.")
+        "other jobs; wall seconds include that load. Each seed fine-tunes its own original and retrained model and "
+        "unlearns in its own order; with 20 forget rows the KS p-value (forget quality) moves in coarse steps, so "
+        "read one seed's differences against the spread over seeds.")
 
 
 def parse_args() -> argparse.Namespace:
@@ -201,9 +234,10 @@ def main() -> None:
     command = " ".join(["python"] + sys.argv)
     path = cfg.out / "tofu_smollm2.json"
     results = json.loads(path.read_text()) if path.exists() else {"runs": {}, "commands": {}, "config": {}}
-    runs = results["runs"].setdefault(cfg.split, {})
-    results["commands"].setdefault(cfg.split, []).append(command)
-    results["config"][cfg.split] = {k: v for k, v in vars(cfg).items() if k not in ("out", "variant")}
+    key = run_key(cfg)
+    runs = results["runs"].setdefault(key, {})
+    results["commands"].setdefault(key, []).append(command)
+    results["config"][key] = {k: v for k, v in vars(cfg).items() if k not in ("out", "variant")}
     results["provenance"] = provenance()
     _, tokenizer = base_model()
     forget, retain, validation = rows(cfg)
@@ -234,7 +268,7 @@ def main() -> None:
                   learning_rate=cfg.unlearn_lr, forget_epochs=cfg.forget_epochs, logging_steps=5, seed=cfg.seed,
                   report_to=[], save_strategy="no", disable_tqdm=True)
         kw.update(overrides)
-        args = UnlearningArguments(output_dir=str(Path(cfg.cache_dir) / f"{cfg.split}_run_{name}"),
+        args = UnlearningArguments(output_dir=str(Path(cfg.cache_dir) / f"{key}_run_{name}"),
                                    overwrite_output_dir=True, **kw)
         model = load(original_dir)
         start = time.perf_counter()
