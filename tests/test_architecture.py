@@ -159,3 +159,20 @@ def test_no_file_or_function_too_long():
                     long_functions.append(f"hf_unlearn.{module}.{node.name}: {length} lines")
     assert not long_files, f"files over {MAX_FILE_LINES} lines: {long_files}"
     assert not long_functions, f"functions over {MAX_FUNCTION_LINES} lines: {long_functions}"
+
+
+def test_one_seeded_sampler():
+    """Every random draw of rows goes through data.sampling.seeded_permutation: no other permutation or subset draw
+    (numpy's generators, ``randperm``, ``random``) anywhere in the package."""
+    draws = ("randperm", "default_rng", "RandomState", "np.random", "random.sample", "random.shuffle", ".choice(",
+             ".permutation(")
+    found = []
+    for module, path in MODULES.items():
+        if module == "data.sampling":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.lstrip().startswith("#") and any(d in line for d in draws):
+                found.append(f"{module}:{number}: {line.strip()}")
+    assert not found, "draw rows with data.sampling.seeded_permutation / seeded_subset:\n" + "\n".join(found)
+    sampling = MODULES["data.sampling"].read_text()
+    assert sampling.count("torch.randperm(") == 1

@@ -504,3 +504,25 @@ def test_data_dir_env_override(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_UNLEARN_DATA_DIR")
     assert default_data_dir() == Path(__file__).resolve().parents[1].parent / "shared" / "data"
     assert os.path.basename(default_data_dir()) == "data"
+
+
+def test_the_one_sampler_is_seeded_independent_of_the_global_rng_and_shared_by_every_draw():
+    from datasets import Dataset
+
+    from hf_unlearn.audit._batching import subsample_indices
+    from hf_unlearn.data import sample_rows
+    from hf_unlearn.data.sampling import seeded_permutation, seeded_subset
+    from hf_unlearn.data.selection import select_forget
+
+    torch.manual_seed(123)
+    a = seeded_permutation(50, 7)
+    torch.manual_seed(999)
+    assert torch.equal(a, seeded_permutation(50, 7))  # the global RNG plays no part
+    assert not torch.equal(a, seeded_permutation(50, 8))
+    assert sorted(a.tolist()) == list(range(50))
+    first = sorted(a[:10].tolist())
+    assert seeded_subset(50, 10, 7).tolist() == first == subsample_indices(50, 10, 7).tolist()
+    ds = Dataset.from_dict({"x": list(range(50)), "label": [0, 1] * 25})
+    assert sorted(sample_rows(ds, 10, seed=7)["x"]) == first
+    forget, _ = select_forget(ds, fraction=0.2, seed=7)  # the forget fraction: the permutation's first 20 %
+    assert sorted(forget["x"]) == first

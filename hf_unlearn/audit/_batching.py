@@ -16,6 +16,7 @@ import torch
 from transformers import default_data_collator
 
 from .._torch import unwrap_model as _unwrap
+from ..data.sampling import seeded_subset
 
 LABEL_KEYS = ("labels", "label", "label_ids")
 PAD_VALUES = {"attention_mask": 0, "labels": -100, "label_ids": -100, "token_type_ids": 0}
@@ -40,8 +41,7 @@ def subsample_indices(n: int, max_samples: int | None, seed: int) -> np.ndarray:
         raise ValueError(f"max_samples must be a positive integer or None, got {max_samples}.")
     if max_samples is None or max_samples >= n:
         return np.arange(n)
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n, size=max_samples, replace=False))
+    return seeded_subset(n, max_samples, seed)
 
 
 def model_input_names(model: torch.nn.Module) -> set[str] | None:

@@ -25,6 +25,8 @@ from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ..data.sampling import seeded_subset
+
 MIN_SAMPLES_PER_CLASS = 10
 
 
@@ -87,11 +89,8 @@ def balanced(
             f"{len(members)} members (forget) and {len(nonmembers)} non-members (test). Use larger forget/test "
             "sets (or a larger max_samples)."
         )
-    rng = np.random.default_rng(seed)
-    if len(members) > n:
-        members = members[np.sort(rng.choice(len(members), n, replace=False))]
-    if len(nonmembers) > n:
-        nonmembers = nonmembers[np.sort(rng.choice(len(nonmembers), n, replace=False))]
+    members = members[seeded_subset(len(members), n, seed)]
+    nonmembers = nonmembers[seeded_subset(len(nonmembers), n, seed + 1)]
     x = np.concatenate([members, nonmembers])
     y = np.concatenate([np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
     return x, y

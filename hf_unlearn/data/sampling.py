@@ -1,4 +1,8 @@
-"""Pairing forget and retain samples: one forget-epoch per Trainer epoch, a retain stream that never restarts.
+"""The library's one seeded sampler (:func:`seeded_permutation`), and pairing forget and retain samples with it: one
+forget-epoch per Trainer epoch, a retain stream that never restarts.
+
+Every random draw of rows goes through :func:`seeded_permutation` (torch's ``randperm`` with its own generator): the
+forget fraction, the held-out rows, ``sample_rows``, the audit's row caps and class balancing, the training order.
 
 The order is a pure function of ``(seed, epoch, position)``, so a resumed run (Trainer skips the batches it has
 already seen) and every rank under DDP (Accelerate shards the batches of one global sequence) see exactly the
@@ -10,8 +14,21 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
+
+
+def seeded_permutation(n: int, seed: int) -> torch.Tensor:
+    """A seeded random order of ``range(n)``, independent of the global RNG state: the one sampler of the library."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(int(seed) % (2**63)))
+
+
+def seeded_subset(n: int, k: int, seed: int) -> np.ndarray:
+    """``k`` of ``range(n)`` drawn by :func:`seeded_permutation`, in ascending order (all of them when ``k >= n``)."""
+    if k >= n:
+        return np.arange(n)
+    return np.sort(seeded_permutation(n, seed)[:k].numpy())
 
 
 class ForgetRetainPairs(Dataset):
@@ -73,8 +90,7 @@ class ForgetRetainSampler(Sampler):
         return self.epoch_length
 
     def _permutation(self, n: int, stream: int, index: int) -> torch.Tensor:
-        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + stream * 7_919 + index) % (2**63))
-        return torch.randperm(n, generator=generator)
+        return seeded_permutation(n, self.seed * 1_000_003 + stream * 7_919 + index)
 
     def _permutation_for_retain_pass(self, index: int) -> torch.Tensor:
         return self._permutation(self.n_retain, 1, index)

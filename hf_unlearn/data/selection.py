@@ -18,6 +18,7 @@ from datasets import ClassLabel, Dataset, DatasetDict
 
 from .checks import check_disjoint, count_shared, require_columns
 from .loading import read_text_file
+from .sampling import seeded_permutation
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def _forget_mask(
         if not 0 < fraction < 1:
             raise ValueError(f"fraction must be in (0, 1), got {fraction}; e.g. fraction=0.1 forgets 10%.")
         k = round(fraction * n)
-        mask[np.random.default_rng(seed).permutation(n)[:k]] = True
+        mask[seeded_permutation(n, seed)[:k].numpy()] = True
     elif classes is not None:
         col = _label_column(dataset, label_column)
         wanted = _class_ids(classes, label_names_ or label_names(dataset, col))
@@ -265,7 +266,7 @@ def splits_from(
                 f"validation_size={validation_size} gives {n} of {len(retain)} retain rows; "
                 "use a fraction in (0, 1) or a count smaller than retain."
             )
-        order = np.random.default_rng(seed).permutation(len(retain))
+        order = seeded_permutation(len(retain), seed).numpy()
         validation = retain.select(np.sort(order[:n]))
         retain = retain.select(np.sort(order[n:]))
     for name, part in (("validation", validation), ("test", test)):
@@ -329,14 +330,14 @@ def make_splits(
 
 
 def seeded_order(n: int, seed: int) -> list[int]:
-    """A seeded random order of ``range(n)`` (torch's ``randperm``): the rows `sample_rows` keeps are its first ones,
-    and the job pipeline's held-out validation/test rows are taken from it."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    """:func:`~hf_unlearn.data.sampling.seeded_permutation` as a list: the rows `sample_rows` keeps are its first
+    ones, and the job pipeline's held-out validation/test rows are taken from it."""
+    return seeded_permutation(n, seed).tolist()
 
 
 def sample_rows(dataset: Dataset, n: int | None, seed: int = 0) -> Dataset:
     """A seeded random sample of ``n`` rows (all rows when ``n`` is 0/None or at least the dataset size): the one row
-    sampler of the library (data sampling, τ rows, the audit's retain rows). Map-style torch datasets too."""
+    sampler's draw for datasets (data sampling, τ rows, the audit's retain rows). Map-style torch datasets too."""
     if not n or n >= len(dataset):
         return dataset
     order = seeded_order(len(dataset), seed)[:n]
