@@ -493,4 +493,4 @@ def test_a_new_attack_is_one_registered_function(bert_runs):
     assert report.to_dict()["attacks"] == {"loss_gap": {"loss_gap": value}}
     assert UnlearningReport.from_dict(report.to_dict()).attacks == report.attacks
     assert "attacks" not in bert_runs["after"].to_dict()  # the built-in attacks keep their fields
-    assert list(ATTACKS) == ["mia_loss", "mia_entropy", "mia_threshold", "lm_attacks"]
+    assert list(ATTACKS) == ["mia_loss", "mia_entropy", "mia_threshold", "lm_attacks", "ref_attack", "tofu"]

@@ -6,15 +6,12 @@ Membership convention everywhere: forget samples are members (positive class), t
 """
 
 from .attacks import (
-    ATTACKS,
     MIN_SAMPLES_PER_CLASS,
-    Attack,
     MIAResult,
     ReferenceAttackResult,
     ThresholdResult,
     lm_attacks,
     mia,
-    register_attack,
     rmia,
     threshold_attack,
 )
@@ -30,6 +27,7 @@ from .competition import (
     model_confidences,
 )
 from .metrics import MIAMetric, ThresholdAttackMetric, UnlearningAuditMetric
+from .registry import ATTACKS, Attack, register_attack
 from .report import UnlearningReport, audit_model, reference_losses
 from .stats import sample_stats
 from .tofu import TofuData, tofu_markdown, tofu_metrics, truth_ratios

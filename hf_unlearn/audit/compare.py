@@ -10,7 +10,7 @@ Each model other than the references gets one verdict per criterion, with one of
   forgotten, or the attack cannot see it). Every model gets this outcome on that criterion.
 - ``n/a``: the criterion cannot be judged (no target).
 
-Every registered attack (:data:`~hf_unlearn.audit.attacks.ATTACKS`) puts its ``compare`` rows in the table and
+Every registered attack (:data:`~hf_unlearn.audit.registry.ATTACKS`) puts its ``compare`` rows in the table and
 the gaps, so a new attack needs no change here.
 
 The original model ("do nothing") is never judged against itself: its line states whether it *separates* from
@@ -19,7 +19,7 @@ the target on each criterion, i.e. whether the criterion measures anything here.
 Targets (tolerances in :data:`DEFAULT_TOLERANCES`, overridable):
 
 - ``mia_loss`` / ``mia_entropy`` (and any registered attack with ``judged=True``, see
-  :class:`~hf_unlearn.audit.attacks.Attack`): the retrained model's MIA accuracy (without one: 0.5, chance);
+  :class:`~hf_unlearn.audit.registry.Attack`): the retrained model's MIA accuracy (without one: 0.5, chance);
   noise = the attack's accuracy std.
 - ``forget_accuracy``: the retrained model's forget accuracy (without one: the model's own test accuracy);
   noise = the binomial standard error on the forget rows.
@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .attacks import ATTACKS
+from .registry import ATTACKS
 from .report import UnlearningReport
 
 DEFAULT_TOLERANCES: dict[str, float] = {

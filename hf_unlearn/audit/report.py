@@ -17,10 +17,10 @@ import torch
 
 from ..io import write_json_atomic
 from ._batching import Collator, dataset_len, subsample_indices
-from .attacks import ATTACKS, MIN_SAMPLES_PER_CLASS, MIAResult, ReferenceAttackResult, ThresholdResult, rmia
+from .attacks import MIN_SAMPLES_PER_CLASS, MIAResult, ReferenceAttackResult, ThresholdResult
 from .plots import plot_history, plot_loss_histograms
+from .registry import ATTACKS
 from .stats import sample_stats_with_task
-from .tofu import tofu_markdown, tofu_metrics
 
 FORMAT = "hf-unlearn-audit/1"
 
@@ -127,19 +127,14 @@ class UnlearningReport:
             "| attack (forget vs test) | accuracy | ± std | AUC | n per class |",
             "|---|---:|---:|---:|---:|",
         ]
+        notes = []
         for attack in ATTACKS.values():
             result = self.attack_result(attack.name)
             for label, acc, std, auc, n in attack.table(result) if result is not None else []:
                 lines.append(f"| {label} | {_f(acc)} | {_f(std)} | {_f(auc)} | {n} |")
-        if self.ref_attack is not None:
-            r = self.ref_attack
-            lines.append(f"| RMIA ({r.n_reference_models} reference model(s)) | – | – | {_f(r.auc)} | "
-                         f"{min(r.n_members, r.n_nonmembers)} |")
-            lines += ["", f"RMIA: AUC {_f(r.auc)} (chance 0.5, null std {_f(r.null_auc_std)}), TPR at 1 % FPR "
-                      f"{_f(r.tpr_at_1pct_fpr)}, at 0.1 % FPR {_f(r.tpr_at_0_1pct_fpr)} ({r.n_members} forget vs "
-                      f"{r.n_nonmembers} test rows)."]
-        if self.tofu:
-            lines += ["", tofu_markdown({"value": self.tofu}).rstrip()]
+            if result is not None and attack.note is not None:
+                notes += attack.note(result)
+        lines += notes
         lines += ["", "MIA accuracy 0.5 = forget set indistinguishable from unseen data; AUC > 0.5 = still memorised."]
         return "\n".join(lines) + "\n"
 
@@ -196,10 +191,6 @@ def _finite_rows(stats: dict[str, np.ndarray], name: str) -> dict[str, np.ndarra
         stacklevel=3,
     )
     return {k: v[keep] for k, v in stats.items()}
-
-
-def _tofu(model: torch.nn.Module, tokenizer: Any, data: Any) -> dict[str, float]:
-    return tofu_metrics(model, tokenizer, data)
 
 
 def _check_audit_inputs(forget: Any, test: Any, max_samples: int | None, references: Any, population: Any) -> None:
@@ -264,23 +255,27 @@ def audit_model(
     t_stats, _ = run(test, 1, task)
     f_stats, t_stats = _finite_rows(f_stats, "forget"), _finite_rows(t_stats, "test")
     r_stats = _finite_rows(run(retain, 2, task)[0], "retain") if retain is not None else None
-    ref_attack = None
-    if references:  # RMIA: the target's losses on the population rows, each reference's on every split
-        target = {"forget": f_stats["loss"], "test": t_stats["loss"],
-                  "population": _finite_rows(run(population, 3, task)[0], "population")["loss"]}
-        ref_attack = rmia(target, [r if isinstance(r, dict) else reference_losses(
-            r, forget=forget, test=test, population=population, task=task, seed=seed, max_samples=max_samples,
-            **common) for r in references], offline_a=offline_a)
 
-    results = {name: attack.run(f_stats, t_stats, seed=seed, task=task) for name, attack in ATTACKS.items()}
+    def losses(other: torch.nn.Module | None = None) -> dict[str, np.ndarray]:
+        """Per-sample losses on the audited forget, test and population rows: of the audited model (None) or
+        ``other`` (e.g. a reference model)."""
+        if other is None:
+            population_stats = _finite_rows(run(population, _OFFSETS["population"], task)[0], "population")
+            return {"forget": f_stats["loss"], "test": t_stats["loss"], "population": population_stats["loss"]}
+        return reference_losses(other, forget=forget, test=test, population=population, task=task, seed=seed,
+                                max_samples=max_samples, **common)
+
+    inputs = dict(model=model, tokenizer=tokenizer, references=references, population=population, tofu=tofu,
+                  offline_a=offline_a, losses=losses)
+    given = {k for k, v in inputs.items() if v is not None and not (isinstance(v, (list, tuple)) and not v)}
+    results = {name: attack.run(f_stats, t_stats, seed=seed, task=task, **(inputs if attack.needs else {}))
+               for name, attack in ATTACKS.items() if given.issuperset(attack.needs)}
     builtin = {name: results.pop(name) for name in list(results) if name in {f.name for f in fields(UnlearningReport)}}
     return UnlearningReport(
         task=task,
         **_split_fields(f_stats, t_stats, r_stats),
         **builtin,
         attacks={k: v for k, v in results.items() if v is not None} or None,
-        ref_attack=ref_attack,
-        tofu=_tofu(model, tokenizer, tofu) if tofu is not None else None,
         seed=seed,
         max_samples=max_samples,
         forget_losses=f_stats["loss"],

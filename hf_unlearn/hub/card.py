@@ -13,7 +13,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from ..audit.attacks import ATTACKS
+from ..audit.registry import ATTACKS
 from ..audit.tofu import tofu_markdown
 from ..audit.verdict import bottom_line
 from ..io import write_text_atomic
@@ -62,17 +62,10 @@ def _eval_results(report: Any, pipeline_tag: str, dataset: str | None) -> list[E
         ("forget", "loss", "Forget loss", report.forget_loss),
         ("test", "loss", "Test loss", report.test_loss),
     ]
-    for attack in ATTACKS.values():  # every registered attack (forget vs test)
+    for attack in ATTACKS.values():  # every registered attack and metric (forget vs test unless it names a split)
         result = report.attack_result(attack.name)
         if result is not None:
-            rows += [("forget-vs-test", kind, name, value) for kind, name, value in attack.card(result)]
-    tofu = getattr(report, "tofu", None) or {}
-    for split, key, name in (("forget", "forget_quality", "TOFU forget quality (KS p-value vs retrained)"),
-                             ("forget", "forget_truth_ratio", "TOFU truth ratio"),
-                             ("forget", "forget_rouge_l", "TOFU ROUGE-L recall"),
-                             ("retain", "retain_rouge_l", "TOFU ROUGE-L recall"),
-                             ("retain", "model_utility", "TOFU model utility")):
-        rows.append((split, key, name, tofu.get(key)))
+            rows += [row if len(row) == 4 else ("forget-vs-test", *row) for row in attack.card(result)]
     return [EvalResult(**common, dataset_split=split, metric_type=kind, metric_name=name,
                        metric_value=round(float(value), 4))
             for split, kind, name, value in rows if _finite(value)]
