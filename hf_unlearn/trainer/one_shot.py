@@ -4,37 +4,36 @@ training loop, and the frozen reference model's outputs for methods that compare
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 from torch.utils.data import ConcatDataset, DataLoader
 from transformers.trainer_utils import TrainOutput
 
-from ..losses import per_sample_losses
 from ..reference import reference_outputs
 
 
-def run_one_shot(trainer, resume_from_checkpoint=None) -> TrainOutput:
+def run_one_shot(trainer, *, forget: Any, retain: Any, batch_loss: Callable, fresh_adapters: bool = False,
+                 resume_from_checkpoint=None) -> TrainOutput:
     """Apply ``trainer.method.one_shot`` to ``trainer.model`` and return a `TrainOutput` (0 steps).
 
-    The method sees batches of the forget set and of the full training data (retain ∪ forget, in that order),
-    ``per_device_train_batch_size`` rows each, unshuffled; every process reads all of them (no sharding), so all
-    processes make the same edit. Logs ``train_runtime`` and the method's summary through ``trainer.log``.
+    The method sees batches of ``forget`` and of the full training data (``retain`` ∪ ``forget``, in that order;
+    both with the model's columns only), ``per_device_train_batch_size`` rows each, unshuffled; every process reads
+    all of them (no sharding), so all processes make the same edit. ``batch_loss(model, batch)`` is the mean loss of
+    a collated batch. Logs ``train_runtime`` and the method's summary through ``trainer.log``; reads only the
+    public `Trainer` API (args, state, control, callback_handler, data_collator, log).
     """
     if resume_from_checkpoint:
         raise ValueError(f"method={trainer.args.method!r} is one-shot (no training steps): there is no checkpoint "
                          "to resume from. Run train() without resume_from_checkpoint.")
-    if trainer._fresh_adapters:
+    if fresh_adapters:
         raise ValueError(f"method={trainer.args.method!r} edits the trained weights once; fresh PEFT adapters hold "
                          "none of the model's knowledge. Run it without peft_config (on the full model).")
     args = trainer.args
-    forget = trainer._strip(trainer.forget_dataset, "forget")
-    retain = trainer._strip(trainer.retain_dataset, "retain")
 
     def batches(dataset):
         return DataLoader(dataset, batch_size=args.per_device_train_batch_size, shuffle=False,
                           collate_fn=trainer.data_collator, num_workers=args.dataloader_num_workers)
-
-    def batch_loss(model, batch):
-        return per_sample_losses(model, trainer._prepare_inputs(batch), loss_fn=trainer.loss_fn)[0].mean()
 
     state, control = trainer.state, trainer.control
     state.max_steps, state.global_step, state.epoch = 0, 0, 0.0
@@ -49,11 +48,12 @@ def run_one_shot(trainer, resume_from_checkpoint=None) -> TrainOutput:
     return TrainOutput(global_step=0, training_loss=0.0, metrics=metrics)
 
 
-def method_reference_outputs(trainer, model, forget_inputs, retain_inputs) -> dict:
+def method_reference_outputs(trainer, model, forget_inputs, retain_inputs, per_sample: Callable) -> dict:
     """The frozen reference's outputs for one paired step (no gradients): its per-sample forget losses
     (``forget_losses``) and, for methods that read logits, its logits on each half the method uses
-    (``logits``: ``ref_forget_logits`` / ``ref_retain_logits``). Without ``trainer.ref_model`` the reference is
-    ``model`` with its (fresh PEFT) adapters disabled (`reference.reference_outputs`)."""
+    (``logits``: ``ref_forget_logits`` / ``ref_retain_logits``); ``per_sample(model, batch)`` gives a model's
+    ``(per-sample losses, logits)``. Without ``trainer.ref_model`` the reference is ``model`` with its (fresh PEFT)
+    adapters disabled (`reference.reference_outputs`)."""
     method = trainer.method
     halves = {"forget": forget_inputs if method.uses_forget and not method.needs_hidden else None,
               "retain": retain_inputs if method.uses_retain and method.needs_logits else None}
@@ -62,7 +62,7 @@ def method_reference_outputs(trainer, model, forget_inputs, retain_inputs) -> di
         if batch is None:
             continue
         losses, logits = reference_outputs(trainer.accelerator, trainer.ref_model, model,
-                                           lambda ref, batch=batch: trainer._per_sample(ref, batch))
+                                           lambda ref, batch=batch: per_sample(ref, batch))
         out[f"{half}_losses"] = losses
         out["logits"][f"ref_{half}_logits"] = logits
     return out

@@ -212,7 +212,9 @@ class PersistenceMixin:
     """`UnlearningTrainer`'s saving, checkpointing and resuming (see the module docstring).
 
     What it reads of the trainer, declared here (set by `UnlearningTrainer.__init__`): the job's fingerprint, the
-    method, τ and its history, α₀, samples per step and the card metadata; what it keeps itself: the lock it holds,
+    method, τ and its history, α₀, samples per step, the card metadata, whether the PEFT adapters are fresh, and (for
+    one-shot methods) its ``_strip`` (the model's columns) and ``_per_sample`` (per-sample losses); what it keeps
+    itself: the lock it holds,
     the records saved with the final model (``extra_records``, set by the job pipeline) and whether to delete the
     checkpoints once that save is published."""
 
@@ -225,6 +227,7 @@ class PersistenceMixin:
     alpha0: float
     samples_per_step: int
     card_metadata: dict[str, Any]
+    _fresh_adapters: bool
     _lock: OutputDirLock | None = None
     extra_records: tuple | list = ()
     _delete_checkpoints_after_save: bool = False
@@ -263,7 +266,7 @@ class PersistenceMixin:
         One-shot methods (e.g. ``ssd``) edit the model once instead (`one_shot.run_one_shot`)."""
         output_dir = self.args.output_dir
         if self.method.one_shot is not None and resume_from_checkpoint:
-            return run_one_shot(self, resume_from_checkpoint)  # refuses: a one-shot method has no checkpoints
+            return self._one_shot(resume_from_checkpoint)  # refuses: a one-shot method has no checkpoints
         with self._output_lock():
             if resume_from_checkpoint is True:
                 resume_from_checkpoint = last_complete_checkpoint(output_dir, self.job)
@@ -283,11 +286,19 @@ class PersistenceMixin:
                     "overwrite_output_dir=True to replace it, or choose another output_dir."
                 )
             if self.method.one_shot is not None:  # no training steps (e.g. ssd): the model is edited once
-                output = run_one_shot(self)
+                output = self._one_shot()
             else:
                 output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
         self._delete_checkpoints_after_save = not self.args.keep_checkpoints
         return output
+
+    def _one_shot(self, resume_from_checkpoint=None):
+        """`one_shot.run_one_shot` with what it needs from this trainer: the model's columns of forget and retain,
+        a batch's mean loss, whether the adapters are fresh."""
+        return run_one_shot(
+            self, forget=self._strip(self.forget_dataset, "forget"), retain=self._strip(self.retain_dataset, "retain"),
+            batch_loss=lambda model, batch: self._per_sample(model, self._prepare_inputs(batch))[0].mean(),
+            fresh_adapters=self._fresh_adapters, resume_from_checkpoint=resume_from_checkpoint)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """Save the model (refusing non-finite weights) and, outside checkpoints, its hf-unlearn model card,

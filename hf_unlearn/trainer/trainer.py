@@ -252,7 +252,7 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
             forget_losses, retain_losses, forget_inputs, logits, halves = self._paired_losses(model, inputs)
         hidden = step_hidden(self, model, caught, inputs, forget_inputs, halves["retain_inputs"], layer) \
             if method.needs_hidden else None
-        ref = method_reference_outputs(self, model, forget_inputs, halves["retain_inputs"]) \
+        ref = method_reference_outputs(self, model, forget_inputs, halves["retain_inputs"], self._per_sample) \
             if method.needs_reference else {}
         ref_losses, counts = ref.get("forget_losses"), None
         if self.kl_retain and halves["retain_logits"] is not None:
