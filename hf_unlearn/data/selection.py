@@ -71,15 +71,18 @@ def _label_column(dataset: Dataset, label_column: str | None) -> str:
     )
 
 
-def _class_ids(classes: Iterable[int | str], names: Sequence[str] | None) -> set[int]:
-    ids: set[int] = set()
+def class_ids(classes: Iterable[int | str] | int | str, names: Sequence[str] | None) -> list[int]:
+    """The label ids of ``classes`` (ids, or names looked up with `ClassLabel.str2int`), in the order given;
+    ``ValueError`` naming the valid ids or names for one that is not a class."""
+    ids: list[int] = []
+    labels = ClassLabel(names=list(names)) if names is not None else None
     for c in [classes] if isinstance(classes, (str, int)) else classes:
         if isinstance(c, (int, np.integer)) and not isinstance(c, bool):
             if names is not None and not 0 <= int(c) < len(names):
                 raise ValueError(f"Unknown class id {c}: valid ids are 0..{len(names) - 1}.")
-            ids.add(int(c))
-        elif names is not None and c in names:
-            ids.add(list(names).index(c))
+            ids.append(int(c))
+        elif labels is not None and c in names:
+            ids.append(labels.str2int(c))
         else:
             hint = f"valid names: {list(names)}" if names is not None else (
                 "the label column has no names: pass label ids or label_names=[...]"
@@ -110,7 +113,7 @@ def _forget_mask(
         mask[seeded_permutation(n, seed)[:k].numpy()] = True
     elif classes is not None:
         col = _label_column(dataset, label_column)
-        wanted = _class_ids(classes, label_names_ or label_names(dataset, col))
+        wanted = set(class_ids(classes, label_names_ or label_names(dataset, col)))
         values = dataset.select_columns([col]).with_format(None)[col]
         for i, v in enumerate(values):
             row = v if isinstance(v, list) else [v]

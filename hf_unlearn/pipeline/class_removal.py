@@ -13,13 +13,9 @@ import numpy as np
 
 from ..audit import AuditCallback, sample_stats, tofu_markdown
 from ..trainer.plan import automatic_forget_epochs
+from .data import job_class_ids
 
 AUTOMATIC_TAU = "mean validation loss"
-
-
-def class_ids(job: Any, names: list[str] | None) -> list[int]:
-    """The label ids of the job's ``forget_classes`` (names or ids)."""
-    return [int(c) if str(c).isdigit() else (names or []).index(c) for c in job.forget_classes]
 
 
 def apply_class_removal(job: Any, args: Any, n_forget: int, n_retain: int, num_labels: int) -> str:
@@ -57,7 +53,7 @@ class JobExtras:
 
     def __init__(self, job: Any, data: Any, task: str) -> None:
         self.job, self.data, self.task = job, data, task
-        self.classes = class_ids(job, data.names) if job.forget_classes is not None else None
+        self.classes = job_class_ids(job.forget_classes, data.names) if job.forget_classes is not None else None
         self.class_accuracy: dict[str, dict[str, float]] = {}
         self.tau_source = AUTOMATIC_TAU
         self.callback: Any = None

@@ -19,7 +19,7 @@ from ..audit import TofuData
 from ..data.collators import CausalLMCollator, ClassificationCollator
 from ..data.loading import DATA_DIR_ENV, default_data_dir, load_data
 from ..data.preprocessing import preprocess_images, tokenize_classification, tokenize_qa
-from ..data.selection import label_names, sample_rows, seeded_order, select_forget
+from ..data.selection import class_ids, label_names, sample_rows, seeded_order, select_forget
 from ..data.sources import (
     SOURCES,
     bundled_sample_dir,
@@ -182,6 +182,11 @@ def _label_column(job: Any, train: Dataset) -> str:
     return job.label_column or ("label" if "label" in train.column_names else "labels")
 
 
+def job_class_ids(classes: list[Any], names: list[str] | None) -> list[int]:
+    """The label ids of a job's ``forget_classes`` (names, or ids: digits from YAML or flags count as ids)."""
+    return class_ids([int(c) if str(c).isdigit() else c for c in classes], names)
+
+
 def _check_classes_present(job: Any, train: Dataset) -> None:
     """A requested class with no row in the sampled training rows: say so, with advice that fits a class selector."""
     column = _label_column(job, train)
@@ -189,8 +194,8 @@ def _check_classes_present(job: Any, train: Dataset) -> None:
         return
     names = label_names(train, column) or []
     present = {v for row in train[column] for v in (row if isinstance(row, list) else [row])}
-    ids = {c: int(c) if str(c).isdigit() else names.index(c) for c in job.forget_classes
-           if str(c).isdigit() or c in names}
+    wanted = [c for c in job.forget_classes if str(c).isdigit() or c in names]  # an unknown name fails in selection
+    ids = dict(zip(wanted, job_class_ids(wanted, names or None)))
     absent = [str(c) for c, i in ids.items() if i not in present]
     if absent:
         rows = "every training row" if not job.train_rows else f"the {len(train)} sampled training rows"
