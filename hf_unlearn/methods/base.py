@@ -102,6 +102,9 @@ class Method:
             ``defaults[name]``.
         defaults: the method's own hyperparameters and their defaults (a new method declares its knobs here).
         check: ``check(hparams)`` raises ``ValueError`` for a value out of range (run by `UnlearningArguments`).
+        automatic: ``automatic(args, task, modality, class_removal, notes)`` fills the method's own automatic
+            choices on ``args`` where the user gave none (run by the trainer's plan before the shared rules; it
+            appends a line per choice to ``notes``; ∇τ picks its push here).
     """
 
     name: str
@@ -123,6 +126,7 @@ class Method:
     description: str = ""
     defaults: Mapping[str, Any] = field(default_factory=dict)
     check: Callable[[dict[str, Any]], None] | None = None
+    automatic: Callable[..., None] | None = None
 
 
 METHODS: dict[str, Method] = {}

@@ -37,37 +37,6 @@ def automatic_learning_rate(modality: str) -> float:
     return 1e-3 if modality == "image" else 3e-4
 
 
-#: ∇τ's learning rate with the relabel push (chosen on GoEmotions dev rows: docs/method.md)
-RELABEL_LEARNING_RATE = 6e-4
-
-
-def automatic_push(args: UnlearningArguments, task: str | None, modality: str, class_removal: bool,
-                   automatic: list[str]) -> None:
-    """∇τ's forget push and what goes with it, where not given: the relabel push with per-row quantile targets,
-    constant α and learning rate 6e-4 for single-label text classification (chosen on GoEmotions dev rows, confirmed
-    on fresh seeds and on BANKING77: docs/method.md); the paper's ascent, mean gate and linear α elsewhere (images,
-    causal LMs, multi-label, class removal: not measured). Fills ``args.forget_push``, ``tau_target``,
-    ``alpha_schedule`` and, with relabel, ``learning_rate``."""
-    kwargs = args.method_kwargs if isinstance(args.method_kwargs, dict) else {}
-    relabel = False
-    if "forget_push" in get_method(args.method).hparams:
-        push = kwargs.get("forget_push", args.forget_push)
-        if push is None:
-            push = "relabel" if task == "single_label" and modality == "text" and not class_removal else "ascent"
-            args.forget_push = push
-            automatic.append(f"forget push {push!r}" + (" (single-label text)" if push == "relabel" else ""))
-        if push == "relabel" and task not in ("single_label", "image_classification"):
-            raise ValueError(f"forget_push='relabel' needs single-label classification logits, not task={task!r}; "
-                             "use forget_push='ascent'.")
-        relabel = push == "relabel"
-        if kwargs.get("tau_target", args.tau_target) is None:
-            args.tau_target = "quantiles" if relabel else "mean"
-    args.alpha_schedule = args.alpha_schedule or ("constant" if relabel else "linear")
-    if relabel and args.learning_rate is None:
-        args.learning_rate = RELABEL_LEARNING_RATE
-        automatic.append(f"learning rate {args.learning_rate:g} (relabel push)")
-
-
 def alpha_at(step: int, total_steps: int, alpha0: float, schedule: str) -> float:
     """α after ``step`` optimizer steps of ``total_steps``: linear decay to 0, or constant."""
     if schedule == "constant" or total_steps <= 0:
@@ -94,13 +63,17 @@ def plan_run(args: UnlearningArguments, *, task: str | None, needs_tau: bool,
              length_multiplier: float | Mapping[str, float], n_forget: int, n_retain: int,
              num_labels: int | None = None, class_removal: bool = False, needs_alpha: bool = True,
              one_shot: bool = False) -> RunPlan:
-    """Resolve the automatic rules; fills ``args.learning_rate``, ``args.forget_epochs``, ``num_train_epochs`` and
-    ∇τ's push (`automatic_push`).
+    """Resolve the automatic rules; fills ``args.learning_rate``, ``args.forget_epochs``, ``num_train_epochs``,
+    ``args.alpha_schedule`` (linear unless the method chose) and what the method's own ``automatic`` hook fills
+    (∇τ: its push).
     ``length_multiplier`` is the method's (one number, or one per modality); ``args.length_multiplier`` overrides it.
     A ``one_shot`` method takes no training steps: its plan states no learning rate or run length."""
     automatic: list[str] = []
     modality = args.modality if args.modality != "auto" else ("image" if task == "image_classification" else "text")
-    automatic_push(args, task, modality, class_removal and needs_tau, automatic)
+    method = get_method(args.method)
+    if method.automatic is not None:
+        method.automatic(args, task, modality, class_removal and needs_tau, automatic)
+    args.alpha_schedule = args.alpha_schedule or "linear"
     if args.learning_rate is None:
         args.learning_rate = automatic_learning_rate(modality)
         automatic.append(f"learning rate {args.learning_rate:g} ({modality})")
