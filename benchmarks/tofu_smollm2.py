@@ -47,7 +47,7 @@ from hf_unlearn.provenance import provenance
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from summary import fmt_ci  # noqa: E402
+from summary import mean_ci  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tofu"
@@ -137,6 +137,11 @@ def run_key(cfg) -> str:
     return cfg.split if cfg.seed == 0 else f"{cfg.split}_seed{cfg.seed}"
 
 
+def fmt_3g(mean: float, half: float) -> str:
+    """``mean ± half`` to 3 significant digits (forget quality spans orders of magnitude)."""
+    return f"{mean:.3g}" if half != half else f"{mean:.3g} ± {half:.2g}"
+
+
 def over_seeds(results: dict) -> list[str]:
     """Per split, every model run on ≥ 2 seeds: mean ± 95 % CI (Student t) over its seeds, and FQ per seed."""
     lines = []
@@ -152,7 +157,7 @@ def over_seeds(results: dict) -> list[str]:
                   "|---|---|" + "---:|" * 4 + "---|"]
         for name in names:
             have = [k for k in keys if name in results["runs"][k]]
-            cells = [fmt_ci([results["runs"][k][m] for k in have]) for m in KEYS[:4]]
+            cells = [fmt_3g(*mean_ci([results["runs"][k][name][m] for k in have])[:2]) for m in KEYS[:4]]
             per_seed = ", ".join(f"{seeds[k]}: {results['runs'][k][name]['forget_quality']:.3g}" for k in have)
             lines.append(f"| {name} | {len(have)} | " + " | ".join(cells) + f" | {per_seed} |")
         lines.append("")

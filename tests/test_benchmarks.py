@@ -186,3 +186,29 @@ def test_targets_compare_with_every_baseline_and_with_those_that_keep_utility():
     assert "| mean gap closed (0.740) ahead of every baseline (best: gradient_ascent 0.935) | -0.195 | no |" in text
     assert ("ahead of every baseline that keeps test accuracy ≥ the retrained model's − 1 point (1 of 2; best: ssd "
             "0.645) | +0.095 | yes |") in text
+
+
+def test_tofu_benchmark_keeps_each_seed_and_summarises_models_run_on_several():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from tofu_smollm2 import over_seeds, run_key
+
+    assert run_key(argparse_ns(split="dev", seed=0)) == "dev" and run_key(argparse_ns(split="dev", seed=2)) == \
+        "dev_seed2"
+
+    def run(fq, utility):
+        return {"forget_quality": fq, "model_utility": utility, "forget_rouge_l": 0.2, "forget_answer_prob": 0.1}
+
+    results = {"runs": {"dev": {"a": run(0.01, 0.8), "b": run(0.5, 0.9)},
+                        "dev_seed1": {"a": run(0.03, 0.9)}, "dev_seed2": {"a": run(0.02, 0.85)}},
+               "config": {"dev": {"seed": 0}, "dev_seed1": {"seed": 1}, "dev_seed2": {"seed": 2}}}
+    lines = over_seeds(results)
+    row = next(line for line in lines if line.startswith("| a |"))
+    # mean 0.02, t(0.975, 2) × sd 0.01 / √3 = 0.0248; the seeds listed with their forget quality
+    assert row.startswith("| a | 3 | 0.02 ± 0.025 | 0.85 ± 0.12 |") and row.endswith("| 0: 0.01, 1: 0.03, 2: 0.02 |")
+    assert not any(line.startswith("| b |") for line in lines)  # one seed: not summarised
+
+
+def argparse_ns(**kw):
+    import argparse
+
+    return argparse.Namespace(**kw)
