@@ -1,5 +1,5 @@
-"""What `UnlearningTrainer` runs beside its step: one-shot methods (no optimizer steps, e.g. SSD) in place of the
-training loop, and the frozen reference model's outputs for methods that compare against it (NPO, SCRUB)."""
+"""One-shot methods (no optimizer steps, e.g. SSD): what `UnlearningTrainer.train()` runs in place of the training
+loop."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from typing import Any
 
 from torch.utils.data import ConcatDataset, DataLoader
 from transformers.trainer_utils import TrainOutput
-
-from ..reference import reference_outputs
 
 
 def run_one_shot(trainer, *, forget: Any, retain: Any, batch_loss: Callable, fresh_adapters: bool = False,
@@ -46,23 +44,3 @@ def run_one_shot(trainer, *, forget: Any, retain: Any, batch_loss: Callable, fre
     trainer.log(dict(metrics))
     trainer.control = trainer.callback_handler.on_train_end(args, state, trainer.control)
     return TrainOutput(global_step=0, training_loss=0.0, metrics=metrics)
-
-
-def method_reference_outputs(trainer, model, forget_inputs, retain_inputs, per_sample: Callable) -> dict:
-    """The frozen reference's outputs for one paired step (no gradients): its per-sample forget losses
-    (``forget_losses``) and, for methods that read logits, its logits on each half the method uses
-    (``logits``: ``ref_forget_logits`` / ``ref_retain_logits``); ``per_sample(model, batch)`` gives a model's
-    ``(per-sample losses, logits)``. Without ``trainer.ref_model`` the reference is ``model`` with its (fresh PEFT)
-    adapters disabled (`reference.reference_outputs`)."""
-    method = trainer.method
-    halves = {"forget": forget_inputs if method.uses_forget and not method.needs_hidden else None,
-              "retain": retain_inputs if method.uses_retain and method.needs_logits else None}
-    out: dict = {"logits": {}}
-    for half, batch in halves.items():
-        if batch is None:
-            continue
-        losses, logits = reference_outputs(trainer.accelerator, trainer.ref_model, model,
-                                           lambda ref, batch=batch: per_sample(ref, batch))
-        out[f"{half}_losses"] = losses
-        out["logits"][f"ref_{half}_logits"] = logits
-    return out

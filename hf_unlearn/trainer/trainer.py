@@ -25,12 +25,11 @@ from ..hub.push import check_hub_access
 from ..losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses
 from ..masking import batch_rows, drop_unsupervised, kept_token_counts, supervised_rows
 from ..methods import ObjectiveInputs, get_method
-from ..reference import kl_retain_losses, reference_outputs
+from ..reference import kl_retain_losses, method_reference_outputs, reference_outputs
 from .arguments import UnlearningArguments
 from .callbacks import NonFiniteGuard, TauStop
 from .deepspeed_reference import prepare_deepspeed_reference
 from .fingerprint import job_fingerprint
-from .one_shot import method_reference_outputs
 from .peft import wrap_with_peft
 from .persistence import PersistenceMixin
 from .plan import alpha_at, plan_run
