@@ -13,8 +13,8 @@ from .tofu import tofu_markdown, tofu_metrics
 
 @dataclass(frozen=True)
 class Attack:
-    """A population attack (forget rows = members, test rows = non-members) that `audit_model` runs and the report's
-    table and the model card list, each by looping over `ATTACKS`:
+    """An attack or metric (forget rows = members, test rows = non-members) that `audit_model` runs and the report's
+    table, the model card and `compare` list, each by looping over `ATTACKS`:
 
     * ``run(forget_stats, test_stats, *, seed, task)``: the result (``None``: the attack does not apply to the task);
       the per-sample statistics hold ``loss``, ``entropy``, ``correct`` (and the LM statistics for causal LMs);
@@ -50,7 +50,7 @@ class Attack:
         """The comparison rows ``(criterion, label, value, noise std)`` of ``result`` (see the class docstring)."""
         if self.compare is not None:
             return list(self.compare(result))
-        return [(key, label, value, 0.0) for key, label, value in self.card(result)]
+        return [(*row[-3:], 0.0) for row in self.card(result)]  # (key, label, value), with or without a split
 
 
 ATTACKS: dict[str, Attack] = {}
@@ -68,6 +68,7 @@ def _mia_row(label: str):
 
 _LM_ATTACKS = (("loss_auc", "LM loss", "LM loss attack AUC"), ("min_k_auc", "Min-K% (20%)", "Min-K% attack AUC"),
                ("zlib_auc", "zlib ratio", "zlib attack AUC"))
+
 
 def _mia_criterion(key: str, label: str):
     return lambda r: [(key, label, r.accuracy, r.accuracy_std)]
