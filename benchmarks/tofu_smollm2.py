@@ -189,12 +189,16 @@ def save(results: dict, cfg) -> None:
     write_text_atomic(cfg.out / "tofu_smollm2.md", "\n".join(lines))
 
 
-def setting(cfg: argparse.Namespace, forget, retain, validation, utility, steps: int) -> str:
-    """The results' description of the setting: rows, recipes, unlearning budget, machine."""
+def setting(cfg: argparse.Namespace) -> str:
+    """The results' description of the setting (the same for both splits): rows, recipes, unlearning budget,
+    machine."""
+    steps = FinetuneRecipe(epochs=cfg.epochs, batch_size=cfg.batch).steps_on(cfg.forget_rows + cfg.retain_rows)
     return (
-        f"TOFU forget10 {cfg.split} rows: {len(forget)} forget rows ({-(-len(forget) // 20)} author(s)), "
-        f"{len(retain)} retain rows trained on, {len(validation)} held-out validation rows (τ), utility on "
-        f"{len(utility)} retain rows. Original: "
+        f"TOFU forget10, the first {cfg.forget_rows} rows ({-(-cfg.forget_rows // 20)} author(s)) of the split's "
+        "range as forget rows (dev: rows 0–39, authors 1–2; test: rows 40–79, authors 3–4; each section names its "
+        f"split), "
+        f"{cfg.retain_rows} retain rows trained on, {cfg.val_rows} held-out validation rows (τ), utility on "
+        f"{cfg.utility_rows} retain rows. Original: "
         f"SmolLM2-135M-Instruct fine-tuned {steps} steps (batch {cfg.batch}, lr {cfg.lr:g}, {cfg.epochs:g} epochs, "
         f"max {cfg.max_length} tokens); retrained: {steps} steps on the retain rows only. Unlearning: "
         f"{cfg.forget_epochs} forget-epochs of {cfg.unlearn_batch} forget + {cfg.unlearn_batch} retain rows per step, "
@@ -233,7 +237,9 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     cfg = parse_args()
     if cfg.report_only:
-        return save(json.loads((cfg.out / "tofu_smollm2.json").read_text()), cfg)
+        results = json.loads((cfg.out / "tofu_smollm2.json").read_text())
+        first = argparse.Namespace(**next(iter(results["config"].values())))
+        return save({**results, "setting": setting(first)}, cfg)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     transformers.logging.set_verbosity_error()
     command = " ".join(["python"] + sys.argv)
@@ -252,7 +258,7 @@ def main() -> None:
     steps = FinetuneRecipe(epochs=cfg.epochs, batch_size=cfg.batch).steps_on(len(train))
     original_dir, original_s = trained("original", train, None, cfg, tokenizer)
     retrained_dir, retrained_s = trained("retrained", r_tok, steps, cfg, tokenizer)
-    results["setting"] = setting(cfg, forget, retain, validation, utility, steps)
+    results["setting"] = setting(cfg)
     load = lambda folder: AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)  # noqa: E731
     retrained = load(retrained_dir)
     retrained_ratios = truth_ratios(retrained, tokenizer, forget, max_length=cfg.max_length)
