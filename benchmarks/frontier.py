@@ -102,17 +102,17 @@ def main(argv=None) -> None:
     found = [d for d in DATASETS if (results / f"{d}.json").is_file()]
     if not found:
         raise SystemExit(f"No {' or '.join(f'{d}.json' for d in DATASETS)} in {results}: run goemotions.py first.")
-    comp = {d: json.loads((results / f"competition_{d}.json").read_text())["records"] for d in found
-            if (results / f"competition_{d}.json").is_file()}
-    comp = {d: r for d, r in comp.items() if r}
+    comp_files = {d: json.loads((results / f"competition_{d}.json").read_text()) for d in found
+                  if (results / f"competition_{d}.json").is_file()}
+    comp = {d: c["records"] for d, c in comp_files.items() if c["records"]}
     cols = 3 if comp else 2
     fig, axes = plt.subplots(len(found), cols, figsize=(5 * cols, 4.2 * len(found)), squeeze=False)
     for row, d in zip(axes, found):
         records = json.loads((results / f"{d}.json").read_text())["records"]
         pts = points(records)
         methods = [q["method"] for q in pts if q["method"] not in ("original", "retrain")]
-        cmap = plt.get_cmap("tab10")
-        colors = {m: cmap(i % 10) for i, m in enumerate(methods)}
+        cmap = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")  # one colour per method
+        colors = {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
         n = len(select(records, "retrain", "15%"))
         name = NAMES.get(d, d)
         _panel(row[0], pts, "test", "y", colors, "test accuracy / retrained's (per seed)",
@@ -122,11 +122,15 @@ def main(argv=None) -> None:
         if cols == 3:
             if d in comp:
                 cpts = competition_points(comp[d])
-                extra = {m["method"]: cmap(len(colors) + i) for i, m in enumerate(cpts) if m["method"] not in colors}
+                extra = {m["method"]: cmap((len(colors) + i) % cmap.N) for i, m in enumerate(cpts)
+                         if m["method"] not in colors}
                 _panel(row[2], cpts, "test", "y", {**colors, **extra}, "test accuracy / retrained's (N runs)",
                        "forgetting quality F (competition)")
                 nm = comp[d][0]["n_models"]
-                row[2].set_title(f"{name}: competition F, N = {nm} models a side (retrain = ceiling)", fontsize=8)
+                run = comp_files[d].get("provenance", {})
+                row[2].set_title(f"{name}: competition F, N = {nm} models a side (retrain = ceiling)\nrun "
+                                 f"{str(run.get('date_utc', '?'))[:10]} at {str(run.get('commit', '?'))[:7]}: its "
+                                 "methods' defaults of then", fontsize=8)
             else:
                 row[2].axis("off")
         handles, labels = row[0].get_legend_handles_labels()
