@@ -162,8 +162,20 @@ def markdown(records: list[dict], meta: dict, own) -> str:
     return "\n".join(lines) + "\n"
 
 
+def report_only(args) -> None:
+    """``--report_only`` (goemotions.py's flag): rewrite the Markdown from the results JSON; trains nothing."""
+    path = Path(args.out) / f"competition_{args.dataset}.json"
+    if not path.is_file():
+        raise SystemExit(f"--report_only: no {path}; run competition.py without it first.")
+    saved = json.loads(path.read_text())
+    own = argparse.Namespace(**{k: saved["provenance"]["settings"][k] for k in ("n_models", "fraction", "split_seed")})
+    write_text_atomic(path.with_suffix(".md"), markdown(saved["records"], saved["provenance"], own))
+
+
 def main(argv=None) -> None:
     own, args = parse(argv)
+    if args.report_only:
+        return report_only(args)
     if own.n_models < 3:
         raise SystemExit("--n_models must be at least 3 (the score's buckets stop at log(N − 1)).")
     meta = provenance([sys.argv[0], *(sys.argv[1:] if argv is None else argv)], seeds=[own.split_seed],
