@@ -286,6 +286,18 @@ def test_single_label_text_gets_the_relabel_recipe_and_the_paper_stays_one_argum
     assert mixed.method_hparams()["tau_target"] == "mean" and mixed.tau_target is None
 
 
+def test_relabel_runs_at_least_four_forget_epochs_where_the_length_rule_gives_fewer(tmp_path):
+    large = dict(n_forget=48, n_retain=80)  # 6 forget batches, 10 retain: the rule gives ⌊10 / 12⌋ → 1, × 2 on text
+    assert _trainer(tmp_path, forget_push="ascent", **large).args.forget_epochs == 2  # the ascent keeps the rule
+    relabel = _trainer(tmp_path, **large).args
+    assert (relabel.forget_push, relabel.min_forget_epochs, relabel.forget_epochs) == ("relabel", 4, 4)
+    assert _trainer(tmp_path, min_forget_epochs=1, **large).args.forget_epochs == 2  # the floor is one argument away
+    assert _trainer(tmp_path, forget_epochs=3, **large).args.forget_epochs == 3  # a set length wins
+    assert _trainer(tmp_path).args.forget_epochs == 6  # small forget sets: the rule's 3 × 2, above the floor
+    with pytest.raises(ValueError, match="min_forget_epochs=0 must be ≥ 1"):
+        _args(tmp_path, min_forget_epochs=0)
+
+
 def test_image_classifier_task_even_with_problem_type_set():
     from transformers import ViTConfig, ViTForImageClassification
 

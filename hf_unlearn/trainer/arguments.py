@@ -75,6 +75,9 @@ class UnlearningArguments(TrainingArguments):
         length_multiplier (`float` or `None`): the automatic length relative to that rule. `None` = the method's:
             2 for ∇τ on text (chosen on GoEmotions dev rows, where the memorised forget set needs the longer run),
             1 for ∇τ on images (the paper's rule), 2 for `finetune` and `scrub`, else 1.
+        min_forget_epochs (`int` or `None`): the automatic length's floor in forget-epochs. `None` = the method's: 4
+            for ∇τ's relabel push (at 30 % forget the rule above gives 2 passes, too few for each forget row to reach
+            its target; chosen on GoEmotions dev rows, docs/method.md), else 1. Ignored when `forget_epochs` is set.
             `num_train_epochs` is an alias: set one of them (setting both to different values is an error).
             `max_steps > 0` overrides both, as in `TrainingArguments`.
 
@@ -133,6 +136,11 @@ class UnlearningArguments(TrainingArguments):
         default=None,
         metadata={"help": "Run length × the paper's rule; None = the method's (nabla_tau: 2 on text, 1 "
                   "on images; finetune, scrub: 2)."},
+    )
+    min_forget_epochs: int | None = field(
+        default=None,
+        metadata={"help": "Floor of the automatic length in forget-epochs; None = the method's (nabla_tau's relabel "
+                  "push: 4, else 1)."},
     )
     num_train_epochs: float | None = field(
         default=None, metadata={"help": "Alias of forget_epochs for Trainer users; leave unset or equal to it."}
@@ -302,6 +310,8 @@ class UnlearningArguments(TrainingArguments):
             )
         if self.forget_epochs is not None and self.forget_epochs < 1:
             raise ValueError(f"forget_epochs={self.forget_epochs} must be ≥ 1, or None for the automatic length.")
+        if self.min_forget_epochs is not None and self.min_forget_epochs < 1:
+            raise ValueError(f"min_forget_epochs={self.min_forget_epochs} must be ≥ 1, or None for the method's.")
         if self.length_multiplier is not None and not self.length_multiplier > 0:
             raise ValueError(f"length_multiplier={self.length_multiplier} must be > 0, or None for the method's.")
         if self.modality not in MODALITIES:

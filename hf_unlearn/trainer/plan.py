@@ -18,11 +18,13 @@ def automatic_alpha(modality: str, forget_fraction: float, alpha_max: float = 0.
     return 0.5
 
 
-def automatic_forget_epochs(n_forget: int, n_retain: int, batch_size: int, multiplier: float = 1.0) -> int:
-    """⌊retain batches / (2 × forget batches)⌋ (at least 1), times the method's length multiplier."""
+def automatic_forget_epochs(n_forget: int, n_retain: int, batch_size: int, multiplier: float = 1.0,
+                            minimum: int = 1) -> int:
+    """⌊retain batches / (2 × forget batches)⌋ (at least 1), times the method's length multiplier, at least
+    ``minimum``."""
     forget_batches = math.ceil(n_forget / batch_size)
     retain_batches = math.ceil(n_retain / batch_size)
-    return max(1, int(round(max(1, retain_batches // (2 * forget_batches)) * multiplier)))
+    return max(1, minimum, int(round(max(1, retain_batches // (2 * forget_batches)) * multiplier)))
 
 
 def automatic_tau_samples(samples_per_step: int, total_steps: int, refreshes: int, budget: float = 0.05,
@@ -93,9 +95,11 @@ def plan_run(args: UnlearningArguments, *, task: str | None, needs_tau: bool,
         length_multiplier = length_multiplier[modality]
     if args.forget_epochs is None and args.max_steps <= 0:
         batch = args.per_device_train_batch_size * args.world_size
-        args.forget_epochs = automatic_forget_epochs(n_forget, n_retain, batch, length_multiplier)
+        minimum = args.min_forget_epochs or 1
+        args.forget_epochs = automatic_forget_epochs(n_forget, n_retain, batch, length_multiplier, minimum)
         automatic.append(f"{args.forget_epochs} forget-epoch(s) (⌊retain batches / (2 × forget batches)⌋"
-                         + (f" × {length_multiplier:g}" if length_multiplier != 1 else "") + ")")
+                         + (f" × {length_multiplier:g}" if length_multiplier != 1 else "")
+                         + (f", at least {minimum}" if minimum > 1 else "") + ")")
     if args.forget_epochs is not None:
         args.num_train_epochs = float(args.forget_epochs)
     steps_per_epoch = math.ceil(n_forget / samples_per_step)
