@@ -118,14 +118,21 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
-    """'label:key=value,key=value' → (label, overrides) with values parsed as YAML scalars."""
+    """'label:key=value,key=value' → (label, overrides) with values parsed as YAML scalars; a number YAML 1.1 reads
+    as a string (``3e-4``: no dot) is read as the number."""
     import yaml
 
     label, _, spec = text.partition(":")
     overrides = {}
     for item in filter(None, spec.split(",")):
         key, _, value = item.partition("=")
-        overrides[key.strip()] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str):
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        overrides[key.strip()] = parsed
     return label, overrides
 
 

@@ -116,6 +116,16 @@ def test_benchmark_folder_names_never_name_the_removed_class():
     assert on_disk("retrain-15%-0-null") == "retrain-15%-0-null"
 
 
+def test_variant_values_are_typed_even_where_yaml_reads_a_number_as_text():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from goemotions import parse_variant
+
+    label, overrides = parse_variant("lr:learning_rate=3e-4,alpha=0.25,forget_push=ascent,min_forget_epochs=6")
+    assert label == "lr" and overrides == {"learning_rate": 3e-4, "alpha": 0.25, "forget_push": "ascent",
+                                           "min_forget_epochs": 6}
+    assert isinstance(overrides["learning_rate"], float) and isinstance(overrides["min_forget_epochs"], int)
+
+
 def test_benchmark_runs_every_seed_only_on_the_seeded_fractions():
     sys.path.insert(0, str(REPO / "benchmarks"))
     from goemotions import parse_args, splits_of, trainings
