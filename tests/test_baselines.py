@@ -55,7 +55,7 @@ def test_each_method_runs_and_logs_the_same_keys(tmp_path, memorised, method):
 
 
 def test_finetune_runs_twice_the_forget_epochs(tmp_path, memorised):
-    nabla = _run(tmp_path, memorised, "nabla_tau", length_multiplier=1)  # the paper's length
+    nabla = _run(tmp_path, memorised, "nabla_tau", forget_push="ascent", length_multiplier=1)  # the paper's length
     finetune = _run(tmp_path, memorised, "finetune")
     assert finetune.args.forget_epochs == 2 * nabla.args.forget_epochs
 

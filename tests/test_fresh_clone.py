@@ -107,7 +107,8 @@ def test_user_errors_are_one_line(clone, tmp_path):
     assert not (tmp_path / "out").exists()
     help_text = subprocess.run([sys.executable, "examples/unlearn_bert.py", "--help"], cwd=clone, env=env,
                                capture_output=True, text=True).stdout
-    assert help_text.startswith("Make a MiniLM (BERT) emotion classifier forget") and len(help_text.splitlines()) < 250
+    # the job's and the unlearning arguments only: TrainingArguments' ~200 options are behind --help_all
+    assert help_text.startswith("Make a MiniLM (BERT) emotion classifier forget") and len(help_text.splitlines()) < 260
 
 
 def readme_snippet() -> str:

@@ -56,8 +56,8 @@ def test_automatic_alpha_and_length(tmp_path):
     assert trainer.alpha0 == 0.5  # text rule
     # ⌊retain batches / (2 × forget batches)⌋ = ⌊14 / 4⌋ = 3, twice on text (∇τ's text length)
     assert trainer.args.forget_epochs == 6 and trainer.args.num_train_epochs == 6
-    paper = _trainer(tmp_path, n_forget=16, n_retain=112, length_multiplier=1)
-    assert paper.args.forget_epochs == 3  # the paper's rule, by an argument
+    paper = _trainer(tmp_path, n_forget=16, n_retain=112, forget_push="ascent", length_multiplier=1)
+    assert paper.args.forget_epochs == 3  # the paper's push and rule, by two arguments (relabel: at least 4)
     image = _trainer(tmp_path, n_forget=16, n_retain=112, modality="image")
     assert image.alpha0 == pytest.approx(5 / 3 * 16 / 128)
     assert image.args.forget_epochs == 3  # the paper's rule on images

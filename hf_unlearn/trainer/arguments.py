@@ -139,8 +139,7 @@ class UnlearningArguments(TrainingArguments):
     )
     min_forget_epochs: int | None = field(
         default=None,
-        metadata={"help": "Floor of the automatic length in forget-epochs; None = the method's (nabla_tau's relabel "
-                  "push: 4, else 1)."},
+        metadata={"help": "Least forget-epochs of the automatic length (None: 4 with relabel, else 1)."},
     )
     num_train_epochs: float | None = field(
         default=None, metadata={"help": "Alias of forget_epochs for Trainer users; leave unset or equal to it."}
