@@ -18,6 +18,9 @@ from hf_unlearn.io import write_text_atomic
 
 # A split separates when doing nothing is this far from retraining (means over seeds at 15 %).
 SEPARATION = {"mia_loss": 0.10, "forget_acc": 0.15}
+# a retrained reference whose accuracy on its own (retain) rows is below this under-fit them: the gold standard then
+# flatters every method's retain / test comparison (the originals and the other references fit 0.95–1.00)
+UNDERFIT_FLOOR = 0.90
 # forget_loss (at the end, eval mode) beside τ, the held-out loss ∇τ aims the forget set at, shows where a run left
 # the forget set; forget_gap_min (the lowest τ − in-step forget loss of any step, ≤ 0: a batch reached τ) whether the
 # run got there on the way.
@@ -73,6 +76,13 @@ def separation(rows: list[dict], forget: str) -> dict[str, tuple[float, float, b
         mean, half, _ = mean_ci(diffs)
         out[key] = (mean, half, bool(diffs) and mean >= need)
     return out
+
+
+def underfit_references(rows: list[dict]) -> list[str]:
+    """The retrained references that under-fit their rows (training accuracy below `UNDERFIT_FLOOR`), as
+    'split seed K (accuracy)'."""
+    return [f"{r['forget']} seed {r['seed']} ({r['retain_acc']:.3f})" for r in select(rows, "retrain")
+            if r.get("retain_acc") is not None and r["retain_acc"] < UNDERFIT_FLOOR]
 
 
 def methods_of(rows: list[dict]) -> list[str]:
@@ -219,6 +229,11 @@ def markdown(rows: list[dict], meta: dict) -> str:
         cells = [f"{sep[k][0]:+.3f}" + ("" if math.isnan(sep[k][1]) else f" ± {sep[k][1]:.3f}") for k in SEPARATION]
         lines.append(f"| {s} | {n} | {fit} | {refit} | {cells[0]} | {cells[1]} | {rmia} | "
                      f"{'yes' if all(v[2] for v in sep.values()) else 'no: not measurable'} |")
+    underfit = underfit_references(rows)
+    if underfit:
+        lines += ["", f"Under-fit retrained references (training accuracy below {UNDERFIT_FLOOR}; a gold standard "
+                  "that under-fits flatters every method's retain and test accuracy against it): "
+                  + ", ".join(underfit) + "."]
     for s in splits:
         lines += ["", f"## {s}: mean ± 95 % CI over seeds", ""] + ci_table(rows, s)
     for method in filter(is_nabla_tau, methods_of(rows)):

@@ -157,6 +157,16 @@ def test_variants_are_compared_with_the_default_paired_by_seed():
     assert paired_table(rows[:1] + rows[3:4], "15%") == []  # one seed: no pairing to speak of
 
 
+def test_under_fit_retrained_references_are_named():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from summary import underfit_references
+
+    rows = [{"method": "retrain", "forget": "15%", "seed": s, "retain_acc": acc} for s, acc in enumerate((0.98, 0.653))]
+    rows.append({"method": "original", "forget": "15%", "seed": 1, "retain_acc": 0.5})  # only references count
+    assert underfit_references(rows) == ["15% seed 1 (0.653)"]
+    assert underfit_references(rows[:1]) == []
+
+
 def test_results_table_shows_where_the_forget_loss_ended_beside_tau():
     sys.path.insert(0, str(REPO / "benchmarks"))
     from summary import CI_KEYS, ci_table
