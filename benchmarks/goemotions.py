@@ -118,22 +118,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
-    """'label:key=value,key=value' → (label, overrides) with values parsed as YAML scalars; a number YAML 1.1 reads
-    as a string (``3e-4``: no dot) is read as the number."""
-    import yaml
+    """'label:key=value,key=value' → (label, overrides), each value typed by its `UnlearningArguments` field through
+    the parser `hf-unlearn run` uses (so ``3e-4`` is a float and ``6`` an int where the field says so)."""
+    from hf_unlearn.pipeline.config import CLIError, job_parser
 
     label, _, spec = text.partition(":")
-    overrides = {}
-    for item in filter(None, spec.split(",")):
-        key, _, value = item.partition("=")
-        parsed = yaml.safe_load(value)
-        if isinstance(parsed, str):
-            try:
-                parsed = float(parsed)
-            except ValueError:
-                pass
-        overrides[key.strip()] = parsed
-    return label, overrides
+    items = [(key.strip(), value) for key, _, value in (item.partition("=") for item in filter(None, spec.split(",")))]
+    parsed, rest = job_parser("--variant", "").parse_known_args([a for k, v in items for a in (f"--{k}", v)])
+    if rest:
+        raise CLIError(f"--variant {text!r}: {' '.join(rest)} is not an UnlearningArguments option.")
+    return label, {key: getattr(parsed, key) for key, _ in items}
 
 
 def bench_job(args, **selector) -> JobArguments:
