@@ -1,5 +1,5 @@
-"""`tau_target="quantiles"`: each forget row, by rank, gated towards the held-out loss at that rank; and ∇τ with
-the KL retain term (`retain_loss="kl"`)."""
+"""`tau_target="quantiles"`: each forget row, by rank, gated towards the held-out loss at that rank (per class with
+`"class_quantiles"`); and ∇τ with the KL retain term (`retain_loss="kl"`)."""
 
 import pytest
 import torch
@@ -8,7 +8,8 @@ from transformers import default_data_collator
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
 from hf_unlearn.methods import nabla_tau_loss
-from hf_unlearn.methods.nabla_tau import below_target, quantile_ascent, relabel_descent
+from hf_unlearn.methods.base import ObjectiveInputs
+from hf_unlearn.methods.nabla_tau import MIN_CLASS_ROWS, NABLA_TAU, below_target, quantile_ascent, relabel_descent
 from hf_unlearn.trainer.checkpoints import write_state
 
 HELD_OUT = torch.tensor([0.0, 1.0, 2.0, 3.0])  # mean (τ) 1.5; quantiles at ranks ¼, ¾: 0.75, 2.25
@@ -38,6 +39,32 @@ def test_quantile_gate_is_zero_on_the_held_out_distribution():
     held_out = torch.linspace(0.1, 4.0, 101)
     ranks = (torch.arange(8) + 0.5) / 8
     assert quantile_ascent(torch.quantile(held_out, ranks).flip(0), held_out).item() == pytest.approx(0, abs=1e-12)
+
+
+def test_class_quantiles_rank_each_row_within_its_class():
+    # class 0: held-out losses 0.0 … 0.9 (a class the model predicts well on unseen rows); class 1: too few held-out
+    # rows for its own quantiles, so its row keeps the pooled target at its pooled rank
+    held_out = torch.cat([torch.arange(MIN_CLASS_ROWS) / MIN_CLASS_ROWS, torch.tensor([3.0, 4.0])])
+    classes = torch.tensor([0] * MIN_CLASS_ROWS + [1, 1])
+    forget = torch.tensor([0.5, 0.3, 0.2])
+    labels = torch.tensor([0, 0, 1])
+    pooled = torch.quantile(held_out, torch.tensor([1 / 6, 3 / 6, 5 / 6]))  # pooled ranks: 0.2 → 0, 0.3 → 1, 0.5 → 2
+    by_class = torch.quantile(held_out[:MIN_CLASS_ROWS], torch.tensor([0.25, 0.75]))  # 0.3 → rank 0, 0.5 → rank 1
+    assert below_target(forget, 1.0, held_out).tolist() == [True, True, False]
+    gate = below_target(forget, 1.0, held_out, labels, classes)
+    # the class-0 row at 0.3 is as surprising as its rank among unseen class-0 rows (0.225): no longer pushed
+    assert gate.tolist() == [True, False, False]
+    loss = quantile_ascent(forget, held_out, labels, classes)
+    expected = ((by_class[1] - 0.5).clamp(min=0) ** 2 + (by_class[0] - 0.3).clamp(min=0) ** 2
+                + (pooled[0] - 0.2).clamp(min=0) ** 2) / 3
+    assert loss.item() == pytest.approx(expected.item())
+
+
+def test_class_quantiles_need_single_label_classes():
+    x = ObjectiveInputs(torch.tensor([0.1]), torch.tensor([0.2]), tau=1.0, alpha=0.5, heldout_losses=HELD_OUT,
+                        hparams={"tau_target": "class_quantiles", "forget_push": "ascent"})
+    with pytest.raises(ValueError, match="tau_target='class_quantiles' needs single-label classification labels"):
+        NABLA_TAU.objective(x)
 
 
 def _trainer(tmp_path, **kw):
@@ -70,15 +97,26 @@ def test_trainer_keeps_the_held_out_losses_and_the_gate_reads_them(tmp_path):
     assert abs(expected.item() - paper.item()) > 1e-3  # the two gates differ on this batch
 
 
-def test_held_out_losses_travel_with_a_checkpoint(tmp_path):
-    trainer = _trainer(tmp_path, tau_target="quantiles")
+def test_held_out_losses_and_classes_travel_with_a_checkpoint(tmp_path):
+    trainer = _trainer(tmp_path, tau_target="class_quantiles")
     trainer.tau = trainer.compute_tau()
+    # each held-out loss keeps its row's class through the sort
+    rows = token_dataset(16, 1)
+    trainer.model.eval()
+    with torch.no_grad():
+        logits = trainer.model(input_ids=torch.tensor(rows["input_ids"]),
+                               attention_mask=torch.tensor(rows["attention_mask"])).logits
+    losses = torch.nn.functional.cross_entropy(logits, torch.tensor(rows["labels"]), reduction="none")
+    for label in range(3):
+        mine = trainer.heldout_losses[trainer.heldout_labels == label]
+        assert torch.allclose(mine, losses[torch.tensor(rows["labels"]) == label].sort().values, atol=1e-5)
     folder = tmp_path / "checkpoint-1"
     folder.mkdir()
     write_state(str(folder), trainer.unlearning_state())
-    resumed = _trainer(tmp_path, tau_target="quantiles")
+    resumed = _trainer(tmp_path, tau_target="class_quantiles")
     resumed._load_unlearning_state(str(folder))
     assert torch.allclose(resumed.heldout_losses, trainer.heldout_losses) and resumed.tau == trainer.tau
+    assert torch.equal(resumed.heldout_labels, trainer.heldout_labels)
 
 
 def test_fixed_tau_keeps_the_mean_gate(tmp_path):

@@ -28,7 +28,8 @@ class ObjectiveInputs:
     ``needs_hidden`` get ``hidden``: the chosen layer's output per half (``forget`` / ``retain``, ``[B, T, H]``,
     with gradients), the reference's on retain rows (``ref_retain``, no gradient) and each half's supervised-token
     mask (``forget_mask`` / ``retain_mask``, ``[B, T]``, positions whose label is not -100). Methods with
-    ``needs_tau`` also get ``heldout_losses``: the per-sample held-out losses τ is the mean of (1-D, sorted); methods
+    ``needs_tau`` also get ``heldout_losses``: the per-sample held-out losses τ is the mean of (1-D, sorted), and on
+    single-label tasks ``heldout_labels``, their classes in the same order; methods
     with ``needs_logits`` the forget rows' labels (``forget_labels``).
     """
 
@@ -49,6 +50,7 @@ class ObjectiveInputs:
     pooled: bool = False
     hidden: dict[str, torch.Tensor] | None = None
     heldout_losses: torch.Tensor | None = None
+    heldout_labels: torch.Tensor | None = None
     forget_labels: torch.Tensor | None = None
 
     def forget_mean(self) -> torch.Tensor:

@@ -14,6 +14,9 @@ losses, sorted, are pushed towards the held-out losses at the same ranks (the he
 so the forget set's loss *distribution* (what a per-example attack reads) is moved towards that of unseen data,
 and a row already as surprising as its rank's held-out row is no longer pushed (the mean gate rewards blowing a few
 rows' losses up instead). Its mean target is τ; with a fixed τ (class removal) the mean gate applies.
+``tau_target="class_quantiles"`` ranks each row among the batch's rows of its class against the held-out rows
+of that class (a retrained model's loss on a forget row of class c looks like its loss on unseen rows of class c),
+so a majority class the model rightly predicts on unseen rows is not pushed away as a whole.
 
 ``forget_push="relabel"`` (the default on single-label text, with the quantile target, constant α and lr 6e-4;
 docs/method.md) replaces the ascent: each forget row below its target descends towards the model's own prediction
@@ -26,13 +29,15 @@ import torch
 
 from .base import Method, ObjectiveInputs, register, token_mean
 
-TAU_TARGETS = ("mean", "quantiles")
+TAU_TARGETS = ("mean", "quantiles", "class_quantiles")
 FORGET_PUSHES = ("ascent", "relabel")
 #: the learning rate with the relabel push (chosen on GoEmotions dev rows: docs/method.md)
 RELABEL_LEARNING_RATE = 6e-4
 #: the automatic length's floor with the relabel push, in forget-epochs: at 30 % forget the length rule gives 2,
 #: which left the forget set short of its targets (GoEmotions dev rows, seeds 0–5: docs/method.md)
 RELABEL_MIN_FORGET_EPOCHS = 4
+#: ``tau_target="class_quantiles"``: a class needs this many held-out rows for its own quantiles (else pooled)
+MIN_CLASS_ROWS = 10
 
 
 def rank_targets(heldout_losses: torch.Tensor, n: int, device) -> torch.Tensor:
@@ -41,21 +46,39 @@ def rank_targets(heldout_losses: torch.Tensor, n: int, device) -> torch.Tensor:
     return torch.quantile(heldout, (torch.arange(n, device=device, dtype=torch.float32) + 0.5) / n)
 
 
-def quantile_ascent(forget_losses: torch.Tensor, heldout_losses: torch.Tensor) -> torch.Tensor:
-    """mean_i ReLU(q_(i) − L_(i))²: sorted forget losses against the held-out losses' quantiles at the same ranks."""
-    targets = rank_targets(heldout_losses, forget_losses.numel(), forget_losses.device)
-    return (torch.relu(targets - torch.sort(forget_losses.float()).values) ** 2).mean()
+def row_targets(forget_losses: torch.Tensor, heldout_losses: torch.Tensor, labels: torch.Tensor | None = None,
+                heldout_labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Each forget row's target (no gradient): the held-out loss at the row's rank among the batch's forget rows;
+    with labels (``tau_target="class_quantiles"``), among the batch's rows of its class against the held-out rows of
+    that class, where at least `MIN_CLASS_ROWS` of them were held out (other rows keep the pooled target)."""
+    losses = forget_losses.detach().float()
+    targets = torch.empty_like(losses)
+    targets[torch.argsort(losses)] = rank_targets(heldout_losses, losses.numel(), losses.device)
+    if labels is None or heldout_labels is None:
+        return targets
+    labels, heldout_labels = labels.to(losses.device).long(), heldout_labels.to(losses.device).long()
+    for label in labels.unique():
+        pool = heldout_losses.to(losses.device)[heldout_labels == label]
+        if pool.numel() >= MIN_CLASS_ROWS:
+            rows = (labels == label).nonzero().squeeze(1)
+            targets[rows[torch.argsort(losses[rows])]] = rank_targets(pool, rows.numel(), losses.device)
+    return targets
 
 
-def below_target(forget_losses: torch.Tensor, tau, heldout_losses: torch.Tensor | None) -> torch.Tensor:
-    """Which forget rows sit below their target: their rank's held-out loss, else τ (no gradient)."""
+def quantile_ascent(forget_losses: torch.Tensor, heldout_losses: torch.Tensor, labels: torch.Tensor | None = None,
+                    heldout_labels: torch.Tensor | None = None) -> torch.Tensor:
+    """mean_i ReLU(q_i − L_i)²: each forget loss against its rank's held-out loss (`row_targets`)."""
+    targets = row_targets(forget_losses, heldout_losses, labels, heldout_labels)
+    return (torch.relu(targets - forget_losses.float()) ** 2).mean()
+
+
+def below_target(forget_losses: torch.Tensor, tau, heldout_losses: torch.Tensor | None,
+                 labels: torch.Tensor | None = None, heldout_labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Which forget rows sit below their target: their rank's held-out loss (`row_targets`), else τ (no gradient)."""
     losses = forget_losses.detach().float()
     if heldout_losses is None or heldout_losses.numel() == 0:
         return losses < float(tau)
-    order = torch.argsort(losses)
-    below = torch.zeros_like(losses, dtype=torch.bool)
-    below[order] = losses[order] < rank_targets(heldout_losses, losses.numel(), losses.device)
-    return below
+    return losses < row_targets(losses, heldout_losses, labels, heldout_labels)
 
 
 def relabel_descent(forget_logits: torch.Tensor, labels: torch.Tensor, below: torch.Tensor) -> torch.Tensor:
@@ -71,12 +94,14 @@ def relabel_descent(forget_logits: torch.Tensor, labels: torch.Tensor, below: to
 def nabla_tau_loss(
     forget_losses: torch.Tensor, retain_losses: torch.Tensor, tau: torch.Tensor | float, alpha: float,
     forget_token_counts: torch.Tensor | None = None, retain_token_counts: torch.Tensor | None = None,
-    heldout_losses: torch.Tensor | None = None,
+    heldout_losses: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+    heldout_labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The ∇τ objective from per-sample losses, τ and α (all arithmetic in fp32); with token counts, each mean is
-    pooled over tokens (``token_mean="pooled"``); with ``heldout_losses``, the quantile gate replaces the mean's."""
+    pooled over tokens (``token_mean="pooled"``); with ``heldout_losses``, the quantile gate replaces the mean's
+    (per class with ``labels`` and ``heldout_labels``)."""
     if heldout_losses is not None and heldout_losses.numel() > 0:
-        ascent = quantile_ascent(forget_losses, heldout_losses)
+        ascent = quantile_ascent(forget_losses, heldout_losses, labels, heldout_labels)
     else:
         tau = torch.as_tensor(tau, dtype=torch.float32, device=forget_losses.device)
         ascent = torch.relu(tau - token_mean(forget_losses, forget_token_counts)) ** 2
@@ -85,13 +110,22 @@ def nabla_tau_loss(
 
 def _objective(x: ObjectiveInputs) -> torch.Tensor:
     counts = (x.forget_token_counts, x.retain_token_counts) if x.pooled else (None, None)
-    heldout = x.heldout_losses if x.hparams["tau_target"] == "quantiles" else None
+    target = x.hparams["tau_target"]
+    heldout = x.heldout_losses if target in ("quantiles", "class_quantiles") else None
+    by_class = {}
+    if target == "class_quantiles":
+        if x.heldout_labels is None or x.forget_labels is None or x.forget_labels.dim() != 1:
+            raise ValueError("tau_target='class_quantiles' needs single-label classification labels; use "
+                             "'quantiles'.")
+        by_class = dict(labels=x.forget_labels, heldout_labels=x.heldout_labels)
     if x.hparams["forget_push"] == "relabel":
         if x.forget_logits is None or x.forget_labels is None or x.forget_logits.dim() != 2:
             raise ValueError("forget_push='relabel' needs single-label classification logits; use 'ascent'.")
-        push = relabel_descent(x.forget_logits, x.forget_labels, below_target(x.forget_losses, x.tau, heldout))
+        below = below_target(x.forget_losses, x.tau, heldout, **by_class)
+        push = relabel_descent(x.forget_logits, x.forget_labels, below)
         return x.alpha * push + (1.0 - x.alpha) * token_mean(x.retain_losses, counts[1])
-    return nabla_tau_loss(x.forget_losses, x.retain_losses, x.tau, x.alpha, *counts, heldout_losses=heldout)
+    return nabla_tau_loss(x.forget_losses, x.retain_losses, x.tau, x.alpha, *counts, heldout_losses=heldout,
+                          **by_class)
 
 
 def _check(hp: dict) -> None:

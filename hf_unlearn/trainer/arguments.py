@@ -34,8 +34,9 @@ class UnlearningArguments(TrainingArguments):
             their loss; `"relabel"` descends towards the model's own prediction with the row's label masked out.
             `None` = automatic: relabel for single-label text classification (with `tau_target="quantiles"`,
             constant α and learning rate 6e-4: docs/method.md), ascent elsewhere.
-        tau_target (`str` or `None`): `"mean"` (the paper's: the batch-mean forget loss towards τ) or `"quantiles"`
-            (each forget row, by rank, towards the held-out loss at that rank). `None` = automatic (see above).
+        tau_target (`str` or `None`): `"mean"` (the paper's: the batch-mean forget loss towards τ), `"quantiles"`
+            (each forget row, by rank, towards the held-out loss at that rank) or `"class_quantiles"` (by rank within
+            its class, against held-out rows of that class; single-label). `None` = automatic (see above).
         tau (`float` or `None`): a fixed τ. `None` = automatic: the mean validation loss, except for class removal
             (no forget class left in the retain set), where held-out data of the remaining classes cannot show the
             loss of a class the model never saw: τ = log(num_labels), the loss of a uniform guess.
@@ -154,8 +155,9 @@ class UnlearningArguments(TrainingArguments):
                   "choices": list(TAU_GATES)},
     )
     tau_target: str | None = field(
-        default=None, metadata={"help": "∇τ's target: 'mean' (the paper's) or 'quantiles' (per row, by rank); None = "
-                                "automatic.", "choices": ["mean", "quantiles"]}
+        default=None, metadata={"help": "∇τ's target: 'mean' (the paper's), 'quantiles' (per row, by rank) or "
+                                "'class_quantiles' (by rank within the row's class); None = automatic.",
+                                "choices": ["mean", "quantiles", "class_quantiles"]}
     )
     forget_push: str | None = field(
         default=None, metadata={"help": "∇τ's push: 'ascent' (the paper's) or 'relabel'; None = automatic.",

@@ -224,6 +224,7 @@ class PersistenceMixin:
     tau_step: int
     tau_history: list[dict[str, float]]
     heldout_losses: Any
+    heldout_labels: Any
     alpha0: float
     samples_per_step: int
     card_metadata: dict[str, Any]
@@ -235,7 +236,9 @@ class PersistenceMixin:
     def unlearning_state(self) -> dict[str, Any]:
         """What a checkpoint needs beyond Trainer's state to resume unlearning exactly, and the job it belongs to."""
         heldout = None if self.heldout_losses is None else self.heldout_losses.tolist()
+        classes = None if self.heldout_labels is None else self.heldout_labels.tolist()
         return {"tau": self.tau, "tau_step": self.tau_step, "tau_history": self.tau_history, "heldout_losses": heldout,
+                "heldout_labels": classes,
                 "alpha0": self.alpha0, "forget_epochs": self.args.forget_epochs,
                 "samples_per_step": self.samples_per_step, "job": self.job}
 
@@ -357,4 +360,6 @@ class PersistenceMixin:
         self.tau_history = state["tau_history"]
         heldout = state.get("heldout_losses")  # held-out rows' losses, for tau_target="quantiles"
         self.heldout_losses = None if heldout is None else torch.tensor(heldout, dtype=torch.float32)
+        classes = state.get("heldout_labels")  # their classes, for tau_target="class_quantiles"
+        self.heldout_labels = None if classes is None else torch.tensor(classes, dtype=torch.long)
         self.alpha0 = state["alpha0"]

@@ -127,6 +127,7 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
             self.method.prepare(self.model, args.method_hparams())
         self.tau: float | None = None
         self.heldout_losses: torch.Tensor | None = None
+        self.heldout_labels: torch.Tensor | None = None  # single-label tasks: the held-out rows' classes
         self.last_audit = self.last_comparison = None
         #: card metadata (finetuned_from, dataset, license, language, tags) for save_model / push_to_hub cards
         self.card_metadata: dict[str, Any] = {}
@@ -203,21 +204,30 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         model = self.model_wrapped if self.model_wrapped is not None else self.model
         was_training = model.training
         model.eval()
-        losses_, kept_ = [], []  # on the device: masked and synced once, after the loop
+        losses_, kept_, labels_ = [], [], []  # on the device: masked and synced once, after the loop
         with torch.no_grad():
             for batch in loader:
                 batch = self._prepare_inputs(batch)
                 losses = self._per_sample(model, batch)[0].detach().float()
                 kept = supervised_rows(batch.get("labels"), self.task, len(losses)).to(losses.device)
-                losses, kept = self.accelerator.gather_for_metrics((torch.where(kept > 0, losses, 0.0), kept))
+                labels = batch.get("labels")
+                labels = labels if labels is not None and labels.dim() == 1 else torch.full_like(kept, -1).long()
+                losses, kept, labels = self.accelerator.gather_for_metrics(
+                    (torch.where(kept > 0, losses, 0.0), kept, labels))
                 losses_.append(losses)
                 kept_.append(kept)
+                labels_.append(labels)
         model.train(was_training)
-        heldout = torch.cat(losses_)[torch.cat(kept_) > 0] if losses_ else torch.zeros(0)
+        kept = torch.cat(kept_) > 0 if losses_ else torch.zeros(0, dtype=torch.bool)
+        heldout = torch.cat(losses_)[kept] if losses_ else torch.zeros(0)
         if heldout.numel() == 0:
             raise ValueError("The validation set is empty: τ needs held-out samples.")
         tau = float(heldout.double().mean())
-        self.heldout_losses = torch.sort(heldout).values  # the quantile gate's targets (tau_target), on the device
+        # the quantile gate's targets (tau_target), sorted, on the device; their labels for the per-class gate
+        heldout, order = torch.sort(heldout)
+        labels = torch.cat(labels_)[kept][order]
+        self.heldout_losses = heldout
+        self.heldout_labels = labels if bool((labels >= 0).all()) else None
         if not math.isfinite(tau):
             raise ValueError(
                 f"τ is not finite ({tau}): the model's loss on the validation set is NaN/inf. Check the validation "
@@ -277,7 +287,8 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
                             progress=step / max(1, self.state.max_steps),
                             epoch=step / max(1, self.steps_per_forget_epoch), retain_token_counts=retain_counts,
                             pooled=self.args.token_mean == "pooled", hidden=hidden,
-                            heldout_losses=self.heldout_losses if self.fixed_tau is None else None, **logit_kw)
+                            heldout_losses=self.heldout_losses if self.fixed_tau is None else None,
+                            heldout_labels=self.heldout_labels if self.fixed_tau is None else None, **logit_kw)
         )
         self._record(alpha, forget_losses, retain_losses)
         if self.model.training:
