@@ -156,6 +156,24 @@ def test_relabel_descent_by_hand():
     assert below_target(torch.tensor([1.0, 2.0]), 1.5, None).tolist() == [True, False]
 
 
+def test_calibrated_push_stops_at_the_target():
+    logits = torch.tensor([[4.0, 1.0, 0.0]], requires_grad=True)  # p(label) ≈ 0.94: a memorised row
+    labels, below = torch.tensor([0]), torch.tensor([True])
+    target = torch.tensor([0.5])  # its rank's held-out loss: the label should keep e^(−0.5) ≈ 0.61
+    relabel_descent(logits, labels, below, target).backward()
+    calibrated = logits.grad.clone()
+    logits.grad = None
+    relabel_descent(logits, labels, below).backward()
+    p_label = torch.softmax(logits.detach(), -1)[0, 0]
+    # the same direction as the plain relabel push, scaled by 1 − e^(−target)/p(label)
+    assert torch.allclose(calibrated, logits.grad * (1 - torch.exp(-target) / p_label), atol=1e-6)
+    # at the target the push is zero: the row's loss already equals its rank's held-out loss
+    at_target = torch.log(torch.tensor([[float(torch.exp(-target)), 0.3, 0.1]])).requires_grad_()
+    at_target.data[0, 1:] = torch.log(torch.tensor([0.3, 0.1]) * (1 - torch.exp(-target)) / 0.4)
+    relabel_descent(at_target, labels, below, target).backward()
+    assert torch.allclose(at_target.grad, torch.zeros(1, 3), atol=1e-6)
+
+
 def test_relabel_push_in_the_trainer(tmp_path):
     trainer = _trainer(tmp_path, forget_push="relabel", tau_target="quantiles")
     trainer.tau = trainer.compute_tau() + 1.0
@@ -168,5 +186,5 @@ def test_relabel_push_in_the_trainer(tmp_path):
     push = relabel_descent(halves["forget_logits"], forget_in["labels"], below)
     expected = alpha * push + (1 - alpha) * retain.mean()
     assert below.any() and trainer.compute_loss(trainer.model, batch).item() == pytest.approx(expected.item(), rel=1e-4)
-    with pytest.raises(ValueError, match="forget_push='shove'; choose one of ascent, relabel"):
+    with pytest.raises(ValueError, match="forget_push='shove'; choose one of ascent, relabel, calibrated"):
         _trainer(tmp_path, forget_push="shove")

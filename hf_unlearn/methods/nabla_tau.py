@@ -21,6 +21,7 @@ so a majority class the model rightly predicts on unseen rows is not pushed away
 ``forget_push="relabel"`` (the default on single-label text, with the quantile target, constant α and lr 6e-4;
 docs/method.md) replaces the ascent: each forget row below its target descends towards the model's own prediction
 with the row's label masked out (`relabel_descent`), a bounded step instead of an unbounded ascent.
+``forget_push="calibrated"`` descends towards the row's target instead: the label keeps probability e^(−target).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ import torch
 from .base import Method, ObjectiveInputs, register, token_mean
 
 TAU_TARGETS = ("mean", "quantiles", "class_quantiles")
-FORGET_PUSHES = ("ascent", "relabel")
+FORGET_PUSHES = ("ascent", "relabel", "calibrated")
+#: the pushes that descend towards a relabelled target (and share the relabel recipe's automatic settings)
+RELABEL_PUSHES = ("relabel", "calibrated")
 #: the learning rate with the relabel push (chosen on GoEmotions dev rows: docs/method.md)
 RELABEL_LEARNING_RATE = 6e-4
 #: the automatic length's floor with the relabel push, in forget-epochs: at 30 % forget the length rule gives 2,
@@ -72,22 +75,36 @@ def quantile_ascent(forget_losses: torch.Tensor, heldout_losses: torch.Tensor, l
     return (torch.relu(targets - forget_losses.float()) ** 2).mean()
 
 
-def below_target(forget_losses: torch.Tensor, tau, heldout_losses: torch.Tensor | None,
-                 labels: torch.Tensor | None = None, heldout_labels: torch.Tensor | None = None) -> torch.Tensor:
-    """Which forget rows sit below their target: their rank's held-out loss (`row_targets`), else τ (no gradient)."""
+def targets_of(forget_losses: torch.Tensor, tau, heldout_losses: torch.Tensor | None,
+               labels: torch.Tensor | None = None, heldout_labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Each forget row's target loss (no gradient): its rank's held-out loss (`row_targets`), else τ."""
     losses = forget_losses.detach().float()
     if heldout_losses is None or heldout_losses.numel() == 0:
-        return losses < float(tau)
-    return losses < row_targets(losses, heldout_losses, labels, heldout_labels)
+        return torch.full_like(losses, float(tau))
+    return row_targets(losses, heldout_losses, labels, heldout_labels)
 
 
-def relabel_descent(forget_logits: torch.Tensor, labels: torch.Tensor, below: torch.Tensor) -> torch.Tensor:
+def below_target(forget_losses: torch.Tensor, tau, heldout_losses: torch.Tensor | None,
+                 labels: torch.Tensor | None = None, heldout_labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Which forget rows sit below their target (`targets_of`)."""
+    return forget_losses.detach().float() < targets_of(forget_losses, tau, heldout_losses, labels, heldout_labels)
+
+
+def relabel_descent(forget_logits: torch.Tensor, labels: torch.Tensor, below: torch.Tensor,
+                    targets: torch.Tensor | None = None) -> torch.Tensor:
     """Σ over rows below target of CE(q, p_θ) / rows, q = the model's own distribution over the *other* classes
     (its label masked out; no gradient through q): a bounded descent that moves a memorised row's prediction to what
-    the model would say without its label, instead of an unbounded ascent on it."""
+    the model would say without its label, instead of an unbounded ascent on it. With ``targets``
+    (``forget_push="calibrated"``) the label keeps probability e^(−target) in q, so a row's descent ends where its
+    loss equals its target instead of at the label's full removal (the same direction, a step scaled by
+    1 − e^(−target)/p(label))."""
     logits = forget_logits.float()
     masked = logits.detach().scatter(1, labels.long().view(-1, 1), float("-inf"))
-    ce = -(torch.softmax(masked, dim=-1) * torch.log_softmax(logits, dim=-1)).sum(-1)
+    q = torch.softmax(masked, dim=-1)
+    if targets is not None:
+        keep = torch.exp(-targets.detach().float().to(logits.device)).clamp(max=1.0).unsqueeze(1)
+        q = (1.0 - keep) * q + keep * torch.nn.functional.one_hot(labels.long(), logits.shape[-1]).float()
+    ce = -(q * torch.log_softmax(logits, dim=-1)).sum(-1)
     return (ce * below).sum() / max(1, ce.numel())
 
 
@@ -118,11 +135,13 @@ def _objective(x: ObjectiveInputs) -> torch.Tensor:
             raise ValueError("tau_target='class_quantiles' needs single-label classification labels; use "
                              "'quantiles'.")
         by_class = dict(labels=x.forget_labels, heldout_labels=x.heldout_labels)
-    if x.hparams["forget_push"] == "relabel":
+    push = x.hparams["forget_push"]
+    if push in RELABEL_PUSHES:
         if x.forget_logits is None or x.forget_labels is None or x.forget_logits.dim() != 2:
-            raise ValueError("forget_push='relabel' needs single-label classification logits; use 'ascent'.")
-        below = below_target(x.forget_losses, x.tau, heldout, **by_class)
-        push = relabel_descent(x.forget_logits, x.forget_labels, below)
+            raise ValueError(f"forget_push={push!r} needs single-label classification logits; use 'ascent'.")
+        targets = targets_of(x.forget_losses, x.tau, heldout, **by_class)
+        below = x.forget_losses.detach().float() < targets
+        push = relabel_descent(x.forget_logits, x.forget_labels, below, targets if push == "calibrated" else None)
         return x.alpha * push + (1.0 - x.alpha) * token_mean(x.retain_losses, counts[1])
     return nabla_tau_loss(x.forget_losses, x.retain_losses, x.tau, x.alpha, *counts, heldout_losses=heldout,
                           **by_class)
@@ -148,12 +167,12 @@ def automatic_push(args, task: str | None, modality: str, class_removal: bool, a
         push = "relabel" if task == "single_label" and modality == "text" and not class_removal else "ascent"
         args.forget_push = push
         automatic.append(f"forget push {push!r}" + (" (single-label text)" if push == "relabel" else ""))
-    if push == "relabel" and task not in ("single_label", "image_classification"):
-        raise ValueError(f"forget_push='relabel' needs single-label classification logits, not task={task!r}; "
+    if push in RELABEL_PUSHES and task not in ("single_label", "image_classification"):
+        raise ValueError(f"forget_push={push!r} needs single-label classification logits, not task={task!r}; "
                          "use forget_push='ascent'.")
     if kwargs.get("tau_target", args.tau_target) is None:
-        args.tau_target = "quantiles" if push == "relabel" else "mean"
-    if push == "relabel":
+        args.tau_target = "quantiles" if push in RELABEL_PUSHES else "mean"
+    if push in RELABEL_PUSHES:
         args.alpha_schedule = args.alpha_schedule or "constant"
         if args.min_forget_epochs is None:
             args.min_forget_epochs = RELABEL_MIN_FORGET_EPOCHS

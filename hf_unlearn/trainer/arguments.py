@@ -31,7 +31,8 @@ class UnlearningArguments(TrainingArguments):
         alpha_schedule (`str` or `None`): `"linear"` decays α to 0 over the run; `"constant"` keeps α₀. `None` =
             automatic: constant with ∇τ's relabel push, linear (the paper's) otherwise.
         forget_push (`str` or `None`): how ∇τ moves forget rows below their target. `"ascent"` (the paper's) raises
-            their loss; `"relabel"` descends towards the model's own prediction with the row's label masked out.
+            their loss; `"relabel"` descends towards the model's own prediction with the row's label masked out;
+            `"calibrated"` towards that prediction with the label keeping probability e^(−the row's target loss).
             `None` = automatic: relabel for single-label text classification (with `tau_target="quantiles"`,
             constant α and learning rate 6e-4: docs/method.md), ascent elsewhere.
         tau_target (`str` or `None`): `"mean"` (the paper's: the batch-mean forget loss towards τ), `"quantiles"`
@@ -160,8 +161,9 @@ class UnlearningArguments(TrainingArguments):
                                 "choices": ["mean", "quantiles", "class_quantiles"]}
     )
     forget_push: str | None = field(
-        default=None, metadata={"help": "∇τ's push: 'ascent' (the paper's) or 'relabel'; None = automatic.",
-                                "choices": ["ascent", "relabel"]}
+        default=None, metadata={"help": "∇τ's push: 'ascent' (the paper's), 'relabel' or 'calibrated' (relabel "
+                                "to the row's target); None = automatic.",
+                                "choices": ["ascent", "relabel", "calibrated"]}
     )
     retain_weight: float = field(
         default=1.0, metadata={"help": "λ of the retain term in grad_diff and npo; γ (retain task loss) in scrub."}
