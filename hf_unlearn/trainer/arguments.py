@@ -89,6 +89,10 @@ class UnlearningArguments(TrainingArguments):
         modality (`str`, defaults to `"auto"`): `text` or `image` selects the α₀ rule; `auto` reads the model.
         stop_at_tau (`bool`, defaults to `False`): adaptive length: end after the first forget-epoch in which the
             forget loss sat at τ (at or above τ in at least half its batches); `forget_epochs` stays the upper bound.
+        prior_repair (`bool` or `None`): after the run, shift the classifier's output bias so that the model's mean
+            predicted class distribution on the held-out (τ) rows is the original's, measured there before the first
+            step: undoes the class-prior shift a forget push leaves on unseen data (single-label classification; not
+            with class removal, which must change the prior). `None` = automatic: off.
         fuse_forget_retain (`bool` or `None`): one forward pass over the forget+retain batch padded together
             (`None` = automatic: one pass for classifiers when the collator can, two for causal LMs, whose
             full-vocabulary logits make two half-size passes leaner; `False` = two passes).
@@ -149,6 +153,11 @@ class UnlearningArguments(TrainingArguments):
     stop_at_tau: bool = field(
         default=False,
         metadata={"help": "End after the first forget-epoch with the forget loss at τ."},
+    )
+    prior_repair: bool | None = field(
+        default=None,
+        metadata={"help": "After the run, shift the output bias back to the original's mean prediction on the "
+                          "held-out rows (single-label classification); None = automatic (off)."},
     )
     tau_gate: str = field(
         default="eval",

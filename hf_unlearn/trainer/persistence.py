@@ -225,6 +225,7 @@ class PersistenceMixin:
     tau_history: list[dict[str, float]]
     heldout_losses: Any
     heldout_labels: Any
+    heldout_prior: Any
     alpha0: float
     samples_per_step: int
     card_metadata: dict[str, Any]
@@ -239,6 +240,7 @@ class PersistenceMixin:
         classes = None if self.heldout_labels is None else self.heldout_labels.tolist()
         return {"tau": self.tau, "tau_step": self.tau_step, "tau_history": self.tau_history, "heldout_losses": heldout,
                 "heldout_labels": classes,
+                "heldout_prior": None if self.heldout_prior is None else self.heldout_prior.tolist(),
                 "alpha0": self.alpha0, "forget_epochs": self.args.forget_epochs,
                 "samples_per_step": self.samples_per_step, "job": self.job}
 
@@ -362,4 +364,6 @@ class PersistenceMixin:
         self.heldout_losses = None if heldout is None else torch.tensor(heldout, dtype=torch.float32)
         classes = state.get("heldout_labels")  # their classes, for tau_target="class_quantiles"
         self.heldout_labels = None if classes is None else torch.tensor(classes, dtype=torch.long)
+        prior = state.get("heldout_prior")  # the original's mean prediction there, for prior_repair
+        self.heldout_prior = None if prior is None else torch.tensor(prior, dtype=torch.float64)
         self.alpha0 = state["alpha0"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..data.checks import check_model_inputs
+from ..data.checks import check_model_inputs, is_class_removal
 from ..data.holdout import check_held_out
 from ..methods import METHODS, Method
 from .arguments import UnlearningArguments
@@ -62,4 +62,14 @@ def check_datasets(args: UnlearningArguments, method: Method, task: str | None, 
     if method.tasks and task is not None and task not in method.tasks:
         raise ValueError(f"method={args.method!r} applies to {', '.join(method.tasks)}, not "
                          f"task={task!r}; choose another method (nabla_tau, npo, grad_diff fit every task).")
+    if args.prior_repair:
+        if task not in (None, "single_label", "image_classification"):
+            raise ValueError(f"prior_repair=True shifts a classifier's output bias; task={task!r} has none. Leave "
+                             "prior_repair off.")
+        if validation_dataset is None:
+            raise ValueError("prior_repair=True needs held-out rows to measure the class prior on: pass "
+                             "validation_dataset=... or leave prior_repair off.")
+        if is_class_removal(forget_dataset, retain_dataset):
+            raise ValueError("prior_repair=True restores the original's class prior, which removing a class must "
+                             "change; leave prior_repair off for class removal.")
     check_held_out(forget_dataset, retain_dataset, validation_dataset)

@@ -19,17 +19,17 @@ from .._torch import eval_mode
 from ..data.checks import check_forget_retain, is_class_removal
 from ..data.collators import ForgetRetainCollator, automatic_fusion
 from ..data.sampling import ForgetRetainPairs, ForgetRetainSampler
-from ..data.selection import sample_rows
 from ..hidden import capture, resolve_layer, step_hidden
 from ..hub.push import check_hub_access
 from ..losses import PerSampleLoss, get_loss_fn, infer_task, per_sample_losses
-from ..masking import batch_rows, drop_unsupervised, kept_token_counts, supervised_rows
+from ..masking import batch_rows, drop_unsupervised, kept_token_counts
 from ..methods import ObjectiveInputs, get_method
 from ..reference import kl_retain_losses, method_reference_outputs, reference_outputs
 from .arguments import UnlearningArguments
 from .callbacks import NonFiniteGuard, TauStop
 from .deepspeed_reference import prepare_deepspeed_reference
 from .fingerprint import job_fingerprint
+from .heldout import PriorRepair, mean_prediction, measure_heldout
 from .peft import wrap_with_peft
 from .persistence import PersistenceMixin
 from .plan import alpha_at, plan_run
@@ -128,6 +128,9 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         self.tau: float | None = None
         self.heldout_losses: torch.Tensor | None = None
         self.heldout_labels: torch.Tensor | None = None  # single-label tasks: the held-out rows' classes
+        self.prior_repair = bool(args.prior_repair)
+        self.heldout_prior: torch.Tensor | None = None  # the original's mean prediction there (prior_repair)
+        self.prior_shift: float | None = None
         self.last_audit = self.last_comparison = None
         #: card metadata (finetuned_from, dataset, license, language, tags) for save_model / push_to_hub cards
         self.card_metadata: dict[str, Any] = {}
@@ -137,6 +140,8 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         self._relabel_generator = torch.Generator().manual_seed(args.seed)
         self.nonfinite = NonFiniteGuard(self.accelerator, args.max_nonfinite_steps)
         self.add_callback(self.nonfinite)
+        if self.prior_repair:
+            self.add_callback(PriorRepair(self))
         self.tau_stop = TauStop(self) if args.stop_at_tau and self.method.needs_tau else None
         if self.tau_stop is not None:
             self.add_callback(self.tau_stop)
@@ -199,35 +204,16 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         the fixed τ when one is set (``args.tau``, or log(num_labels) for class removal)."""
         if self.fixed_tau is not None:
             return float(self.fixed_tau)
-        dataset = sample_rows(self.validation_dataset, self.tau_samples, self.args.seed)
-        loader = self.get_eval_dataloader(dataset)
-        model = self.model_wrapped if self.model_wrapped is not None else self.model
-        was_training = model.training
-        model.eval()
-        losses_, kept_, labels_ = [], [], []  # on the device: masked and synced once, after the loop
-        with torch.no_grad():
-            for batch in loader:
-                batch = self._prepare_inputs(batch)
-                losses = self._per_sample(model, batch)[0].detach().float()
-                kept = supervised_rows(batch.get("labels"), self.task, len(losses)).to(losses.device)
-                labels = batch.get("labels")
-                labels = labels if labels is not None and labels.dim() == 1 else torch.full_like(kept, -1).long()
-                losses, kept, labels = self.accelerator.gather_for_metrics(
-                    (torch.where(kept > 0, losses, 0.0), kept, labels))
-                losses_.append(losses)
-                kept_.append(kept)
-                labels_.append(labels)
-        model.train(was_training)
-        kept = torch.cat(kept_) > 0 if losses_ else torch.zeros(0, dtype=torch.bool)
-        heldout = torch.cat(losses_)[kept] if losses_ else torch.zeros(0)
+        first = self.prior_repair and self.heldout_prior is None  # the original: measure its mean prediction too
+        held = measure_heldout(self, with_logits=first)
+        heldout = held.losses
         if heldout.numel() == 0:
             raise ValueError("The validation set is empty: τ needs held-out samples.")
+        if first and held.logits is not None:
+            self.heldout_prior = mean_prediction(held.logits)
         tau = float(heldout.double().mean())
-        # the quantile gate's targets (tau_target), sorted, on the device; their labels for the per-class gate
-        heldout, order = torch.sort(heldout)
-        labels = torch.cat(labels_)[kept][order]
-        self.heldout_losses = heldout
-        self.heldout_labels = labels if bool((labels >= 0).all()) else None
+        # the quantile gate's targets (tau_target), sorted, on the device; their classes for the per-class gate
+        self.heldout_losses, self.heldout_labels = heldout, held.labels
         if not math.isfinite(tau):
             raise ValueError(
                 f"τ is not finite ({tau}): the model's loss on the validation set is NaN/inf. Check the validation "

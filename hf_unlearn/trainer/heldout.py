@@ -1,0 +1,147 @@
+"""The held-out (τ) rows as `UnlearningTrainer` measures them — per-row losses, classes and logits — and the prior
+repair that uses their mean prediction (``UnlearningArguments.prior_repair``).
+
+The prior repair: the forget push moves every forget row of a class away from that class, and a model that no longer
+predicts its forget rows' labels also predicts those classes less on unseen rows (on GoEmotions at 30 % forget the
+majority class lost a third of its predictions; docs/method.md). A retrained model keeps the original's class
+balance on unseen data. So after the run the classifier's output bias b is shifted until the model's mean predicted
+distribution on the held-out rows matches the original's, measured on the same rows before the first step:
+
+    b ← b + log p̄_original − log mean_i softmax(z_i + b)      (repeated to a fixed point)
+
+Only the ``num_labels`` output biases change; no label of any row is read (the held-out rows' predictions only).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from transformers import TrainerCallback
+
+from ..data.selection import sample_rows
+from ..masking import supervised_rows
+
+logger = logging.getLogger(__name__)
+
+#: fixed-point iterations of the bias solve (it converges in tens on GoEmotions' 28 classes)
+PRIOR_ITERATIONS = 200
+
+
+@dataclass
+class HeldOut:
+    """One pass over the held-out rows: losses (sorted), their classes (same order; None unless single-label) and
+    logits (row order; only when asked for and single-label)."""
+
+    losses: torch.Tensor
+    labels: torch.Tensor | None
+    logits: torch.Tensor | None
+
+
+def measure_heldout(trainer, with_logits: bool = False) -> HeldOut:
+    """The held-out rows' per-sample losses, classes and (``with_logits``) logits under the current model: eval
+    mode, no gradients, gathered over all processes (every process gets the same tensors)."""
+    dataset = sample_rows(trainer.validation_dataset, trainer.tau_samples, trainer.args.seed)
+    loader = trainer.get_eval_dataloader(dataset)
+    model = trainer.model_wrapped if trainer.model_wrapped is not None else trainer.model
+    was_training = model.training
+    model.eval()
+    losses_, kept_, labels_, logits_ = [], [], [], []  # on the device: synced once per batch, concatenated after
+    with torch.no_grad():
+        for batch in loader:
+            batch = trainer._prepare_inputs(batch)
+            losses, logits = trainer._per_sample(model, batch)
+            losses = losses.detach().float()
+            kept = supervised_rows(batch.get("labels"), trainer.task, len(losses)).to(losses.device)
+            labels = batch.get("labels")
+            single = labels is not None and labels.dim() == 1 and logits is not None and logits.dim() == 2
+            labels = labels if single else torch.full_like(kept, -1).long()
+            parts = (torch.where(kept > 0, losses, 0.0), kept, labels)
+            if with_logits and single:
+                parts = (*parts, logits.detach().float())
+            parts = trainer.accelerator.gather_for_metrics(parts)
+            losses_.append(parts[0])
+            kept_.append(parts[1])
+            labels_.append(parts[2])
+            if len(parts) > 3:
+                logits_.append(parts[3])
+    model.train(was_training)
+    if not losses_:
+        return HeldOut(torch.zeros(0), None, None)
+    kept = torch.cat(kept_) > 0
+    losses, order = torch.sort(torch.cat(losses_)[kept])
+    labels = torch.cat(labels_)[kept][order]
+    logits = torch.cat(logits_)[kept] if len(logits_) == len(losses_) else None
+    return HeldOut(losses, labels if bool((labels >= 0).all()) else None, logits)
+
+
+def mean_prediction(logits: torch.Tensor) -> torch.Tensor:
+    """The mean predicted class distribution over rows (float64)."""
+    return torch.softmax(logits.double(), dim=-1).mean(0)
+
+
+def prior_shift(logits: torch.Tensor, target: torch.Tensor, iterations: int = PRIOR_ITERATIONS) -> torch.Tensor:
+    """The output-bias shift b with mean_i softmax(z_i + b) = ``target`` (fixed-point iteration, float64; b sums
+    to 0, as softmax ignores a common offset)."""
+    z = logits.double()
+    log_target = torch.log(target.double().to(z.device).clamp(min=1e-12))
+    shift = torch.zeros(z.shape[-1], dtype=torch.float64, device=z.device)
+    for _ in range(iterations):
+        shift = shift + log_target - torch.log(mean_prediction(z + shift).clamp(min=1e-12))
+    return shift - shift.mean()
+
+
+def output_bias(model: torch.nn.Module, num_labels: int) -> torch.nn.Parameter | None:
+    """The classifier's output bias: the last linear layer with ``num_labels`` outputs, a bias, and trainable (so a
+    saved adapter or model keeps the change); None when there is none."""
+    found = None
+    for module in model.modules():
+        if (isinstance(module, torch.nn.Linear) and module.out_features == num_labels and module.bias is not None
+                and module.bias.requires_grad):
+            found = module.bias
+    return found
+
+
+def add_to_bias(bias: torch.nn.Parameter, shift: torch.Tensor) -> None:
+    """``bias += shift`` in place, also for a bias sharded by FSDP2 (a DTensor: the shift is distributed alike)."""
+    shift = shift.to(device=bias.device, dtype=bias.dtype)
+    if type(bias.data).__name__ == "DTensor":
+        from torch.distributed.tensor import distribute_tensor
+
+        shift = distribute_tensor(shift, bias.device_mesh, bias.placements)
+    with torch.no_grad():
+        bias.add_(shift)
+
+
+class PriorRepair(TrainerCallback):
+    """Measures the original's mean prediction on the held-out rows before the first step (∇τ's first τ pass
+    measures it on the way; other methods, and a fixed τ, take one pass here) and shifts the output bias back to it after the
+    last (`prior_shift`), logging ``prior_shift`` (the largest |b|)."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        trainer = self.trainer
+        tau_pass = trainer.method.needs_tau and trainer.fixed_tau is None  # its first pass measures the prior
+        if trainer.heldout_prior is None and not tau_pass:
+            logits = measure_heldout(trainer, with_logits=True).logits
+            trainer.heldout_prior = None if logits is None else mean_prediction(logits)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        trainer = self.trainer
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        num_labels = getattr(getattr(model, "config", None), "num_labels", None)
+        bias = output_bias(model, num_labels) if num_labels else None
+        if trainer.heldout_prior is None or bias is None:
+            logger.warning("prior_repair: %s; the output bias is left as trained.",
+                           "no held-out prediction of the original was measured" if bias is not None else
+                           "the model has no trainable output bias with num_labels outputs")
+            return
+        logits = measure_heldout(trainer, with_logits=True).logits
+        shift = prior_shift(logits, trainer.heldout_prior)
+        add_to_bias(bias, shift)
+        trainer.prior_shift = float(shift.abs().max())
+        state.log_history.append({"prior_shift": round(trainer.prior_shift, 4), "step": state.global_step})
+        logger.info("prior_repair: output bias shifted by at most %.3f.", trainer.prior_shift)
