@@ -116,8 +116,8 @@ def add_to_bias(bias: torch.nn.Parameter, shift: torch.Tensor) -> None:
 
 class PriorRepair(TrainerCallback):
     """Measures the original's mean prediction on the held-out rows before the first step (∇τ's first τ pass
-    measures it on the way; other methods, and a fixed τ, take one pass here) and shifts the output bias back to it after the
-    last (`prior_shift`), logging ``prior_shift`` (the largest |b|)."""
+    measures it on the way; other methods, and a fixed τ, take one pass here) and shifts the output bias back to it
+    after the last (`prior_shift`), logging ``prior_shift`` (the largest |b|)."""
 
     def __init__(self, trainer):
         self.trainer = trainer
