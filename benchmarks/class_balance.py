@@ -1,10 +1,10 @@
 """Where ∇τ's relabel push loses accuracy on unseen rows: the class balance of the predictions.
 
-On one benchmark setting (GoEmotions, ``--fraction`` forgotten, dev rows by default) this runs ∇τ with and without
-the prior repair (``prior_repair``) from the cached original and compares, on the audit rows (never the τ rows the
-repair is fitted on), each model's accuracy, the share of its predictions that go to the majority class of those
-rows, and the total variation distance between its predicted-class histogram and the original's; the retrained model
-(the gold standard) beside them. Aggregates only: no row, id or label of the forget set is written.
+On one benchmark setting (GoEmotions, ``--fraction`` forgotten, dev rows by default) this runs ∇τ's default and ∇τ
+without the prior repair (``prior_repair=False``) from the cached original and compares, on the audit rows (never
+the τ rows the repair is fitted on), each model's accuracy, the share of its predictions that go to the majority
+class of those rows, and the total variation distance between its predicted-class histogram and the original's; the
+retrained model (the gold standard) beside them. Aggregates only: no row, id or label of the forget set is written.
 
     python benchmarks/class_balance.py --data_dir ../shared/data/goemotions --fraction 0.3 --seeds 0 1 2 \
         --cache_dir benchmarks/cache --out benchmarks/results/class_balance
@@ -30,8 +30,8 @@ from summary import header_lines, mean_ci  # noqa: E402
 
 from hf_unlearn.provenance import provenance  # noqa: E402
 
-RUNS = {"∇τ relabel, no prior repair": {"method": "nabla_tau", "prior_repair": False},
-        "∇τ relabel + prior repair": {"method": "nabla_tau", "prior_repair": True}}
+RUNS = {"∇τ without the prior repair (α₀ 0.5, the previous default)": {"method": "nabla_tau", "prior_repair": False},
+        "∇τ default (prior repair, α₀ 0.6)": {"method": "nabla_tau"}}
 
 
 def predictions(model, rows, collator) -> np.ndarray:
