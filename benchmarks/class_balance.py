@@ -61,11 +61,13 @@ def main(argv=None) -> None:
     p.add_argument("--eval_split", default="validation", choices=["validation", "test"])
     p.add_argument("--cache_dir", default="benchmarks/cache")
     p.add_argument("--out", default="benchmarks/results/class_balance")
+    p.add_argument("--quick", action="store_true", help="A smoke test: goemotions.py's --quick setting (tiny model).")
     own = p.parse_args(argv)
     name = f"{round(own.fraction * 100)}%"
     args = bench.parse_args(["--data_dir", own.data_dir, "--fractions", str(own.fraction), "--seeded_fractions",
                              str(own.fraction), "--seeds", *map(str, own.seeds), "--forget_class", "",
-                             "--eval_split", own.eval_split, "--cache_dir", own.cache_dir, "--out", own.out])
+                             "--eval_split", own.eval_split, "--cache_dir", own.cache_dir, "--out", own.out,
+                             *(["--quick"] if own.quick else [])])
     s = bench._setup(bench._key(args))
     audit_rows, collator, classes = s["test"], s["collator"], s["labels"][1]
     labels = np.array(audit_rows["labels"])
