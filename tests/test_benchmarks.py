@@ -242,11 +242,10 @@ def test_class_balance_reports_the_prior_repair_beside_original_and_retrained(tm
                              "--out", str(out)], capture_output=True, text=True, env=ENV)
     assert result.returncode == 0, result.stderr[-2000:]
     records = {r["model"]: r for r in json.loads((out / "class_balance.json").read_text())["records"]}
-    assert list(records) == ["original (do nothing)", "retrained",
-                             "∇τ without the prior repair (α₀ 0.5, the previous default)",
-                             "∇τ default (prior repair, α₀ 0.6)"]
+    assert list(records) == ["original (do nothing)", "retrained", "∇τ default (relabel push)",
+                             "∇τ + prior repair, α₀ 0.6"]
     assert records["original (do nothing)"]["tv_from_original"] == 0  # the reference itself
-    assert records["∇τ default (prior repair, α₀ 0.6)"]["prior_shift"] > 0  # the default repaired the bias
-    assert records["∇τ without the prior repair (α₀ 0.5, the previous default)"]["prior_shift"] is None
+    assert records["∇τ + prior repair, α₀ 0.6"]["prior_shift"] > 0  # the repair shifted the bias
+    assert records["∇τ default (relabel push)"]["prior_shift"] is None
     assert all(0 <= r["accuracy"] <= 1 and 0 <= r["majority_share"] <= 1 for r in records.values())
-    assert "| ∇τ default (prior repair, α₀ 0.6) |" in (out / "class_balance.md").read_text()
+    assert "| ∇τ + prior repair, α₀ 0.6 |" in (out / "class_balance.md").read_text()
