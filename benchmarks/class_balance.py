@@ -1,7 +1,7 @@
 """Where ∇τ's relabel push loses accuracy on unseen rows: the class balance of the predictions.
 
 On one benchmark setting (GoEmotions, ``--fraction`` forgotten, dev rows by default) this runs ∇τ's default and ∇τ
-without the prior repair (``prior_repair=False``) from the cached original and compares, on the audit rows (never
+with the prior repair (``prior_repair=True, alpha=0.6``) from the cached original and compares, on the audit rows (never
 the τ rows the repair is fitted on), each model's accuracy, the share of its predictions that go to the majority
 class of those rows, and the total variation distance between its predicted-class histogram and the original's; the
 retrained model (the gold standard) beside them. Aggregates only: no row, id or label of the forget set is written.
@@ -30,8 +30,8 @@ from summary import header_lines, mean_ci  # noqa: E402
 
 from hf_unlearn.provenance import provenance  # noqa: E402
 
-RUNS = {"∇τ without the prior repair (α₀ 0.5, the previous default)": {"method": "nabla_tau", "prior_repair": False},
-        "∇τ default (prior repair, α₀ 0.6)": {"method": "nabla_tau"}}
+RUNS = {"∇τ default (relabel push)": {"method": "nabla_tau"},
+        "∇τ + prior repair, α₀ 0.6": {"method": "nabla_tau", "prior_repair": True, "alpha": 0.6}}
 
 
 def predictions(model, rows, collator) -> np.ndarray:
@@ -61,11 +61,13 @@ def main(argv=None) -> None:
     p.add_argument("--eval_split", default="validation", choices=["validation", "test"])
     p.add_argument("--cache_dir", default="benchmarks/cache")
     p.add_argument("--out", default="benchmarks/results/class_balance")
+    p.add_argument("--quick", action="store_true", help="A smoke test: goemotions.py's --quick setting (tiny model).")
     own = p.parse_args(argv)
     name = f"{round(own.fraction * 100)}%"
     args = bench.parse_args(["--data_dir", own.data_dir, "--fractions", str(own.fraction), "--seeded_fractions",
                              str(own.fraction), "--seeds", *map(str, own.seeds), "--forget_class", "",
-                             "--eval_split", own.eval_split, "--cache_dir", own.cache_dir, "--out", own.out])
+                             "--eval_split", own.eval_split, "--cache_dir", own.cache_dir, "--out", own.out,
+                             *(["--quick"] if own.quick else [])])
     s = bench._setup(bench._key(args))
     audit_rows, collator, classes = s["test"], s["collator"], s["labels"][1]
     labels = np.array(audit_rows["labels"])

@@ -232,3 +232,20 @@ def argparse_ns(**kw):
     import argparse
 
     return argparse.Namespace(**kw)
+
+
+@pytest.mark.slow
+def test_class_balance_reports_the_prior_repair_beside_original_and_retrained(tmp_path):
+    out = tmp_path / "balance"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "class_balance.py"), "--data_dir", str(DATA),
+                             "--quick", "--fraction", "0.15", "--seeds", "0", "--cache_dir", str(tmp_path / "cache"),
+                             "--out", str(out)], capture_output=True, text=True, env=ENV)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = {r["model"]: r for r in json.loads((out / "class_balance.json").read_text())["records"]}
+    assert list(records) == ["original (do nothing)", "retrained", "∇τ default (relabel push)",
+                             "∇τ + prior repair, α₀ 0.6"]
+    assert records["original (do nothing)"]["tv_from_original"] == 0  # the reference itself
+    assert records["∇τ + prior repair, α₀ 0.6"]["prior_shift"] > 0  # the repair shifted the bias
+    assert records["∇τ default (relabel push)"]["prior_shift"] is None
+    assert all(0 <= r["accuracy"] <= 1 and 0 <= r["majority_share"] <= 1 for r in records.values())
+    assert "| ∇τ + prior repair, α₀ 0.6 |" in (out / "class_balance.md").read_text()
