@@ -31,6 +31,8 @@ JOBS = {
     # name: (alpha, alpha_schedule); "retain_only" (α = 0) is linear in the batch mean: DDP must match exactly
     "nabla_tau": (0.5, "linear"),
     "retain_only": (0.0, "constant"),
+    # ∇τ with the prior repair (`prior_repair=True`): the output bias shifted after the run, on every rank alike
+    "prior_repair": (0.5, "linear"),
 }
 
 
@@ -125,6 +127,18 @@ def memorize(model: torch.nn.Module, train: datasets.Dataset, steps: int = 60) -
 
 
 @torch.no_grad()
+def mean_prediction(model: torch.nn.Module, dataset: datasets.Dataset) -> list[float]:
+    """The mean predicted class distribution over a whole dataset (float64), in eval mode."""
+    was_training = model.training
+    model.eval()
+    batch = RecordingCollator()([dataset[i] for i in range(len(dataset))])
+    batch.pop("labels")
+    probs = torch.softmax(model(**batch).logits.double(), dim=-1).mean(0)
+    model.train(was_training)
+    return probs.tolist()
+
+
+@torch.no_grad()
 def mean_loss(model: torch.nn.Module, dataset: datasets.Dataset) -> float:
     """Mean per-sample cross-entropy over a whole dataset (float64), in eval mode."""
     was_training = model.training
@@ -149,7 +163,7 @@ def run_job(name: str, batch: int, steps: int, out: str, fsdp: bool = False) -> 
         output_dir=os.path.join(out, f"trainer_{name}"), use_cpu=True, report_to=[],
         per_device_train_batch_size=batch, per_device_eval_batch_size=4, max_steps=steps, learning_rate=1e-3,
         warmup_steps=0, alpha=alpha, alpha_schedule=schedule, tau_refresh_epochs=1, logging_steps=1, seed=0,
-        remove_unused_columns=False, disable_tqdm=True, save_strategy="no",
+        remove_unused_columns=False, disable_tqdm=True, save_strategy="no", prior_repair=name == "prior_repair",
         **(FSDP_ARGS if fsdp else {}),
     )
     collator = RecordingCollator()
@@ -172,6 +186,9 @@ def run_job(name: str, batch: int, steps: int, out: str, fsdp: bool = False) -> 
         "final_forget_loss": mean_loss(final, forget),
         "final_retain_loss": mean_loss(final, retain),
         "logs": [h for h in trainer.state.log_history if "loss" in h],
+        "prior": None if trainer.heldout_prior is None else trainer.heldout_prior.tolist(),
+        "prior_shift": trainer.prior_shift,
+        "mean_prediction": mean_prediction(final, validation),
     }
     with open(os.path.join(out, f"{name}_rank{rank}.json"), "w") as f:
         json.dump(record, f)

@@ -166,3 +166,18 @@ def test_fsdp_retain_only_matches_one_process(runs):
     assert float((wf - w1).norm() / w1.norm()) < 1e-4
     for a, b in zip(fsdp["tau_history"], one["tau_history"], strict=True):
         assert _rel(a["tau"], b["tau"]) < 1e-5
+
+
+def test_prior_repair_is_the_same_on_every_rank_and_under_fsdp2(runs):
+    """The original's mean prediction is gathered over the ranks (the full validation set, padding dropped), the
+    bias solve runs on every rank on the same numbers, and the shift lands in a DDP replica and in an FSDP2 shard."""
+    single, _ = _load(runs["one"], "prior_repair", 0)
+    assert single["prior_shift"] > 0
+    for folder in ("two", "fsdp"):
+        (r0, w0), (r1, w1) = _load(runs[folder], "prior_repair", 0), _load(runs[folder], "prior_repair", 1)
+        assert r0["prior"] == r1["prior"] and r0["prior_shift"] == r1["prior_shift"] > 0
+        assert torch.allclose(torch.tensor(r0["prior"]), torch.tensor(single["prior"]), atol=1e-6)
+        # after the run the model predicts, on the held-out rows, the original's class balance
+        assert torch.allclose(torch.tensor(r0["mean_prediction"]), torch.tensor(r0["prior"]), atol=1e-4), folder
+        assert torch.equal(w0, w1), f"{folder}: ranks hold different weights after the repair"
+    assert torch.allclose(torch.tensor(single["mean_prediction"]), torch.tensor(single["prior"]), atol=1e-4)
