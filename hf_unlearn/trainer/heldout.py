@@ -20,6 +20,11 @@ from dataclasses import dataclass
 import torch
 from transformers import TrainerCallback
 
+try:  # FSDP2 shards parameters as DTensors (a torch build without torch.distributed has none)
+    from torch.distributed.tensor import DTensor, distribute_tensor
+except ImportError:  # pragma: no cover
+    DTensor = distribute_tensor = None
+
 from ..data.selection import sample_rows
 from ..masking import supervised_rows
 
@@ -106,9 +111,7 @@ def output_bias(model: torch.nn.Module, num_labels: int) -> torch.nn.Parameter |
 def add_to_bias(bias: torch.nn.Parameter, shift: torch.Tensor) -> None:
     """``bias += shift`` in place, also for a bias sharded by FSDP2 (a DTensor: the shift is distributed alike)."""
     shift = shift.to(device=bias.device, dtype=bias.dtype)
-    if type(bias.data).__name__ == "DTensor":
-        from torch.distributed.tensor import distribute_tensor
-
+    if DTensor is not None and isinstance(bias, DTensor):
         shift = distribute_tensor(shift, bias.device_mesh, bias.placements)
     with torch.no_grad():
         bias.add_(shift)
