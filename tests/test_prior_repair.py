@@ -3,6 +3,7 @@ the original's (measured there before the first step)."""
 
 import copy
 import logging
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from transformers import default_data_collator
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
 from hf_unlearn.trainer.checkpoints import write_state
-from hf_unlearn.trainer.heldout import mean_prediction, measure_heldout, output_bias, prior_shift
+from hf_unlearn.trainer.heldout import PriorRepair, mean_prediction, measure_heldout, output_bias, prior_shift
 
 
 def test_prior_shift_matches_the_target_mean_prediction():
@@ -96,3 +97,14 @@ def test_prior_repair_refuses_class_removal_and_leaves_a_bias_free_head_alone(tm
         trainer.train()
     assert "the model has no trainable output bias with num_labels outputs" in caplog.text
     assert trainer.prior_shift is None
+
+
+def test_prior_repair_refuses_a_bias_partitioned_by_zero3():
+    plugin = SimpleNamespace(zero_stage=3)
+    trainer = SimpleNamespace(is_deepspeed_enabled=True, accelerator=SimpleNamespace(
+        state=SimpleNamespace(deepspeed_plugin=plugin)))
+    with pytest.raises(ValueError, match="prior_repair=True cannot shift an output bias that DeepSpeed ZeRO-3 "
+                                         "partitions across ranks; run with ZeRO-1/2"):
+        PriorRepair(trainer)
+    plugin.zero_stage = 2  # ZeRO-1/2 replicate the parameters: the bias is whole on every rank
+    assert PriorRepair(trainer).trainer is trainer

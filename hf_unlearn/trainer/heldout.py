@@ -123,6 +123,10 @@ class PriorRepair(TrainerCallback):
     after the last (`prior_shift`), logging ``prior_shift`` (the largest |b|)."""
 
     def __init__(self, trainer):
+        deepspeed = getattr(trainer, "is_deepspeed_enabled", False)
+        if deepspeed and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
+            raise ValueError("prior_repair=True cannot shift an output bias that DeepSpeed ZeRO-3 partitions across "
+                             "ranks; run with ZeRO-1/2 (or FSDP2, or one process) or leave prior_repair off.")
         self.trainer = trainer
 
     def on_train_begin(self, args, state, control, **kwargs):
