@@ -60,8 +60,9 @@ def row_targets(forget_losses: torch.Tensor, heldout_losses: torch.Tensor, label
     if labels is None or heldout_labels is None:
         return targets
     labels, heldout_labels = labels.to(losses.device).long(), heldout_labels.to(losses.device).long()
+    heldout_losses = heldout_losses.to(losses.device)
     for label in labels.unique():
-        pool = heldout_losses.to(losses.device)[heldout_labels == label]
+        pool = heldout_losses[heldout_labels == label]
         if pool.numel() >= MIN_CLASS_ROWS:
             rows = (labels == label).nonzero().squeeze(1)
             targets[rows[torch.argsort(losses[rows])]] = rank_targets(pool, rows.numel(), losses.device)
@@ -135,13 +136,13 @@ def _objective(x: ObjectiveInputs) -> torch.Tensor:
             raise ValueError("tau_target='class_quantiles' needs single-label classification labels; use "
                              "'quantiles'.")
         by_class = dict(labels=x.forget_labels, heldout_labels=x.heldout_labels)
-    push = x.hparams["forget_push"]
-    if push in RELABEL_PUSHES:
+    kind = x.hparams["forget_push"]
+    if kind in RELABEL_PUSHES:
         if x.forget_logits is None or x.forget_labels is None or x.forget_logits.dim() != 2:
-            raise ValueError(f"forget_push={push!r} needs single-label classification logits; use 'ascent'.")
+            raise ValueError(f"forget_push={kind!r} needs single-label classification logits; use 'ascent'.")
         targets = targets_of(x.forget_losses, x.tau, heldout, **by_class)
         below = x.forget_losses.detach().float() < targets
-        push = relabel_descent(x.forget_logits, x.forget_labels, below, targets if push == "calibrated" else None)
+        push = relabel_descent(x.forget_logits, x.forget_labels, below, targets if kind == "calibrated" else None)
         return x.alpha * push + (1.0 - x.alpha) * token_mean(x.retain_losses, counts[1])
     return nabla_tau_loss(x.forget_losses, x.retain_losses, x.tau, x.alpha, *counts, heldout_losses=heldout,
                           **by_class)
