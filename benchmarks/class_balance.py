@@ -14,35 +14,26 @@ Writes ``<out>/class_balance.json`` and ``<out>/class_balance.md`` (means ± 95 
 
 from __future__ import annotations
 
-import argparse
-import copy
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import goemotions as bench  # noqa: E402
-from summary import header_lines, mean_ci  # noqa: E402
+from _diagnostics import ci_cells, meta, parser, seed_models, setting  # noqa: E402
+from summary import header_lines  # noqa: E402
 
-from hf_unlearn.provenance import provenance  # noqa: E402
+from hf_unlearn.audit import model_outputs  # noqa: E402
 
 RUNS = {"∇τ default (relabel push)": {"method": "nabla_tau"},
         "∇τ + prior repair, α₀ 0.6": {"method": "nabla_tau", "prior_repair": True, "alpha": 0.6}}
 
 
 def predictions(model, rows, collator) -> np.ndarray:
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(rows), 128):
-            batch = collator([rows[j] for j in range(i, min(len(rows), i + 128))])
-            batch.pop("labels", None)
-            out.append(model(**batch).logits.argmax(-1))
-    return torch.cat(out).numpy()
+    return model_outputs(model, rows, data_collator=collator, batch_size=128)[0].argmax(-1)
 
 
 def balance(pred: np.ndarray, labels: np.ndarray, reference: np.ndarray, classes: int) -> dict:
@@ -54,63 +45,36 @@ def balance(pred: np.ndarray, labels: np.ndarray, reference: np.ndarray, classes
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data_dir", required=True)
-    p.add_argument("--fraction", type=float, default=0.3)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--eval_split", default="validation", choices=["validation", "test"])
-    p.add_argument("--cache_dir", default="benchmarks/cache")
-    p.add_argument("--out", default="benchmarks/results/class_balance")
-    p.add_argument("--quick", action="store_true", help="A smoke test: goemotions.py's --quick setting (tiny model).")
-    own = p.parse_args(argv)
-    name = f"{round(own.fraction * 100)}%"
-    args = bench.parse_args(["--data_dir", own.data_dir, "--fractions", str(own.fraction), "--seeded_fractions",
-                             str(own.fraction), "--seeds", *map(str, own.seeds), "--forget_class", "",
-                             "--eval_split", own.eval_split, "--cache_dir", own.cache_dir, "--out", own.out,
-                             *(["--quick"] if own.quick else [])])
+    own, extra = parser(__doc__, "benchmarks/results/class_balance", [0, 1, 2], 0.3).parse_known_args(argv)
+    args = setting(own, extra)
     s = bench._setup(bench._key(args))
     audit_rows, collator, classes = s["test"], s["collator"], s["labels"][1]
     labels = np.array(audit_rows["labels"])
-    original, _ = bench.trained(args, "original", None, args.original_seed)
-    state = copy.deepcopy(original.state_dict())
-    reference = predictions(original, audit_rows, collator)
+    reference = None
     records = []
-    for seed in own.seeds:
-        selector = {"forget_fraction": own.fraction}
-        forget, retain = bench.split_rows(args, selector, seed)
-        retrained, _ = bench.trained(args, f"retrain-{name}-{seed}", selector, seed)
-        models = {"original (do nothing)": (original, None), "retrained": (retrained, None)}
-        for label, overrides in RUNS.items():
-            model, trainer, _, _ = bench.unlearn_run(args, overrides, forget, retain, seed, state,
-                                                     Path(own.out) / "work" / f"{name}-{seed}" / str(len(models)))
-            models[label] = (model, trainer.prior_shift)
-        for label, (model, shift) in models.items():
-            records.append({"model": label, "seed": seed, "prior_shift": shift,
-                            **balance(predictions(model, audit_rows, collator), labels, reference, classes)})
-            print(f"[{name} seed {seed}] {label:30s} {records[-1]}", flush=True)
-    meta = provenance([sys.argv[0], *(sys.argv[1:] if argv is None else argv)], seeds=own.seeds,
-                      code=Path(__file__).resolve().parent, settings=vars(own))
-    write(Path(own.out), records, meta, own, name)
+    for seed, _, _, models in seed_models(args, own, RUNS):
+        for label, (model, trainer) in models.items():
+            pred = predictions(model, audit_rows, collator)
+            reference = pred if reference is None else reference  # the original's, the first model of every seed
+            records.append({"model": label, "seed": seed, "prior_shift": trainer and trainer.prior_shift,
+                            **balance(pred, labels, reference, classes)})
+            print(f"[seed {seed}] {label:30s} {records[-1]}", flush=True)
+    write(Path(own.out), records, meta(own, argv), own)
 
 
-def write(out: Path, records: list[dict], meta: dict, own, name: str) -> None:
+def write(out: Path, records: list[dict], meta: dict, own) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "class_balance.json").write_text(json.dumps({"provenance": meta, "records": records}, indent=1))
     lines = header_lines(meta, "Class balance of the predictions on unseen rows")
-    lines += [f"Setting: GoEmotions, {name} forgotten, {own.eval_split} rows (the audit rows: never the τ rows the "
-              "prior repair is fitted on); mean ± 95 % CI over seeds "
+    keys = ["accuracy", "majority_share", "tv_from_original", "prior_shift"]
+    lines += [f"Setting: GoEmotions, {round(own.fraction * 100)}% forgotten, {own.eval_split} rows (the audit rows: "
+              "never the τ rows the prior repair is fitted on); mean ± 95 % CI over seeds "
               f"{', '.join(map(str, own.seeds))}. `majority_share`: the share of predictions that go to the "
               "majority class of these rows; `tv_from_original`: total variation distance between the predicted-"
               "class histogram and the original's; `prior_shift`: the largest output-bias shift of the repair.", "",
-              "| model | accuracy | majority_share | tv_from_original | prior_shift |", "|---|---|---|---|---|"]
+              "| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
     for model in dict.fromkeys(r["model"] for r in records):
-        rows = [r for r in records if r["model"] == model]
-        cells = []
-        for key in ("accuracy", "majority_share", "tv_from_original", "prior_shift"):
-            values = [r[key] for r in rows if r[key] is not None]
-            m, h, _ = mean_ci(values) if values else (None, None, 0)
-            cells.append("" if m is None else f"{m:.3f} ± {h:.3f}")
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        lines.append(f"| {model} | " + " | ".join(ci_cells([r for r in records if r["model"] == model], keys)) + " |")
     (out / "class_balance.md").write_text("\n".join(lines) + "\n")
 
 

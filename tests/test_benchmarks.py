@@ -249,3 +249,36 @@ def test_class_balance_reports_the_prior_repair_beside_original_and_retrained(tm
     assert records["∇τ default (relabel push)"]["prior_shift"] is None
     assert all(0 <= r["accuracy"] <= 1 and 0 <= r["majority_share"] <= 1 for r in records.values())
     assert "| ∇τ + prior repair, α₀ 0.6 |" in (out / "class_balance.md").read_text()
+
+
+def test_retain_damage_groups_are_fixed_by_the_original_alone():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import numpy as np
+    import retain_damage
+
+    assert retain_damage.quartiles(np.arange(8.0)).tolist() == [1, 1, 2, 2, 3, 3, 4, 4]
+    # classes of 1, 2 and 5 rows: the two rarest hold 3 of 8 rows (≤ half), adding the third would pass half
+    labels = np.array([0, 1, 1, 2, 2, 2, 2, 2])
+    assert retain_damage.rare_classes(labels).tolist() == [True, True, True] + [False] * 5
+    hidden = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.1]] * 2)
+    groups = retain_damage.groups(np.eye(3)[labels] * 5.0, labels, hidden, np.array([[1.0, 0.0]]))
+    near = {k: v for k, v in groups.items() if k.startswith("near forget")}
+    assert near["near forget, quartile 1"].tolist() == [False, True, False, False] * 2  # orthogonal: farthest
+    assert near["near forget, quartile 4"].tolist() == [True, False, False, False] * 2  # the forget row itself
+    assert sum(v.sum() for v in near.values()) == len(labels) and groups["all retain rows"].all()
+
+
+@pytest.mark.slow
+def test_retain_damage_reports_lost_rows_beside_the_retrained_model(tmp_path):
+    out = tmp_path / "damage"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "retain_damage.py"), "--data_dir", str(DATA),
+                             "--quick", "--seeds", "0", "--cache_dir", str(tmp_path / "cache"), "--out", str(out)],
+                            capture_output=True, text=True, env=ENV)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = json.loads((out / "retain_damage.json").read_text())["records"]
+    overall = next(r for r in records if r["group"] == "all retain rows")
+    assert overall["rows"] > 0 and all(0 <= overall[m] <= 1 for m in ("retrained", "∇τ default",
+                                                                       "∇τ + KL retain term"))
+    quartered = [r["rows"] for r in records if r["group"].startswith("near forget")]
+    assert sum(quartered) == overall["rows"]  # the quartiles split the rows the original fits
+    assert "| all retain rows |" in (out / "retain_damage.md").read_text()

@@ -5,6 +5,7 @@ Membership convention everywhere: forget samples are members (positive class), t
 0.5 MIA accuracy / AUC means the forget set is indistinguishable from unseen data.
 """
 
+from ._batching import model_outputs
 from .attacks import (
     MIN_SAMPLES_PER_CLASS,
     MIAResult,
@@ -59,6 +60,7 @@ __all__ = [
     "logit_confidence",
     "mia",
     "model_confidences",
+    "model_outputs",
     "reference_losses",
     "register_attack",
     "rmia",

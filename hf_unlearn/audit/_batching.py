@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate.utils import send_to_device
 from transformers import default_data_collator
 
 from .._torch import unwrap_model as _unwrap
@@ -144,3 +145,30 @@ def collate(rows: list[dict[str, Any]], data_collator: Collator | None, pad_toke
     if _needs_padding(rows):
         return pad_collate(rows, pad_token_id)
     return default_data_collator(rows)
+
+
+def model_outputs(
+    model: torch.nn.Module, dataset: Any, *, data_collator: Collator | None = None, batch_size: int = 64,
+    pooled: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """A classifier's logits (float64) on every row of ``dataset`` in order, the rows' labels (``None`` without a
+    label column) and, with ``pooled``, the attention-masked mean of its last hidden states (float32); eval mode and
+    no gradient, the model's mode restored."""
+    allowed, device = model_input_names(model), next(model.parameters()).device
+    logits, labels, hidden, was_training = [], [], [], model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for rows in iter_rows(dataset, np.arange(dataset_len(dataset)), batch_size):
+                batch = send_to_device(collate([clean_row(r, allowed) for r in rows], data_collator), device)
+                label = batch.pop("labels", batch.pop("label", None))
+                out = model(**batch, output_hidden_states=pooled)
+                logits.append(out.logits.double().cpu().numpy())
+                labels.append(None if label is None else label.cpu().numpy())
+                if pooled:
+                    mask = batch["attention_mask"].unsqueeze(-1).to(out.hidden_states[-1].dtype)
+                    hidden.append(((out.hidden_states[-1] * mask).sum(1) / mask.sum(1)).float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    return (np.concatenate(logits), None if labels[0] is None else np.concatenate(labels),
+            np.concatenate(hidden) if pooled else None)

@@ -31,10 +31,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
-from accelerate.utils import send_to_device
 
-from ._batching import clean_row, collate, iter_rows, model_input_names
+from ._batching import model_outputs
 
 __all__ = [
     "DELTA",
@@ -70,20 +68,8 @@ def logit_confidence(logits, labels) -> np.ndarray:
 def model_confidences(model, dataset, *, data_collator=None, batch_size: int = 64) -> np.ndarray:
     """:func:`logit_confidence` of a single-label classifier on every row of ``dataset`` (tokenized, with
     ``labels``), in float64 from the logits (a per-sample loss in float32 rounds to 0 on rows the model is sure of)."""
-
-    allowed, device = model_input_names(model), next(model.parameters()).device
-    out, was_training = [], model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for rows in iter_rows(dataset, np.arange(len(dataset)), batch_size):
-                batch = send_to_device(collate([clean_row(r, allowed) for r in rows], data_collator), device)
-                labels = batch.pop("labels", batch.pop("label", None))
-                logits = model(**batch).logits.double().cpu().numpy()
-                out.append(logit_confidence(logits, labels.cpu().numpy()))
-    finally:
-        model.train(was_training)
-    return np.concatenate(out)
+    logits, labels, _ = model_outputs(model, dataset, data_collator=data_collator, batch_size=batch_size)
+    return logit_confidence(logits, labels)
 
 
 def _count_at_least(sorted_values: np.ndarray, t: np.ndarray) -> np.ndarray:
