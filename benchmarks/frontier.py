@@ -9,6 +9,12 @@ standard error over forget examples × 1.96) against the same test-accuracy rati
 models' own F (the ceiling at that N) marked. Marker area and label give the CPU cost as a fraction of retraining.
 
     python benchmarks/frontier.py                       # reads benchmarks/results, writes results/frontier.png
+
+It also draws the per-example attack against utility (`frontier_rmia.png`, with `frontier_rmia.md` its table): every
+setting measured on test rows at 15 % (the whole benchmark and the ∇τ variants' runs, `SOURCES`, or ``--source``)
+as RMIA AUC above the retrained models' null against retain and test accuracy, both paired by seed with the retrained
+models, the issue's target region (RMIA ≤ null + 0.05 with retain ≥ retrained − 3 points, test ≥ retrained − 1)
+shaded: what no measured setting reaches is the frontier.
 """
 
 from __future__ import annotations
@@ -20,9 +26,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from summary import is_nabla_tau, mean_ci, methods_of, select  # noqa: E402
+from summary import is_nabla_tau, mean_ci, methods_of, paired, select  # noqa: E402
 
 DATASETS = ("goemotions", "banking77")
+#: the attack frontier's runs (15 %, test rows, the one sampler): a results file, every method under its own name, or
+#: only the methods named (METHOD=LABEL, ";"-separated) under those labels
+SOURCES = ("goemotions.json",
+           "beyond_paper_kl/goemotions.json:nabla_tau_kl=∇τ + KL retain term;nabla_tau_kl_a075=∇τ + KL, α₀ 0.75",
+           "beyond_paper_prior/goemotions.json:nabla_tau=∇τ + prior repair, α₀ 0.6",
+           "banking77.json", "beyond_paper_banking77_prior/banking77.json:nabla_tau=∇τ + prior repair, α₀ 0.6")
+#: the issue's targets: RMIA AUC at most the null + this; retain / test accuracy at least the retrained's − these
+ATTACK_TARGET, RETAIN_TARGET, TEST_TARGET = 0.05, 0.03, 0.01
+#: how the attack frontier names the benchmark's own ∇τ rows
+VARIANT_NAMES = {"nabla_tau": "∇τ default (relabel push)", "nabla_tau_ascent": "∇τ, ascent (previous default)",
+                 "nabla_tau_paper": "∇τ, the paper's recipe", "nabla_tau_kl": "∇τ + KL retain term",
+                 "nabla_tau_kl_a075": "∇τ + KL, α₀ 0.75"}
 NAMES = {"goemotions": "GoEmotions", "banking77": "BANKING77"}
 
 
@@ -61,7 +79,7 @@ def _panel(ax, pts: list[dict], xkey: str, ykey: str, colors: dict, xlabel: str,
         if x != x or y != y:  # NaN: not measured
             continue
         st = _style(p["method"], colors)
-        cost = p["cpu"]
+        cost = None if p["cpu"] is None or p["cpu"] != p["cpu"] else p["cpu"]  # None or NaN: not measured
         size = 40 if cost is None else 30 + 400 * min(cost, 1.0)
         ax.errorbar(x, y, xerr=0 if xe != xe else xe, yerr=0 if ye != ye else ye, fmt="none", ecolor=st["color"],
                     alpha=0.6, capsize=2, lw=1)
@@ -88,10 +106,90 @@ def competition_points(records: list[dict]) -> list[dict]:
     return out
 
 
+def attack_points(results: Path, sources: list[str], forget: str = "15%") -> dict[str, list[dict]]:
+    """Per dataset: one point per setting of ``sources`` (see `SOURCES`), RMIA AUC − the retrained models' null (mean
+    over the seeds it was measured on) and retain / test accuracy − the retrained model's (paired by seed), each mean
+    ± 95 % CI over seeds, with the gap closed on forget accuracy and the file's commit."""
+    out: dict[str, list[dict]] = {}
+    for source in sources:
+        path, _, spec = source.partition(":")
+        data = json.loads((results / path).read_text())
+        rows, dataset = data["records"], Path(path).stem
+        names = dict(item.split("=", 1) for item in spec.split(";")) if spec else {
+            m: VARIANT_NAMES.get(m, m) for m in methods_of(rows)}
+        null = mean_ci([r.get("ref_attack_auc") for r in select(rows, "retrain", forget)])[0]
+        for method, label in names.items():
+            if method == "retrain" or not select(rows, method, forget):
+                continue
+            attack = [r["ref_attack_auc"] - null for r in select(rows, method, forget) if r.get("ref_attack_auc")]
+            out.setdefault(dataset, []).append(dict(
+                method=label, source=path, commit=str(data["provenance"].get("commit", "?"))[:7],
+                seeds=len(select(rows, method, forget)), null=null, attack=mean_ci(attack)[:2],
+                retain=mean_ci(paired(rows, method, "retrain", "retain_acc", forget))[:2],
+                test=mean_ci(paired(rows, method, "retrain", "test_acc", forget))[:2],
+                closed=(0.0, 0.0) if method == "original" else
+                mean_ci([r.get("gap_closed_forget_acc") for r in select(rows, method, forget)])[:2]))
+    return out
+
+
+def in_target(point: dict) -> bool:
+    return (point["attack"][0] <= ATTACK_TARGET and point["retain"][0] >= -RETAIN_TARGET
+            and point["test"][0] >= -TEST_TARGET)
+
+
+def attack_table(pts: dict[str, list[dict]]) -> str:
+    lines = ["# The per-example attack against utility (15 %, test rows)", "",
+             "RMIA AUC above the retrained models' null and retain / test accuracy against the retrained models' "
+             "(paired by seed), mean ± 95 % CI over seeds; written by `benchmarks/frontier.py` from the results "
+             "files named. Target region: RMIA ≤ null + 0.05, retain ≥ retrained − 0.03, test ≥ retrained − 0.01.", ""]
+    for dataset, points in pts.items():
+        lines += [f"## {NAMES.get(dataset, dataset)}", "",
+                  "| setting | seeds | RMIA − null | retain − retrained | test − retrained | gap closed, forget acc "
+                  "| in the target region | results file (commit) |", "|---|---|---|---|---|---|---|---|"]
+        for p in sorted(points, key=lambda q: q["attack"][0]):
+            cells = [f"{m:+.3f} ± {h:.3f}" if h == h else f"{m:+.3f}" for m, h in (p["attack"], p["retain"],
+                                                                                 p["test"], p["closed"])]
+            lines.append(f"| {p['method']} | {p['seeds']} | " + " | ".join(cells)
+                         + f" | {'yes' if in_target(p) else 'no'} | {p['source']} ({p['commit']}) |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def attack_figure(plt, pts: dict[str, list[dict]], out: Path) -> None:
+    fig, axes = plt.subplots(len(pts), 2, figsize=(11, 4.4 * len(pts)), squeeze=False)
+    for row, (dataset, points) in zip(axes, pts.items()):
+        cmap = plt.get_cmap("tab20")
+        for ax, key, floor in ((row[0], "retain", RETAIN_TARGET), (row[1], "test", TEST_TARGET)):
+            for i, p in enumerate(points):
+                (x, xe), (y, ye) = p[key], p["attack"]
+                color = "grey" if p["method"] == "original" else cmap(i % cmap.N)
+                ax.errorbar(x, y, xerr=0 if xe != xe else xe, yerr=0 if ye != ye else ye, color=color, ms=5,
+                            fmt="D" if "∇τ" in p["method"] else "o", capsize=2, lw=1, mec="black", mew=0.4)
+                ax.annotate(p["method"], (x, y), fontsize=6, xytext=(4, 3), textcoords="offset points")
+            ax.scatter([0], [0], marker="*", s=200, color="black", zorder=4, label="retrain (gold standard)")
+            lo, hi = ax.get_xlim()
+            ax.fill_between([-floor, max(hi, 0.05)], -0.1, ATTACK_TARGET, color="tab:green", alpha=0.12,
+                            label="target region")
+            ax.set_xlim(lo, max(hi, 0.05))
+            ax.axhline(0, color="black", lw=0.5, ls=":")
+            ax.axvline(0, color="black", lw=0.5, ls=":")
+            ax.set_xlabel(f"{key} accuracy − retrained's (paired by seed)", fontsize=8)
+            ax.set_ylabel("RMIA AUC − retrained models' null", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=6, loc="upper left")
+        row[0].set_title(f"{NAMES.get(dataset, dataset)}, 15 % forget, test rows: the per-example attack against "
+                         "utility (mean ± 95 % CI)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=130)
+    print(f"wrote {out}")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default=str(Path(__file__).parent / "results"), help="Folder of the results JSON.")
     p.add_argument("--out", default=None, help="Image path (default: RESULTS/frontier.png).")
+    p.add_argument("--source", action="append", default=None, metavar="FILE[:METHOD=LABEL;...]",
+                   help="A results file (relative to --results) for the attack frontier; repeat (default: SOURCES).")
     args = p.parse_args(argv)
     import matplotlib
 
@@ -142,6 +240,11 @@ def main(argv=None) -> None:
     out = Path(args.out) if args.out else results / "frontier.png"
     fig.savefig(out, dpi=130)
     print(f"wrote {out}")
+    sources = [q for q in (args.source or SOURCES) if (results / q.partition(":")[0]).is_file()]
+    if sources:
+        pts = attack_points(results, sources)
+        (out.parent / "frontier_rmia.md").write_text(attack_table(pts))
+        attack_figure(plt, pts, out.parent / "frontier_rmia.png")
 
 
 if __name__ == "__main__":

@@ -93,3 +93,29 @@ def test_competition_report_only_rewrites_the_markdown_byte_for_byte_and_trains_
     missing = subprocess.run([sys.executable, "benchmarks/competition.py", "--report_only", "--out",
                               str(tmp_path / "empty")], cwd=REPO, env=ENV, capture_output=True, text=True)
     assert missing.returncode != 0 and "run competition.py without it first" in missing.stderr
+
+
+def test_attack_frontier_pairs_with_the_retrained_model_and_marks_the_target_region(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import frontier
+
+    def rec(method, seed, retain, test, rmia, closed=None):
+        return {"method": method, "forget": "15%", "seed": seed, "retain_acc": retain, "test_acc": test,
+                "ref_attack_auc": rmia, "gap_closed_forget_acc": closed}
+
+    rows = [rec("retrain", 0, 0.9, 0.4, 0.50), rec("retrain", 1, 0.8, 0.5, None),  # the null: seed 0 only
+            rec("nabla_tau", 0, 0.9, 0.4, 0.52, 1.0), rec("nabla_tau", 1, 0.8, 0.5, 0.54, 0.9),
+            rec("scrub", 0, 0.8, 0.4, 0.70, 0.4), rec("scrub", 1, 0.7, 0.5, 0.70, 0.4)]
+    (tmp_path / "goemotions.json").write_text(json.dumps({"provenance": {"commit": "abcdef0"}, "records": rows}))
+    pts = frontier.attack_points(tmp_path, ["goemotions.json:nabla_tau=∇τ, renamed"])["goemotions"]
+    assert [p["method"] for p in pts] == ["∇τ, renamed"]  # only the named method, under its label
+    p = pts[0]
+    assert p["attack"][0] == pytest.approx(0.03) and p["retain"][0] == pytest.approx(0.0)
+    assert p["commit"] == "abcdef0" and frontier.in_target(p)
+    pts = {q["method"]: q for q in frontier.attack_points(tmp_path, ["goemotions.json"])["goemotions"]}
+    assert set(pts) == {"∇τ default (relabel push)", "scrub"} and not frontier.in_target(pts["scrub"])
+    assert pts["scrub"]["retain"][0] == pytest.approx(-0.1)
+    frontier.main(["--results", str(tmp_path), "--source", "goemotions.json"])
+    assert (tmp_path / "frontier_rmia.png").read_bytes()[:4] == b"\x89PNG"
+    table = (tmp_path / "frontier_rmia.md").read_text()
+    assert "| ∇τ default (relabel push) | 2 | +0.030 ± " in table and "| yes |" in table
