@@ -54,8 +54,9 @@ def rare_classes(labels: np.ndarray) -> np.ndarray:
 
 def groups(original_logits, labels, retain_hidden, forget_hidden) -> dict[str, np.ndarray]:
     """The row groups, fixed by the original alone (see the module docstring)."""
-    near = quartiles((retain_hidden / np.linalg.norm(retain_hidden, axis=1, keepdims=True))
-                     @ (forget_hidden / np.linalg.norm(forget_hidden, axis=1, keepdims=True)).T).max(1)
+    similarity = ((retain_hidden / np.linalg.norm(retain_hidden, axis=1, keepdims=True))
+                  @ (forget_hidden / np.linalg.norm(forget_hidden, axis=1, keepdims=True)).T)
+    near = quartiles(similarity.max(1))
     sure = quartiles(logit_confidence(original_logits, labels))
     rare = rare_classes(labels)
     out = {"all retain rows": np.ones(len(labels), bool)}

@@ -261,7 +261,8 @@ def test_retain_damage_groups_are_fixed_by_the_original_alone():
     labels = np.array([0, 1, 1, 2, 2, 2, 2, 2])
     assert retain_damage.rare_classes(labels).tolist() == [True, True, True] + [False] * 5
     hidden = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.1]] * 2)
-    groups = retain_damage.groups(np.eye(3)[labels] * 5.0, labels, hidden, np.array([[1.0, 0.0]]))
+    # two forget rows: a retain row's nearness is its highest similarity to either (quartiles taken after the max)
+    groups = retain_damage.groups(np.eye(3)[labels] * 5.0, labels, hidden, np.array([[1.0, 0.0], [-1.0, 0.0]]))
     near = {k: v for k, v in groups.items() if k.startswith("near forget")}
     assert near["near forget, quartile 1"].tolist() == [False, True, False, False] * 2  # orthogonal: farthest
     assert near["near forget, quartile 4"].tolist() == [True, False, False, False] * 2  # the forget row itself
