@@ -95,6 +95,10 @@ class UnlearningArguments(TrainingArguments):
             with class removal, which must change the prior). `None` = off: on GoEmotions (an imbalanced label set)
             `prior_repair=True, alpha=0.6` gave back 3–5 test points at the same forgetting, on BANKING77 (balanced)
             it cost 0.09–0.13 of the forget-accuracy gap (docs/method.md).
+        retain_replay (`int`, defaults to 0): put the original's lowest-confidence quartile of the retain rows this
+            many more times into the retain stream (the run's length is unchanged): the rows a forget push flips are
+            the original's low-margin fits (rare classes), which one pass over the retain set cannot fit again
+            (`benchmarks/retain_damage.py`; single-label classification; docs/method.md).
         fuse_forget_retain (`bool` or `None`): one forward pass over the forget+retain batch padded together
             (`None` = automatic: one pass for classifiers when the collator can, two for causal LMs, whose
             full-vocabulary logits make two half-size passes leaner; `False` = two passes).
@@ -160,6 +164,11 @@ class UnlearningArguments(TrainingArguments):
         default=None,
         metadata={"help": "After the run, shift the output bias back to the original's mean prediction on the "
                           "held-out rows (single-label classification); None = off."},
+    )
+    retain_replay: int = field(
+        default=0,
+        metadata={"help": "Put the retain rows the original fits least confidently (its lowest-confidence quartile; "
+                          "single-label classification) this many more times into the retain stream; 0 = off."},
     )
     tau_gate: str = field(
         default="eval",
@@ -326,6 +335,8 @@ class UnlearningArguments(TrainingArguments):
             raise ValueError(f"forget_epochs={self.forget_epochs} must be ≥ 1, or None for the automatic length.")
         if self.min_forget_epochs is not None and self.min_forget_epochs < 1:
             raise ValueError(f"min_forget_epochs={self.min_forget_epochs} must be ≥ 1, or None for the method's.")
+        if self.retain_replay < 0:
+            raise ValueError(f"retain_replay={self.retain_replay} must be ≥ 0 (0 = no replay).")
         if self.length_multiplier is not None and not self.length_multiplier > 0:
             raise ValueError(f"length_multiplier={self.length_multiplier} must be > 0, or None for the method's.")
         if self.modality not in MODALITIES:

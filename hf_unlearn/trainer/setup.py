@@ -53,6 +53,9 @@ def check_datasets(args: UnlearningArguments, method: Method, task: str | None, 
                    retain_dataset: Any, validation_dataset: Any) -> None:
     """Every dataset fits the model (inputs, labels, vocabulary), the method fits the task, and forget, retain and
     validation share no rows."""
+    if args.retain_replay and task not in (None, "single_label", "image_classification"):
+        raise ValueError(f"retain_replay={args.retain_replay} ranks retain rows by a classifier's confidence in their "
+                         f"one class; task={task!r} has none. Leave retain_replay at 0.")
     for dataset, name in ((forget_dataset, "forget_dataset"), (retain_dataset, "retain_dataset"),
                           (validation_dataset, "validation_dataset")):
         check_model_inputs(dataset, name=name, task=task, num_labels=getattr(config, "num_labels", None),

@@ -33,6 +33,7 @@ from .heldout import PriorRepair, mean_prediction, measure_heldout
 from .peft import wrap_with_peft
 from .persistence import PersistenceMixin
 from .plan import alpha_at, plan_run
+from .replay import replayed, retain_pool
 from .reporting import ReportingMixin
 from .setup import check_datasets, check_method, held_out_validation, unlearning_arguments
 
@@ -142,6 +143,8 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         self.add_callback(self.nonfinite)
         if self.prior_repair:
             self.add_callback(PriorRepair(self))
+        #: the retain stream with the original's least confident fits repeated (retain_replay), else None
+        self.retain_pool = retain_pool(self, args.retain_replay) if args.retain_replay else None
         self.tau_stop = TauStop(self) if args.stop_at_tau and self.method.needs_tau else None
         if self.tau_stop is not None:
             self.add_callback(self.tau_stop)
@@ -179,6 +182,8 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         """Batches of ``(forget, retain)`` pairs, fused into one padded batch when possible."""
         forget, retain = (self._strip(d, name) for d, name in ((self.forget_dataset, "forget"),
                                                               (self.retain_dataset, "retain")))
+        if self.retain_pool is not None:
+            retain = replayed(retain, self.retain_pool)
         self.sampler = ForgetRetainSampler(len(forget), len(retain), self.samples_per_step,
                                            seed=self.args.data_seed if self.args.data_seed is not None
                                            else self.args.seed)

@@ -1,0 +1,63 @@
+"""Retain replay: the retain rows the original fits least confidently, drawn ``retain_replay`` more times.
+
+The rows a forget push erases from the retain set are not the ones near the forget rows: they are the rows the
+original memorised with the smallest margins — the rare classes' rows, its lowest-confidence quartile — which any
+move of the weights flips, and which a run that sees each retain row about once cannot fit again
+(`benchmarks/retain_damage.py`, docs/method.md). ``retain_replay=k`` puts the original's lowest-confidence quartile
+of the retain rows k more times into the retain stream the sampler draws from (the run's length, derived from the
+retain set's size, is unchanged): the fragile rows come round k + 1 times as often as the others. The quartile is
+read once, from the model as passed to the trainer (the original), before any step; a resumed run reads the same.
+"""
+
+from __future__ import annotations
+
+import datasets
+import numpy as np
+import torch
+from accelerate.utils import broadcast_object_list
+from torch.utils.data import Subset
+
+from ..audit._batching import model_outputs
+from ..audit.competition import logit_confidence
+
+#: the share of the retain rows replayed: the original's least confident fits
+REPLAY_QUANTILE = 0.25
+
+
+def fragile_rows(model: torch.nn.Module, retain, data_collator=None, batch_size: int = 64) -> np.ndarray:
+    """Indices of the retain rows whose logit confidence under ``model`` is at most its `REPLAY_QUANTILE`."""
+    logits, labels, _ = model_outputs(model, retain, data_collator=data_collator, batch_size=batch_size)
+    if labels is None or labels.ndim != 1:
+        raise ValueError("retain_replay needs single-label classification rows (one class id per row in `labels`); "
+                         "leave retain_replay at 0.")
+    confidence = logit_confidence(logits, labels)
+    return np.nonzero(confidence <= np.quantile(confidence, REPLAY_QUANTILE))[0]
+
+
+def replay_pool(n_retain: int, fragile: np.ndarray, times: int) -> list[int]:
+    """Every retain row once, then the fragile rows ``times`` more times: the stream the sampler permutes."""
+    return list(range(n_retain)) + [int(i) for i in fragile] * times
+
+
+def retain_pool(trainer, times: int) -> list[int]:
+    """The replay pool of ``trainer``'s retain set, read from its model (the original) on the main process and sent
+    to every rank, so all ranks draw from one stream."""
+    deepspeed = getattr(trainer, "is_deepspeed_enabled", False)
+    if deepspeed and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
+        raise ValueError("retain_replay reads the original's outputs before the first step, which DeepSpeed ZeRO-3 "
+                         "partitions across ranks; run with ZeRO-1/2 (or FSDP2, or one process) or leave it at 0.")
+    pool = [None]
+    if trainer.accelerator.is_main_process:
+        fragile = fragile_rows(trainer.model, trainer.retain_dataset, trainer.data_collator,
+                               trainer.args.per_device_eval_batch_size)
+        pool = [replay_pool(len(trainer.retain_dataset), fragile, times)]
+    if trainer.accelerator.num_processes > 1:
+        broadcast_object_list(pool)
+    return pool[0]
+
+
+def replayed(dataset, pool: list[int]):
+    """``dataset`` read through ``pool`` (rows repeated as the pool repeats them)."""
+    if isinstance(dataset, datasets.Dataset):
+        return dataset.select(pool)
+    return Subset(dataset, pool)
