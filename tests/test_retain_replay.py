@@ -3,6 +3,7 @@ length unchanged."""
 
 import copy
 from collections import Counter
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from transformers import default_data_collator
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
 from hf_unlearn.audit import model_confidences
-from hf_unlearn.trainer.replay import REPLAY_QUANTILE, fragile_rows, replay_pool
+from hf_unlearn.trainer.replay import REPLAY_QUANTILE, fragile_rows, replay_pool, retain_pool
 
 
 def _trainer(tmp_path, model, forget, retain, **kw):
@@ -60,3 +61,11 @@ def test_retain_replay_refusals(tmp_path):
     with pytest.raises(ValueError, match="task='multi_label' has none. Leave retain_replay at 0"):
         _trainer(tmp_path, tiny_bert(), train.select(range(8)), train.select(range(8, 24)), retain_replay=1,
                  task="multi_label")
+
+
+def test_retain_replay_refuses_parameters_partitioned_by_zero3():
+    trainer = SimpleNamespace(is_deepspeed_enabled=True, accelerator=SimpleNamespace(
+        state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(zero_stage=3))))
+    with pytest.raises(ValueError, match="retain_replay reads the original's outputs before the first step, which "
+                                         "DeepSpeed ZeRO-3 partitions"):
+        retain_pool(trainer, 2)
