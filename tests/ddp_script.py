@@ -31,7 +31,8 @@ JOBS = {
     # name: (alpha, alpha_schedule); "retain_only" (α = 0) is linear in the batch mean: DDP must match exactly
     "nabla_tau": (0.5, "linear"),
     "retain_only": (0.0, "constant"),
-    # ∇τ with the prior repair (`prior_repair=True`): the output bias shifted after the run, on every rank alike
+    # ∇τ with the prior repair (`prior_repair=True`): the output bias shifted after the run, on every rank alike; and
+    # with `retain_replay=2`: one replay pool, read on the main process, on every rank
     "prior_repair": (0.5, "linear"),
 }
 
@@ -164,6 +165,7 @@ def run_job(name: str, batch: int, steps: int, out: str, fsdp: bool = False) -> 
         per_device_train_batch_size=batch, per_device_eval_batch_size=4, max_steps=steps, learning_rate=1e-3,
         warmup_steps=0, alpha=alpha, alpha_schedule=schedule, tau_refresh_epochs=1, logging_steps=1, seed=0,
         remove_unused_columns=False, disable_tqdm=True, save_strategy="no", prior_repair=name == "prior_repair",
+        retain_replay=2 if name == "prior_repair" else 0,
         **(FSDP_ARGS if fsdp else {}),
     )
     collator = RecordingCollator()
@@ -188,6 +190,7 @@ def run_job(name: str, batch: int, steps: int, out: str, fsdp: bool = False) -> 
         "logs": [h for h in trainer.state.log_history if "loss" in h],
         "prior": None if trainer.heldout_prior is None else trainer.heldout_prior.tolist(),
         "prior_shift": trainer.prior_shift,
+        "retain_pool": trainer.retain_pool,
         "mean_prediction": mean_prediction(final, validation),
     }
     with open(os.path.join(out, f"{name}_rank{rank}.json"), "w") as f:

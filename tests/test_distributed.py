@@ -26,6 +26,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,16 @@ def test_prior_repair_is_the_same_on_every_rank_and_under_fsdp2(runs):
         assert torch.allclose(torch.tensor(r0["mean_prediction"]), torch.tensor(r0["prior"]), atol=1e-4), folder
         assert torch.equal(w0, w1), f"{folder}: ranks hold different weights after the repair"
     assert torch.allclose(torch.tensor(single["mean_prediction"]), torch.tensor(single["prior"]), atol=1e-4)
+
+
+def test_retain_replay_draws_from_one_pool_on_every_rank(runs):
+    """The replay pool is read from the original in one eval pass gathered over the ranks: every rank (DDP, FSDP2) and
+    the 1-process run hold the same pool, the retain rows once plus the fragile quartile twice more."""
+    single, _ = _load(runs["one"], "prior_repair", 0)
+    pool = single["retain_pool"]
+    counts = Counter(pool)
+    assert sorted(counts) == list(range(48)) and set(counts.values()) == {1, 3}
+    assert sum(c == 3 for c in counts.values()) == 12  # the lowest-confidence quartile of 48 rows
+    for folder in ("two", "fsdp"):
+        (r0, _), (r1, _) = _load(runs[folder], "prior_repair", 0), _load(runs[folder], "prior_repair", 1)
+        assert r0["retain_pool"] == r1["retain_pool"] == pool, folder

@@ -44,10 +44,10 @@ class HeldOut:
     logits: torch.Tensor | None
 
 
-def measure_heldout(trainer, with_logits: bool = False) -> HeldOut:
-    """The held-out rows' per-sample losses, classes and (``with_logits``) logits under the current model: eval
-    mode, no gradients, gathered over all processes (every process gets the same tensors)."""
-    dataset = sample_rows(trainer.validation_dataset, trainer.tau_samples, trainer.args.seed)
+def row_pass(trainer, dataset, with_logits: bool = False) -> HeldOut:
+    """``dataset``'s per-sample losses, classes and (``with_logits``) logits under the current model, in row order:
+    eval mode, no gradients, gathered over all processes (every process gets the same tensors, in the same order);
+    rows without a supervised target are dropped."""
     loader = trainer.get_eval_dataloader(dataset)
     model = trainer.model_wrapped if trainer.model_wrapped is not None else trainer.model
     was_training = model.training
@@ -75,10 +75,18 @@ def measure_heldout(trainer, with_logits: bool = False) -> HeldOut:
     if not losses_:
         return HeldOut(torch.zeros(0), None, None)
     kept = torch.cat(kept_) > 0
-    losses, order = torch.sort(torch.cat(losses_)[kept])
-    labels = torch.cat(labels_)[kept][order]
+    labels = torch.cat(labels_)[kept]
     logits = torch.cat(logits_)[kept] if len(logits_) == len(losses_) else None
-    return HeldOut(losses, labels if bool((labels >= 0).all()) else None, logits)
+    return HeldOut(torch.cat(losses_)[kept], labels if bool((labels >= 0).all()) else None, logits)
+
+
+def measure_heldout(trainer, with_logits: bool = False) -> HeldOut:
+    """The held-out rows' per-sample losses (sorted), their classes (in the same order) and (``with_logits``)
+    logits (row order) under the current model (`row_pass` over the τ rows)."""
+    rows = row_pass(trainer, sample_rows(trainer.validation_dataset, trainer.tau_samples, trainer.args.seed),
+                    with_logits)
+    losses, order = torch.sort(rows.losses)
+    return HeldOut(losses, None if rows.labels is None else rows.labels[order], rows.logits)
 
 
 def mean_prediction(logits: torch.Tensor) -> torch.Tensor:

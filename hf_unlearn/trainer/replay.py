@@ -14,24 +14,19 @@ from __future__ import annotations
 import datasets
 import numpy as np
 import torch
-from accelerate.utils import broadcast_object_list
 from torch.utils.data import Subset
 
-from ..audit._batching import model_outputs
-from ..audit.competition import logit_confidence
+from .heldout import row_pass
 
 #: the share of the retain rows replayed: the original's least confident fits
 REPLAY_QUANTILE = 0.25
 
 
-def fragile_rows(model: torch.nn.Module, retain, data_collator=None, batch_size: int = 64) -> np.ndarray:
-    """Indices of the retain rows whose logit confidence under ``model`` is at most its `REPLAY_QUANTILE`."""
-    logits, labels, _ = model_outputs(model, retain, data_collator=data_collator, batch_size=batch_size)
-    if labels is None or labels.ndim != 1:
-        raise ValueError("retain_replay needs single-label classification rows (one class id per row in `labels`); "
-                         "leave retain_replay at 0.")
-    confidence = logit_confidence(logits, labels)
-    return np.nonzero(confidence <= np.quantile(confidence, REPLAY_QUANTILE))[0]
+def fragile_rows(losses: torch.Tensor) -> np.ndarray:
+    """Indices of the rows whose loss is at least its (1 − `REPLAY_QUANTILE`) quantile: on one class per row, the
+    least confident fits (the loss log(1 + e^(−confidence)) falls as the logit confidence rises)."""
+    values = losses.detach().double().cpu().numpy()
+    return np.nonzero(values >= np.quantile(values, 1.0 - REPLAY_QUANTILE))[0]
 
 
 def replay_pool(n_retain: int, fragile: np.ndarray, times: int) -> list[int]:
@@ -40,20 +35,17 @@ def replay_pool(n_retain: int, fragile: np.ndarray, times: int) -> list[int]:
 
 
 def retain_pool(trainer, times: int) -> list[int]:
-    """The replay pool of ``trainer``'s retain set, read from its model (the original) on the main process and sent
-    to every rank, so all ranks draw from one stream."""
+    """The replay pool of ``trainer``'s retain set, read from its model (the original) in one eval pass gathered
+    over all processes: every rank computes the same pool."""
     deepspeed = getattr(trainer, "is_deepspeed_enabled", False)
     if deepspeed and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
         raise ValueError("retain_replay reads the original's outputs before the first step, which DeepSpeed ZeRO-3 "
                          "partitions across ranks; run with ZeRO-1/2 (or FSDP2, or one process) or leave it at 0.")
-    pool = [None]
-    if trainer.accelerator.is_main_process:
-        fragile = fragile_rows(trainer.model, trainer.retain_dataset, trainer.data_collator,
-                               trainer.args.per_device_eval_batch_size)
-        pool = [replay_pool(len(trainer.retain_dataset), fragile, times)]
-    if trainer.accelerator.num_processes > 1:
-        broadcast_object_list(pool)
-    return pool[0]
+    rows = row_pass(trainer, trainer.retain_dataset)
+    if rows.labels is None or len(rows.losses) != len(trainer.retain_dataset):
+        raise ValueError("retain_replay needs one class per retain row (single-label classification); leave "
+                         "retain_replay at 0.")
+    return replay_pool(len(trainer.retain_dataset), fragile_rows(rows.losses), times)
 
 
 def replayed(dataset, pool: list[int]):
