@@ -43,7 +43,7 @@ def test_the_trainer_draws_the_fragile_rows_more_often_over_a_run_of_the_same_le
     train = token_dataset(48, 0)
     model = overfit(tiny_bert(), train, epochs=10, out=str(tmp_path / "original"))
     forget, retain = train.select(range(8)), train.select(range(8, 48))
-    plain = _trainer(tmp_path / "plain", copy.deepcopy(model), forget, retain)
+    plain = _trainer(tmp_path / "plain", copy.deepcopy(model), forget, retain, retain_replay=0)
     replay = _trainer(tmp_path / "replay", copy.deepcopy(model), forget, retain, retain_replay=2)
     losses = torch.log1p(torch.exp(-torch.tensor(model_confidences(model, retain,
                                                                    data_collator=default_data_collator))))
