@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from summary import is_nabla_tau, mean_ci, methods_of, paired, select  # noqa: E402
 
 DATASETS = ("goemotions", "banking77")
-#: how the attack frontier names the replay runs (the library default since e33b568)
-REPLAY = "nabla_tau_replay=∇τ default: relabel, α₀ 0.75 + retain replay 2"
+#: how the attack frontier names the replay runs (`alpha=0.75, retain_replay=2`)
+REPLAY = "nabla_tau_replay=∇τ, α₀ 0.75 + retain replay 2"
 #: the attack frontier's runs (15 %, test rows, the one sampler): a results file, every method under its own name, or
 #: only the methods named (METHOD=LABEL, ";"-separated) under those labels
 SOURCES = ("goemotions.json",
@@ -42,7 +42,7 @@ SOURCES = ("goemotions.json",
 #: the issue's targets: RMIA AUC at most the null + this; retain / test accuracy at least the retrained's − these
 ATTACK_TARGET, RETAIN_TARGET, TEST_TARGET = 0.05, 0.03, 0.01
 #: how the attack frontier names the benchmark's own ∇τ rows
-VARIANT_NAMES = {"nabla_tau": "∇τ relabel, α₀ 0.5 (the default before e33b568)",
+VARIANT_NAMES = {"nabla_tau": "∇τ default (relabel push)",
                  "nabla_tau_ascent": "∇τ, ascent (the default before the relabel push)",
                  "nabla_tau_paper": "∇τ, the paper's recipe", "nabla_tau_kl": "∇τ + KL retain term",
                  "nabla_tau_kl_a075": "∇τ + KL, α₀ 0.75"}

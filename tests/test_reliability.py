@@ -172,7 +172,7 @@ def test_resume_true_skips_checkpoints_of_another_job(tmp_path, caplog):
     ({"method": "grad_diff"}, "method ('nabla_tau' in the checkpoint, 'grad_diff' now)"),
     ({"seed": 7}, "seed (42 in the checkpoint, 7 now)"),
     ({"learning_rate": 1e-4}, "learning_rate"),
-    ({"retain_replay": 0}, "retain_replay (2 in the checkpoint, 0 now)"),  # the relabel recipe's replay, switched off
+    ({"retain_replay": 2}, "retain_replay (0 in the checkpoint, 2 now)"),
     ({"prior_repair": True}, "prior_repair (None in the checkpoint, True now)"),
 ])
 def test_resuming_another_jobs_checkpoint_is_refused_naming_the_difference(tmp_path, change, named):

@@ -144,7 +144,7 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         if self.prior_repair:
             self.add_callback(PriorRepair(self))
         #: the retain stream with the original's least confident fits repeated (retain_replay), else None
-        self.retain_pool = retain_pool(self, args.retain_replay) if args.retain_replay else None  # 0 / None: off
+        self.retain_pool = retain_pool(self, args.retain_replay) if args.retain_replay else None
         self.tau_stop = TauStop(self) if args.stop_at_tau and self.method.needs_tau else None
         if self.tau_stop is not None:
             self.add_callback(self.tau_stop)
