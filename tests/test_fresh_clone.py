@@ -107,8 +107,9 @@ def test_user_errors_are_one_line(clone, tmp_path):
     assert not (tmp_path / "out").exists()
     help_text = subprocess.run([sys.executable, "examples/unlearn_bert.py", "--help"], cwd=clone, env=env,
                                capture_output=True, text=True).stdout
-    # the job's and the unlearning arguments only: TrainingArguments' ~200 options are behind --help_all
-    assert help_text.startswith("Make a MiniLM (BERT) emotion classifier forget") and len(help_text.splitlines()) < 260
+    # the job's and the unlearning arguments only (about 4 lines each): TrainingArguments' ~200 options are behind
+    # --help_all
+    assert help_text.startswith("Make a MiniLM (BERT) emotion classifier forget") and len(help_text.splitlines()) < 270
 
 
 def readme_snippet() -> str:
