@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
-from .heldout import row_pass
+from .heldout import row_pass, zero3
 
 #: the share of the retain rows replayed: the original's least confident fits
 REPLAY_QUANTILE = 0.25
@@ -37,8 +37,7 @@ def replay_pool(n_retain: int, fragile: np.ndarray, times: int) -> list[int]:
 def retain_pool(trainer, times: int) -> list[int]:
     """The replay pool of ``trainer``'s retain set, read from its model (the original) in one eval pass gathered
     over all processes: every rank computes the same pool."""
-    deepspeed = getattr(trainer, "is_deepspeed_enabled", False)
-    if deepspeed and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
+    if zero3(trainer):
         raise ValueError("retain_replay reads the original's outputs before the first step, which DeepSpeed ZeRO-3 "
                          "partitions across ranks; run with ZeRO-1/2 (or FSDP2, or one process) or leave it at 0.")
     rows = row_pass(trainer, trainer.retain_dataset)
