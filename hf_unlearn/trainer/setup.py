@@ -13,6 +13,8 @@ from ..methods import METHODS, Method
 from .arguments import UnlearningArguments
 
 logger = logging.getLogger(__name__)
+#: tasks with one class per row (None: not yet inferred): where the prior repair and the retain replay apply
+ONE_CLASS_TASKS = (None, "single_label", "image_classification")
 
 
 def unlearning_arguments(args: Any) -> UnlearningArguments:
@@ -53,7 +55,7 @@ def check_datasets(args: UnlearningArguments, method: Method, task: str | None, 
                    retain_dataset: Any, validation_dataset: Any) -> None:
     """Every dataset fits the model (inputs, labels, vocabulary), the method fits the task, and forget, retain and
     validation share no rows."""
-    if args.retain_replay and task not in (None, "single_label", "image_classification"):
+    if args.retain_replay and task not in ONE_CLASS_TASKS:
         raise ValueError(f"retain_replay={args.retain_replay} ranks retain rows by a classifier's confidence in their "
                          f"one class; task={task!r} has none. Leave retain_replay at 0.")
     for dataset, name in ((forget_dataset, "forget_dataset"), (retain_dataset, "retain_dataset"),
@@ -66,7 +68,7 @@ def check_datasets(args: UnlearningArguments, method: Method, task: str | None, 
         raise ValueError(f"method={args.method!r} applies to {', '.join(method.tasks)}, not "
                          f"task={task!r}; choose another method (nabla_tau, npo, grad_diff fit every task).")
     if args.prior_repair:
-        if task not in (None, "single_label", "image_classification"):
+        if task not in ONE_CLASS_TASKS:
             raise ValueError(f"prior_repair=True shifts a classifier's output bias; task={task!r} has none. Leave "
                              "prior_repair off.")
         if validation_dataset is None:
