@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 ALPHA_SCHEDULES = ("linear", "constant")
 MODALITIES = ("auto", "text", "image")
 TAU_GATES = ("train", "eval")
+#: the prior repair's targets (hf_unlearn/trainer/heldout.py)
+PRIOR_TARGETS = ("original", "retain_shares")
 
 
 @dataclass
@@ -95,6 +97,9 @@ class UnlearningArguments(TrainingArguments):
             with class removal, which must change the prior). `None` = off: on GoEmotions (an imbalanced label set)
             `prior_repair=True, alpha=0.6` gave back 3–5 test points at the same forgetting, on BANKING77 (balanced)
             it cost 0.09–0.13 of the forget-accuracy gap (docs/method.md).
+        prior_target (`str`, defaults to `"original"`): the prior repair's target: the original's mean prediction
+            (`"original"`) or that prediction with each class's logit moved by log(retain share / all rows' share)
+            (`"retain_shares"`: the label shift a retrained model sees; reads the forget and retain rows' classes).
         retain_replay (`int`, defaults to 0): put the original's lowest-confidence quartile of the retain rows this
             many more times into the retain stream (the run's length is unchanged): the rows a forget push flips are
             the original's low-margin fits (rare classes), which one pass over the retain set cannot fit again
@@ -165,6 +170,12 @@ class UnlearningArguments(TrainingArguments):
         default=None,
         metadata={"help": "After the run, shift the output bias back to the original's mean prediction on the "
                           "held-out rows (single-label classification); None = off."},
+    )
+    prior_target: str = field(
+        default="original",
+        metadata={"help": "The prior repair's target: the original's mean prediction ('original') or that "
+                          "prediction under the retain set's class shares ('retain_shares').",
+                  "choices": list(PRIOR_TARGETS)},
     )
     retain_replay: int = field(
         default=0,
@@ -349,6 +360,8 @@ class UnlearningArguments(TrainingArguments):
                              "original model on retain rows).")
         if self.token_mean not in ("row", "pooled"):
             raise ValueError(f"token_mean={self.token_mean!r}; choose 'row' or 'pooled'.")
+        if self.prior_target not in PRIOR_TARGETS:
+            raise ValueError(f"prior_target={self.prior_target!r}; choose one of {', '.join(PRIOR_TARGETS)}.")
         if self.tau_gate not in TAU_GATES:
             raise ValueError(f"tau_gate={self.tau_gate!r}; choose one of {', '.join(TAU_GATES)}.")
         if self.retain_weight < 0:

@@ -29,7 +29,7 @@ from .arguments import UnlearningArguments
 from .callbacks import NonFiniteGuard, TauStop
 from .deepspeed_reference import prepare_deepspeed_reference
 from .fingerprint import job_fingerprint
-from .heldout import PriorRepair, mean_prediction, measure_heldout
+from .heldout import PriorRepair, measure_heldout
 from .peft import wrap_with_peft
 from .persistence import PersistenceMixin
 from .plan import alpha_at, plan_run
@@ -129,7 +129,7 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         self.tau: float | None = None
         self.heldout_losses: torch.Tensor | None = None
         self.heldout_labels: torch.Tensor | None = None  # single-label tasks: the held-out rows' classes
-        self.prior_repair = bool(args.prior_repair)
+        self.prior_repair = PriorRepair(self) if args.prior_repair else None  # its callback
         self.heldout_prior: torch.Tensor | None = None  # the original's mean prediction there (prior_repair)
         self.prior_shift: float | None = None
         self.last_audit = self.last_comparison = None
@@ -142,7 +142,7 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         self.nonfinite = NonFiniteGuard(self.accelerator, args.max_nonfinite_steps)
         self.add_callback(self.nonfinite)
         if self.prior_repair:
-            self.add_callback(PriorRepair(self))
+            self.add_callback(self.prior_repair)
         #: the retain stream with the original's least confident fits repeated (retain_replay), else None
         self.retain_pool = retain_pool(self, args.retain_replay) if args.retain_replay else None
         self.tau_stop = TauStop(self) if args.stop_at_tau and self.method.needs_tau else None
@@ -209,13 +209,13 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         the fixed τ when one is set (``args.tau``, or log(num_labels) for class removal)."""
         if self.fixed_tau is not None:
             return float(self.fixed_tau)
-        first = self.prior_repair and self.heldout_prior is None  # the original: measure its mean prediction too
+        first = self.prior_repair is not None and self.heldout_prior is None  # the original: its mean prediction too
         held = measure_heldout(self, with_logits=first)
         heldout = held.losses
         if heldout.numel() == 0:
             raise ValueError("The validation set is empty: τ needs held-out samples.")
         if first and held.logits is not None:
-            self.heldout_prior = mean_prediction(held.logits)
+            self.heldout_prior = self.prior_repair.target(held.logits)
         tau = float(heldout.double().mean())
         # the quantile gate's targets (tau_target), sorted, on the device; their classes for the per-class gate
         self.heldout_losses, self.heldout_labels = heldout, held.labels
