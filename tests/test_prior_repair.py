@@ -12,7 +12,15 @@ from transformers import default_data_collator
 
 from hf_unlearn import UnlearningArguments, UnlearningTrainer
 from hf_unlearn.trainer.checkpoints import write_state
-from hf_unlearn.trainer.heldout import PriorRepair, mean_prediction, measure_heldout, output_bias, prior_shift
+from hf_unlearn.trainer.heldout import (
+    PriorRepair,
+    dataset_labels,
+    mean_prediction,
+    measure_heldout,
+    output_bias,
+    prior_shift,
+    share_log_ratio,
+)
 
 
 def test_prior_shift_matches_the_target_mean_prediction():
@@ -108,3 +116,44 @@ def test_prior_repair_refuses_a_bias_partitioned_by_zero3():
         PriorRepair(trainer)
     plugin.zero_stage = 2  # ZeRO-1/2 replicate the parameters: the bias is whole on every rank
     assert PriorRepair(trainer).trainer is trainer
+
+
+def test_the_retain_shares_move_each_class_by_its_label_shift():
+    forget = [{"labels": torch.tensor(0)}, {"labels": torch.tensor(0)}]  # a torch dataset's rows: tensors too
+    retain = [{"labels": c} for c in (0, 1, 1, 1)]
+    assert dataset_labels(forget) == [0, 0] and dataset_labels(retain) == [0, 1, 1, 1]
+    ratio = share_log_ratio(forget, retain, 3)
+    kept, every = torch.tensor([1.5, 3.5, 0.5]), torch.tensor([3.5, 3.5, 0.5])  # counts + ½
+    assert torch.allclose(ratio, torch.log(kept / kept.sum()) - torch.log(every / every.sum()).double())
+    assert ratio[0] < 0 < ratio[1]  # class 0 lost 2 of its 3 rows: a retrained model predicts it less
+    assert torch.isclose(ratio[1], ratio[2])  # classes that lost nothing move alike (only the normalisation)
+    assert dataset_labels([{"input_ids": [1, 2]}]) is None and share_log_ratio([{"text": "x"}], retain, 3) is None
+    assert dataset_labels(token_dataset(4, 0)) == token_dataset(4, 0)["labels"]
+
+
+@pytest.mark.parametrize("target", ["original", "retain_shares"])
+def test_prior_target_is_the_original_mean_prediction_under_the_chosen_shares(tmp_path, target):
+    train = token_dataset(48, 0)
+    labels = torch.tensor(train["labels"])
+    forget_rows = torch.where(labels == 0)[0][:8].tolist()  # class 0 loses 8 rows, the others none
+    forget = train.select(forget_rows)
+    retain = train.select([i for i in range(48) if i not in forget_rows])
+    trainer = _trainer(tmp_path, tiny_bert(), forget, retain, prior_repair=True, prior_target=target)
+    logits = measure_heldout(trainer, with_logits=True).logits
+    target_prior = trainer.prior_repair.target(logits)
+    assert torch.allclose(target_prior.sum(), torch.tensor(1.0, dtype=torch.float64))
+    if target == "original":
+        assert torch.allclose(target_prior, mean_prediction(logits))
+    else:
+        assert target_prior[0] < mean_prediction(logits)[0] - 0.02  # the class the forget rows take is lower
+        assert torch.allclose(target_prior, mean_prediction(logits.double() + share_log_ratio(forget, retain, 3)))
+
+
+def test_prior_target_retain_shares_needs_the_rows_classes(tmp_path):
+    train = token_dataset(48, 0)
+    trainer = _trainer(tmp_path, tiny_bert(), train.select(range(16)), train.select(range(16, 48)),
+                       prior_repair=True, prior_target="retain_shares")
+    trainer.forget_dataset = [{"input_ids": row["input_ids"]} for row in trainer.forget_dataset]
+    with pytest.raises(ValueError, match="prior_target='retain_shares' counts the forget and retain rows' classes: "
+                                         "give them a 'labels' column"):
+        trainer.prior_repair.target(torch.zeros(4, 3))
