@@ -70,6 +70,28 @@ def test_automatic_alpha_and_length(tmp_path):
         _trainer(tmp_path, length_multiplier=0)
 
 
+def test_the_papers_recipe_is_one_argument_and_runs_the_same_steps(tmp_path, memorised):
+    runs = {}
+    for name, kw in {"paper": dict(method="nabla_tau_paper"),
+                     "spelled out": dict(forget_push="ascent", tau_gate="train", length_multiplier=1)}.items():
+        model = tiny_bert()
+        model.load_state_dict(memorised)
+        trainer = _trainer(tmp_path / name, model=model, **kw)
+        trainer.train()
+        runs[name] = trainer
+    paper, spelled = runs["paper"], runs["spelled out"]
+    assert paper.args.forget_epochs == 3 and paper.args.tau_gate == "train"  # the paper's length and gate
+    assert paper.args.alpha_schedule == "linear" and paper.args.learning_rate == pytest.approx(3e-4)
+    assert paper.method.hparams == ("tau_target", "forget_push") and paper.args.method_hparams() == {
+        "tau_target": "mean", "forget_push": "ascent"}
+    assert [log["loss"] for log in paper.state.log_history if "loss" in log] == [
+        log["loss"] for log in spelled.state.log_history if "loss" in log]
+    assert all(torch.equal(a, b) for a, b in zip(paper.model.parameters(), spelled.model.parameters()))
+    with pytest.raises(ValueError, match="method='nabla_tau_paper' is the paper's recipe \\(forget_push='ascent'\\); "
+                                         "for forget_push='relabel' use method='nabla_tau'"):
+        _trainer(tmp_path, method="nabla_tau_paper", forget_push="relabel")
+
+
 def test_alpha_schedule_and_lr_decay(tmp_path):
     trainer = _trainer(tmp_path, forget_epochs=4, forget_push="ascent")  # the paper's: 2 steps/forget-epoch → 8
     trainer.train()

@@ -208,3 +208,38 @@ NABLA_TAU = register(
                     "label-masked prediction instead (forget_push).",
     )
 )
+
+
+def paper_recipe(args, task: str | None, modality: str, class_removal: bool, automatic: list[str]) -> None:
+    """`nabla_tau_paper`'s automatic choices: the paper's objective exactly — gradient ascent on the batch mean
+    (``forget_push="ascent"``, ``tau_target="mean"``), the forget loss read in training mode (``tau_gate="train"``),
+    the paper's length (the method's multiplier is 1, no floor) and linear α; a push or target other than the paper's
+    is refused, naming ``method="nabla_tau"``."""
+    kwargs = args.method_kwargs if isinstance(args.method_kwargs, dict) else {}
+    for name, paper in (("forget_push", "ascent"), ("tau_target", "mean")):
+        given = kwargs.get(name, getattr(args, name))
+        if given not in (None, paper):
+            raise ValueError(f"method='nabla_tau_paper' is the paper's recipe ({name}={paper!r}); for "
+                             f"{name}={given!r} use method='nabla_tau'.")
+    args.tau_gate = "train"
+    automatic.append("the paper's ∇τ (gradient ascent on the batch mean, training-mode gate, the paper's length)")
+
+
+NABLA_TAU_PAPER = register(
+    Method(
+        name="nabla_tau_paper",
+        objective=_objective,
+        needs_tau=True,
+        needs_alpha=True,
+        supports_kl_retain=True,
+        length_multiplier=1.0,
+        needs_logits=True,
+        hparams=("tau_target", "forget_push"),
+        defaults={"tau_target": "mean", "forget_push": "ascent"},
+        check=_check,
+        automatic=paper_recipe,
+        description="The paper's ∇τ exactly (Trippa et al. 2024): α·ReLU(τ − mean L_forget)² + (1−α)·mean L_retain, "
+                    "training-mode gate, ⌊retain batches / (2 × forget batches)⌋ forget-epochs, linear α.",
+    )
+)
+

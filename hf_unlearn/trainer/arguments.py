@@ -91,13 +91,10 @@ class UnlearningArguments(TrainingArguments):
         modality (`str`, defaults to `"auto"`): `text` or `image` selects the α₀ rule; `auto` reads the model.
         stop_at_tau (`bool`, defaults to `False`): adaptive length: end after the first forget-epoch in which the
             forget loss sat at τ (at or above τ in at least half its batches); `forget_epochs` stays the upper bound.
-        prior_repair (`bool` or `None`): after the run, shift the classifier's output bias so that the model's mean
-            predicted class distribution on the held-out (τ) rows is the original's, measured there before the first
-            step: undoes the class-prior shift a forget push leaves on unseen data (single-label classification; not
-            with class removal, which must change the prior). `None` = off: on GoEmotions (an imbalanced label set)
-            `prior_repair=True, alpha=0.6` gave back 3–5 test points at the same forgetting, on BANKING77 (balanced)
-            it cost 0.09–0.13 of the forget-accuracy gap (docs/method.md).
-        prior_target (`str`, defaults to `"original"`): the prior repair's target: the original's mean prediction
+        prior_repair (`bool` or `None`): after the run, shift the classifier's output bias until the model's mean
+            prediction on the held-out (τ) rows is `prior_target`: undoes the class-prior shift a forget push leaves
+            on unseen data (single-label classification, not class removal). `None` = off (docs/method.md).
+        prior_target (`str`, defaults to `"original"`): the repair's target: the original's mean prediction there
             (`"original"`) or that prediction with each class's logit moved by log(retain share / all rows' share)
             (`"retain_shares"`: the label shift a retrained model sees; reads the forget and retain rows' classes).
         retain_replay (`int`, defaults to 0): put the original's lowest-confidence quartile of the retain rows this
