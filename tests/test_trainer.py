@@ -300,7 +300,7 @@ def test_single_label_text_gets_the_relabel_recipe_and_the_paper_stays_one_argum
     assert (args.forget_push, args.tau_target, args.alpha_schedule, args.learning_rate) == (
         "relabel", "quantiles", "constant", 6e-4)
     # the prior repair is not automatic (it held on GoEmotions, not on BANKING77): one argument away
-    assert (args.prior_repair, trainer.alpha0, trainer.prior_repair) == (None, 0.5, False)
+    assert (args.prior_repair, trainer.alpha0, trainer.prior_repair) == (None, 0.5, None)
     # nor is the retain replay with α₀ 0.75 (lower RMIA, but it cost unseen-row accuracy on fresh seeds): two away
     assert (args.retain_replay, trainer.retain_pool) == (0, None)
     replay = _trainer(tmp_path, alpha=0.75, retain_replay=2)
