@@ -122,7 +122,8 @@ def test_grad_diff_kl_retain_builds_the_reference_only_then(tmp_path):
     assert trainer.compute_loss(trainer.model, batch).item() == pytest.approx(ascent.item(), rel=1e-5)
     trainer.train()
     assert trainer.state.log_history[-2]["retain_loss"] > 0  # the model moved away from the original
-    with pytest.raises(ValueError, match="applies to grad_diff, nabla_tau, nabla_tau_paper, npo, not method='finetune'"):
+    with pytest.raises(ValueError, match="applies to grad_diff, nabla_tau, nabla_tau_paper, npo, not "
+                                         "method='finetune'"):
         _trainer(tmp_path, method="finetune", retain_loss="kl")
 
 
