@@ -59,7 +59,7 @@ def test_prior_repair_gives_the_original_mean_prediction_back(tmp_path, method):
     plain.train()
     drifted = _held_out_mean(plain)
     assert (drifted - original).abs().max() > 0.02  # the ascent moved the class balance on unseen rows
-    repaired = _trainer(tmp_path / "repaired", model, forget, retain, prior_repair=True, **kw)
+    repaired = _trainer(tmp_path / "repaired", model, forget, retain, prior_repair=True, prior_target="original", **kw)
     repaired.train()
     assert torch.allclose(repaired.heldout_prior, original, atol=1e-5)
     assert torch.allclose(_held_out_mean(repaired), original, atol=1e-4)

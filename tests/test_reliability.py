@@ -174,7 +174,7 @@ def test_resume_true_skips_checkpoints_of_another_job(tmp_path, caplog):
     ({"learning_rate": 1e-4}, "learning_rate"),
     ({"retain_replay": 2}, "retain_replay (0 in the checkpoint, 2 now)"),
     ({"prior_repair": True}, "prior_repair (None in the checkpoint, True now)"),
-    ({"prior_target": "retain_shares"}, "prior_target ('original' in the checkpoint, 'retain_shares' now)"),
+    ({"prior_target": "original"}, "prior_target ('retain_shares' in the checkpoint, 'original' now)"),
 ])
 def test_resuming_another_jobs_checkpoint_is_refused_naming_the_difference(tmp_path, change, named):
     _trainer(tmp_path, save_strategy="steps", save_steps=2).train()

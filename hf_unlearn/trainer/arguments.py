@@ -94,9 +94,9 @@ class UnlearningArguments(TrainingArguments):
         prior_repair (`bool` or `None`): after the run, shift the classifier's output bias until the model's mean
             prediction on the held-out (τ) rows is `prior_target`: undoes the class-prior shift a forget push leaves
             on unseen data (single-label classification, not class removal). `None` = off (docs/method.md).
-        prior_target (`str`, defaults to `"original"`): the repair's target: the original's mean prediction there
-            (`"original"`) or that prediction with each class's logit moved by log(retain share / all rows' share)
-            (`"retain_shares"`: the label shift a retrained model sees; reads the forget and retain rows' classes).
+        prior_target (`str`, defaults to `"retain_shares"`): the repair's target: the original's mean prediction
+            there with each class's logit moved by log(retain share / all rows' share) (`"retain_shares"`: the label
+            shift a retrained model sees; reads the forget and retain rows' classes), or as it is (`"original"`).
         retain_replay (`int`, defaults to 0): put the original's lowest-confidence quartile of the retain rows this
             many more times into the retain stream (the run's length is unchanged): the rows a forget push flips are
             the original's low-margin fits (rare classes), which one pass over the retain set cannot fit again
@@ -169,9 +169,9 @@ class UnlearningArguments(TrainingArguments):
                           "held-out rows (single-label classification); None = off."},
     )
     prior_target: str = field(
-        default="original",
-        metadata={"help": "The prior repair's target: the original's mean prediction ('original') or that "
-                          "prediction under the retain set's class shares ('retain_shares').",
+        default="retain_shares",
+        metadata={"help": "The prior repair's target: the original's mean prediction under the retain set's class "
+                          "shares ('retain_shares') or as it is ('original').",
                   "choices": list(PRIOR_TARGETS)},
     )
     retain_replay: int = field(
