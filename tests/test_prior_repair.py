@@ -157,3 +157,21 @@ def test_prior_target_retain_shares_needs_the_rows_classes(tmp_path):
     with pytest.raises(ValueError, match="prior_target='retain_shares' counts the forget and retain rows' classes: "
                                          "give them a 'labels' column"):
         trainer.prior_repair.target(torch.zeros(4, 3))
+
+
+def test_the_automatic_repair_stays_off_where_it_cannot_run_or_was_not_measured():
+    from hf_unlearn.methods.nabla_tau import automatic_push
+
+    def pushed(task="single_label", modality="text", class_removal=False, **kw):
+        args = UnlearningArguments("out", report_to=[], **kw)
+        automatic_push(args, task, modality, class_removal, [])
+        return args.prior_repair, args.alpha
+
+    assert pushed() == (True, 0.6)
+    zero3 = UnlearningArguments("out", report_to=[])
+    zero3.deepspeed_plugin = SimpleNamespace(zero_stage=3)  # ZeRO-3 partitions the output bias
+    automatic_push(zero3, "single_label", "text", False, [])
+    assert (zero3.forget_push, zero3.prior_repair, zero3.alpha) == ("relabel", None, None)
+    assert pushed(class_removal=True) == (None, None)  # the ascent for class removal: no repair
+    assert pushed(modality="image", forget_push="relabel") == (None, None)  # images: not measured
+    assert pushed(prior_repair=True, forget_push="relabel", modality="image") == (True, 0.6)

@@ -299,15 +299,22 @@ def test_single_label_text_gets_the_relabel_recipe_and_the_paper_stays_one_argum
     args = trainer.args
     assert (args.forget_push, args.tau_target, args.alpha_schedule, args.learning_rate) == (
         "relabel", "quantiles", "constant", 6e-4)
-    # the prior repair is not automatic (it held on GoEmotions, not on BANKING77): one argument away
-    assert (args.prior_repair, trainer.alpha0, trainer.prior_repair) == (None, 0.5, None)
+    # the prior repair to the retain set's class shares comes with it, at α₀ 0.6; prior_repair=False turns it off
+    assert (args.prior_repair, args.prior_target, trainer.alpha0) == (True, "retain_shares", 0.6)
+    assert trainer.prior_repair in trainer.callback_handler.callbacks
+    assert "prior repair to 'retain_shares' (relabel push)" in trainer.plan.automatic
+    off = _trainer(tmp_path, prior_repair=False)
+    assert (off.prior_repair, off.alpha0) == (None, 0.5)
+    assert _trainer(tmp_path, alpha=0.4).alpha0 == 0.4  # a given α₀ wins
+    fixed = _trainer(tmp_path, tau=3.0)  # a fixed τ needs no held-out rows: the repair is not assumed
+    assert (fixed.args.prior_repair, fixed.alpha0) == (None, 0.5)
     # nor is the retain replay with α₀ 0.75 (lower RMIA, but it cost unseen-row accuracy on fresh seeds): two away
     assert (args.retain_replay, trainer.retain_pool) == (0, None)
     replay = _trainer(tmp_path, alpha=0.75, retain_replay=2)
     assert replay.alpha0 == 0.75 and len(replay.retain_pool) > len(replay.retain_dataset)
-    assert _trainer(tmp_path, prior_repair=True).prior_repair
     paper = _trainer(tmp_path, forget_push="ascent")
     assert (paper.args.tau_target, paper.args.alpha_schedule, paper.args.learning_rate) == ("mean", "linear", 3e-4)
+    assert (paper.args.prior_repair, paper.alpha0) == (None, 0.5)  # the ascent: no repair, the paper's α₀
     # images: the paper's (no evidence there); anything given wins over the recipe
     image = _trainer(tmp_path, modality="image").args
     assert (image.forget_push, image.tau_target, image.alpha_schedule) == ("ascent", "mean", "linear")
