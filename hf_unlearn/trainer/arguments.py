@@ -93,7 +93,7 @@ class UnlearningArguments(TrainingArguments):
             forget loss sat at τ (at or above τ in at least half its batches); `forget_epochs` stays the upper bound.
         prior_repair (`bool` or `None`): after the run, shift the classifier's output bias until the model's mean
             prediction on the held-out (τ) rows is `prior_target`: undoes the class-prior shift a forget push leaves
-            on unseen data (single-label classification, not class removal). `None` = off (docs/method.md).
+            on unseen data (single-label classification, not class removal). `None` = on with the relabel push.
         prior_target (`str`, defaults to `"retain_shares"`): the repair's target: the original's mean prediction
             there with each class's logit moved by log(retain share / all rows' share) (`"retain_shares"`: the label
             shift a retrained model sees; reads the forget and retain rows' classes), or as it is (`"original"`).
@@ -165,8 +165,8 @@ class UnlearningArguments(TrainingArguments):
     )
     prior_repair: bool | None = field(
         default=None,
-        metadata={"help": "After the run, shift the output bias back to the original's mean prediction on the "
-                          "held-out rows (single-label classification); None = off."},
+        metadata={"help": "After the run, shift the output bias back to prior_target on the held-out rows "
+                          "(single-label classification); None = on with the relabel push (with alpha 0.6)."},
     )
     prior_target: str = field(
         default="retain_shares",

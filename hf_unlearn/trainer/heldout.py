@@ -13,8 +13,8 @@ Only the ``num_labels`` output biases change; no held-out row's label is read (t
 
 ``prior_target="retain_shares"``: a retrained model is trained on the retain rows' class shares, not all rows', so
 its prior on unseen data is the original's shifted by that label shift — a class that lost a third of its rows to
-the forget set is predicted less (on BANKING77's 4 rows a class, the retrained models' share of such classes on
-held-out rows was 0.12 where the original's was 0.17). The target is then the original's mean prediction with each
+the forget set is predicted less (on BANKING77, a few rows a class, restoring the original's prior handed forget
+rows their class back; this target did not: docs/method.md). The target is then the original's mean prediction with each
 class's logit moved by log(retain share / all rows' share) (counts + ½), read from the forget and retain rows'
 labels (counts only, never logged): p̄ = mean_i softmax(z_i^original + log w).
 """
