@@ -173,7 +173,7 @@ def test_resume_true_skips_checkpoints_of_another_job(tmp_path, caplog):
     ({"seed": 7}, "seed (42 in the checkpoint, 7 now)"),
     ({"learning_rate": 1e-4}, "learning_rate"),
     ({"retain_replay": 2}, "retain_replay (0 in the checkpoint, 2 now)"),
-    ({"prior_repair": True}, "prior_repair (None in the checkpoint, True now)"),
+    ({"prior_repair": False}, "prior_repair (True in the checkpoint, False now)"),  # on with the relabel push
     ({"prior_target": "original"}, "prior_target ('retain_shares' in the checkpoint, 'original' now)"),
 ])
 def test_resuming_another_jobs_checkpoint_is_refused_naming_the_difference(tmp_path, change, named):
