@@ -21,7 +21,8 @@ import torch
 
 
 def git_commit(path: str | Path | None = None) -> dict[str, Any]:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the git work tree holding ``path`` (default: here)."""
+    """``{"commit": sha or None, "dirty": bool or None}`` of the git work tree holding ``path`` (default: here);
+    result files a benchmark rewrote (``benchmarks/results``) are not code changes, so they do not make it dirty."""
     cwd = Path(path or Path(__file__).parent).resolve()
     cwd = cwd if cwd.is_dir() else cwd.parent
 
@@ -33,7 +34,8 @@ def git_commit(path: str | Path | None = None) -> dict[str, Any]:
         return out.stdout.strip() if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ":(top,exclude)benchmarks/results") if commit \
+        else None
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
