@@ -26,6 +26,8 @@ with the row's label masked out (`relabel_descent`), a bounded step instead of a
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from .base import Method, ObjectiveInputs, register, token_mean
@@ -238,20 +240,12 @@ def paper_recipe(args, task: str | None, modality: str, class_removal: bool, aut
 
 
 NABLA_TAU_PAPER = register(
-    Method(
+    replace(
+        NABLA_TAU,  # the same objective, checks and hyperparameters; the paper's length and automatic choices
         name="nabla_tau_paper",
-        objective=_objective,
-        needs_tau=True,
-        needs_alpha=True,
-        supports_kl_retain=True,
         length_multiplier=1.0,
-        needs_logits=True,
-        hparams=("tau_target", "forget_push"),
-        defaults={"tau_target": "mean", "forget_push": "ascent"},
-        check=_check,
         automatic=paper_recipe,
         description="The paper's ∇τ exactly (Trippa et al. 2024): α·ReLU(τ − mean L_forget)² + (1−α)·mean L_retain, "
                     "training-mode gate, ⌊retain batches / (2 × forget batches)⌋ forget-epochs, linear α.",
     )
 )
-
