@@ -113,10 +113,10 @@ def test_attack_frontier_pairs_with_the_retrained_model_and_marks_the_target_reg
     assert p["attack"][0] == pytest.approx(0.03) and p["retain"][0] == pytest.approx(0.0)
     assert p["commit"] == "abcdef0" and frontier.in_target(p)
     pts = {q["method"]: q for q in frontier.attack_points(tmp_path, ["goemotions.json"])["goemotions"]}
-    assert set(pts) == {"∇τ default (relabel push)", "scrub"}
+    assert set(pts) == {"∇τ default (relabel push, prior repair)", "scrub"}
     assert not frontier.in_target(pts["scrub"])
     assert pts["scrub"]["retain"][0] == pytest.approx(-0.1)
     frontier.main(["--results", str(tmp_path), "--source", "goemotions.json"])
     assert (tmp_path / "frontier_rmia.png").read_bytes()[:4] == b"\x89PNG"
     table = (tmp_path / "frontier_rmia.md").read_text()
-    assert "| ∇τ default (relabel push) | 2 | +0.030 ± " in table and "| yes |" in table
+    assert "| ∇τ default (relabel push, prior repair) | 2 | +0.030 ± " in table and "| yes |" in table
