@@ -1,5 +1,6 @@
 """Torch helpers every layer may use: eval mode for a forward pass (no dropout, autograd still on, each module's mode
-restored) and the model beneath DDP/accelerate wrappers and PEFT adapters."""
+restored), the model beneath DDP/accelerate wrappers and PEFT adapters, and whether DeepSpeed ZeRO-3 partitions the
+parameters."""
 
 from __future__ import annotations
 
@@ -31,3 +32,10 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
     if base is not None and inner is not None and type(model).__name__.startswith("Peft"):
         return inner
     return model
+
+
+def zero3(args) -> bool:
+    """Whether DeepSpeed ZeRO-3 partitions the parameters across ranks (no rank holds a whole layer), read from the
+    training arguments: their ``deepspeed_plugin`` is the one the Trainer's accelerator runs with (from
+    ``deepspeed=...`` or ``accelerate launch --use_deepspeed``), and it is there before any trainer is built."""
+    return getattr(getattr(args, "deepspeed_plugin", None), "zero_stage", None) == 3

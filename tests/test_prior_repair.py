@@ -109,8 +109,7 @@ def test_prior_repair_refuses_class_removal_and_leaves_a_bias_free_head_alone(tm
 
 def test_prior_repair_refuses_a_bias_partitioned_by_zero3():
     plugin = SimpleNamespace(zero_stage=3)
-    trainer = SimpleNamespace(is_deepspeed_enabled=True, accelerator=SimpleNamespace(
-        state=SimpleNamespace(deepspeed_plugin=plugin)))
+    trainer = SimpleNamespace(args=SimpleNamespace(deepspeed_plugin=plugin))
     with pytest.raises(ValueError, match="prior_repair=True cannot shift an output bias that DeepSpeed ZeRO-3 "
                                          "partitions across ranks; run with ZeRO-1/2"):
         PriorRepair(trainer)

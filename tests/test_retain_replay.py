@@ -68,8 +68,7 @@ def test_retain_replay_refusals(tmp_path):
 
 
 def test_retain_replay_refuses_parameters_partitioned_by_zero3():
-    trainer = SimpleNamespace(is_deepspeed_enabled=True, accelerator=SimpleNamespace(
-        state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(zero_stage=3))))
+    trainer = SimpleNamespace(args=SimpleNamespace(deepspeed_plugin=SimpleNamespace(zero_stage=3)))
     with pytest.raises(ValueError, match="retain_replay reads the original's outputs before the first step, which "
                                          "DeepSpeed ZeRO-3 partitions"):
         retain_pool(trainer, 2)

@@ -196,3 +196,24 @@ def test_fsdp_config_builds_accelerates_fsdp2_plugin(monkeypatch):
     assert plugin.fsdp_version == 2 and plugin.reshard_after_forward is True
     assert plugin.auto_wrap_policy.__name__ == "transformer_auto_wrap_policy"
     assert str(plugin.state_dict_type).endswith("FULL_STATE_DICT")
+
+
+def test_every_zero3_check_reads_the_arguments_plugin(tmp_path):
+    """One helper (`hf_unlearn._torch.zero3`) answers for the reference model, the prior repair, the replay and the
+    automatic choices: the plugin on the training arguments, which the Trainer's accelerator runs with."""
+    from types import SimpleNamespace
+
+    from hf_unlearn._torch import zero3
+
+    args = UnlearningArguments(str(tmp_path), report_to=[])
+    assert args.deepspeed_plugin is None and not zero3(args)
+    args.deepspeed_plugin = SimpleNamespace(zero_stage=2)
+    assert not zero3(args)
+    args.deepspeed_plugin.zero_stage = 3
+    assert zero3(args)
+    model = tiny_model()
+    trainer = SimpleNamespace(args=SimpleNamespace(method="npo", deepspeed_plugin=args.deepspeed_plugin),
+                              _fresh_adapters=False, is_deepspeed_enabled=True,
+                              accelerator=SimpleNamespace(unwrap_model=lambda m: m), model=model)
+    with pytest.raises(ValueError, match="method='npo' needs a frozen reference model; under DeepSpeed ZeRO-3"):
+        UnlearningTrainer._build_reference(trainer, None)

@@ -30,6 +30,7 @@ from dataclasses import replace
 
 import torch
 
+from .._torch import zero3
 from .base import Method, ObjectiveInputs, register, token_mean
 
 TAU_TARGETS = ("mean", "quantiles", "class_quantiles")
@@ -190,9 +191,8 @@ def automatic_push(args, task: str | None, modality: str, class_removal: bool, a
         if args.learning_rate is None:
             args.learning_rate = RELABEL_LEARNING_RATE
             automatic.append(f"learning rate {args.learning_rate:g} (relabel push)")
-        zero3 = getattr(getattr(args, "deepspeed_plugin", None), "zero_stage", None) == 3
         if args.prior_repair is None and task == "single_label" and modality == "text" and not class_removal \
-                and args.tau is None and not zero3:
+                and args.tau is None and not zero3(args):
             args.prior_repair = True
             automatic.append(f"prior repair to {args.prior_target!r} (relabel push)")
         if args.prior_repair and args.alpha is None:

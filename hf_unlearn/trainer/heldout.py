@@ -34,6 +34,7 @@ try:  # FSDP2 shards parameters as DTensors (a torch build without torch.distrib
 except ImportError:  # pragma: no cover
     DTensor = distribute_tensor = None
 
+from .._torch import zero3
 from ..data.selection import sample_rows
 from ..masking import supervised_rows
 
@@ -156,19 +157,13 @@ def add_to_bias(bias: torch.nn.Parameter, shift: torch.Tensor) -> None:
         bias.add_(shift)
 
 
-def zero3(trainer) -> bool:
-    """Whether DeepSpeed ZeRO-3 partitions ``trainer``'s parameters across ranks (no rank holds a whole layer)."""
-    return bool(getattr(trainer, "is_deepspeed_enabled", False)
-                and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3)
-
-
 class PriorRepair(TrainerCallback):
     """Measures the original's mean prediction on the held-out rows before the first step (∇τ's first τ pass
     measures it on the way; other methods, and a fixed τ, take one pass here) and shifts the output bias back to it
     after the last (`prior_shift`), logging ``prior_shift`` (the largest |b|)."""
 
     def __init__(self, trainer):
-        if zero3(trainer):
+        if zero3(trainer.args):
             raise ValueError("prior_repair=True cannot shift an output bias that DeepSpeed ZeRO-3 partitions across "
                              "ranks; run with ZeRO-1/2 (or FSDP2, or one process) or leave prior_repair off.")
         self.trainer = trainer

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
-from .heldout import row_pass, zero3
+from .._torch import zero3
+from .heldout import row_pass
 
 #: the share of the retain rows replayed: the original's least confident fits
 REPLAY_QUANTILE = 0.25
@@ -37,7 +38,7 @@ def replay_pool(n_retain: int, fragile: np.ndarray, times: int) -> list[int]:
 def retain_pool(trainer, times: int) -> list[int]:
     """The replay pool of ``trainer``'s retain set, read from its model (the original) in one eval pass gathered
     over all processes: every rank computes the same pool."""
-    if zero3(trainer):
+    if zero3(trainer.args):
         raise ValueError("retain_replay reads the original's outputs before the first step, which DeepSpeed ZeRO-3 "
                          "partitions across ranks; run with ZeRO-1/2 (or FSDP2, or one process) or leave it at 0.")
     rows = row_pass(trainer, trainer.retain_dataset)

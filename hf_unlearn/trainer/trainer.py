@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorForSeq2Seq, Trainer
 from transformers.trainer_utils import SchedulerType
 
-from .._torch import eval_mode
+from .._torch import eval_mode, zero3
 from ..data.checks import check_forget_retain, is_class_removal
 from ..data.collators import ForgetRetainCollator, automatic_fusion
 from ..data.sampling import ForgetRetainPairs, ForgetRetainSampler
@@ -381,8 +381,7 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         ref.eval()
         ref.requires_grad_(False)
         if self.is_deepspeed_enabled:
-            stage = self.accelerator.state.deepspeed_plugin.zero_stage
-            if stage == 3 and ref_model is None:
+            if zero3(self.args) and ref_model is None:
                 raise ValueError(
                     f"method={self.args.method!r} needs a frozen reference model; under DeepSpeed ZeRO-3 the model's "
                     "parameters are already sharded and cannot be copied. Load the original model again and pass "
