@@ -52,8 +52,8 @@ def seed_models(args, own, runs: dict[str, dict]):
         retrained, _ = bench.trained(args, f"retrain-{name}-{seed}", selector, seed)
         models = {"original (do nothing)": (original, None), "retrained": (retrained, None)}
         for label, overrides in runs.items():
-            model, trainer, _, _ = bench.unlearn_run(args, overrides, forget, retain, seed, state,
-                                                     Path(own.out) / "work" / f"{name}-{seed}" / str(len(models)))
+            folder = Path(own.out) / "work" / f"{args.dataset}-{name}-{seed}" / str(len(models))
+            model, trainer, _, _ = bench.unlearn_run(args, overrides, forget, retain, seed, state, folder)
             models[label] = (model, trainer)
         yield seed, forget, retain, models
 

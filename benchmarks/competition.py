@@ -89,7 +89,8 @@ def model_task(args, own_json: str, kind: str, label: str, overrides: dict | Non
         original, _ = g.trained(args, "original", None, args.original_seed)
         state = copy.deepcopy(original.state_dict())
         run_seed = seed + 1000 * index
-        folder = Path(args.out) / "work" / f"competition-{split_name(own)}-{seed}" / f"{label}-{run_seed}"
+        folder = (Path(args.out) / "work" / f"competition-{args.dataset}-{split_name(own)}-{seed}"
+                  / f"{label}-{run_seed}")
         model, _, wall, cpu = g.unlearn_run(args, overrides, forget, retain, run_seed, state, folder)
     return {"kind": kind, "label": label, "index": index, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
             **_outputs(args, model, forget, retain, seed)}

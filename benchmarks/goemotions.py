@@ -270,7 +270,7 @@ def run_split(args, name: str, selector: dict, seed: int, null: bool) -> list[di
           f"forget acc {orig['forget_acc']:.3f} test acc {orig['test_acc']:.3f} RMIA {orig['ref_attack_auc']:.3f}; "
           f"retrain MIA {ref['mia_loss']:.3f} forget acc {ref['forget_acc']:.3f} test acc {ref['test_acc']:.3f} "
           f"({retrain_time[0]:.0f}s)", flush=True)
-    work = Path(args.out) / "work" / on_disk(f"{name}-{seed}")
+    work = Path(args.out) / "work" / on_disk(f"{args.dataset}-{name}-{seed}")  # a dataset per folder: no collision
     for label, overrides in runs_of(args):
         model, trainer, wall, cpu = unlearn_run(args, overrides, forget, retain, seed, original_state, work / label)
         report = audit_of(model)

@@ -55,6 +55,8 @@ def test_goemotions_benchmark_quick_and_reproducible(tmp_path):
     assert f"training {n} of {n} models in" in md and "(none from a cache)" in md
     # The null reference is retrained on the same retain rows as the split's retrained model (another seed).
     (models,) = (tmp_path / "a" / "work" / "models").iterdir()
+    # Each run's folders are named by the dataset too: a second dataset written to the same --out never shares them.
+    assert {p.name for p in (tmp_path / "a" / "work").iterdir()} == {"models", "goemotions-15%-0"}
     digests = {p.name: json.loads((p / "hf_unlearn_recipe.json").read_text())["rows"] for p in models.iterdir()}
     assert digests["retrain-15%-0-null"] == digests["retrain-15%-0"] != digests["original"]
     # Every retrained model (null included) trains for the original's optimizer steps, on fewer rows.
