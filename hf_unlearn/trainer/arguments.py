@@ -101,7 +101,8 @@ class UnlearningArguments(TrainingArguments):
             many more times into the retain stream (the run's length is unchanged): the rows a forget push flips are
             the original's low-margin fits (rare classes), which one pass over the retain set cannot fit again
             (`benchmarks/retain_damage.py`; single-label classification). `alpha=0.75, retain_replay=2` lowered RMIA
-            by 0.05–0.08 at the same retain accuracy, at up to 4.5 points of accuracy on unseen rows (docs/method.md).
+            by 0.05–0.08 at the same retain accuracy, at up to 4.5 points of accuracy on unseen rows; at the
+            default's α₀ 0.6 it gave back up to 4 retain points and paid for them in forgetting (docs/method.md).
         fuse_forget_retain (`bool` or `None`): one forward pass over the forget+retain batch padded together
             (`None` = automatic: one pass for classifiers when the collator can, two for causal LMs, whose
             full-vocabulary logits make two half-size passes leaner; `False` = two passes).
