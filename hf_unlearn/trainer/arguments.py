@@ -103,6 +103,8 @@ class UnlearningArguments(TrainingArguments):
             (`benchmarks/retain_damage.py`; single-label classification). `alpha=0.75, retain_replay=2` lowered RMIA
             by 0.05–0.08 at the same retain accuracy, at up to 4.5 points of accuracy on unseen rows; at the
             default's α₀ 0.6 it gave back up to 4 retain points and paid for them in forgetting (docs/method.md).
+        head_refit (`bool`, defaults to `False`): after the run, refit the classifier's output layer on the retain
+            rows' features by L-BFGS (one eval pass; single-label classification; docs/method.md).
         fuse_forget_retain (`bool` or `None`): one forward pass over the forget+retain batch padded together
             (`None` = automatic: one pass for classifiers when the collator can, two for causal LMs, whose
             full-vocabulary logits make two half-size passes leaner; `False` = two passes).
@@ -179,6 +181,10 @@ class UnlearningArguments(TrainingArguments):
         default=0,
         metadata={"help": "Put the retain rows the original fits least confidently (its lowest-confidence quartile; "
                           "single-label classification) this many more times into the retain stream; 0 = off."},
+    )
+    head_refit: bool = field(
+        default=False, metadata={"help": "After the run, fit the output layer again on the retain rows' features, to "
+                                 "convergence (before the prior repair; single-label classification)."},
     )
     tau_gate: str = field(
         default="eval",

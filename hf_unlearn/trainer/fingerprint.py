@@ -17,7 +17,7 @@ RUN_ARGUMENTS = (
     "forget_epochs", "max_steps", "learning_rate", "lr_scheduler_type", "lr_min_ratio", "warmup_steps",
     "warmup_ratio", "weight_decay", "max_grad_norm", "optim", "adam_beta1", "adam_beta2", "adam_epsilon",
     "gradient_accumulation_steps", "stop_at_tau", "task", "modality", "retain_replay", "prior_repair",
-    "prior_target",
+    "prior_target", "head_refit",
 )
 DATA = (("forget_rows", "forget rows"), ("retain_rows", "retain rows"), ("validation_rows", "validation rows"))
 

@@ -46,48 +46,55 @@ PRIOR_ITERATIONS = 200
 
 @dataclass
 class HeldOut:
-    """One pass over the held-out rows: losses (sorted), their classes (same order; None unless single-label) and
-    logits (row order; only when asked for and single-label)."""
+    """One pass over the held-out rows: losses (sorted), their classes (same order; None unless single-label),
+    logits (row order; only when asked for and single-label) and ``layer``'s inputs (row order; when asked for)."""
 
     losses: torch.Tensor
     labels: torch.Tensor | None
     logits: torch.Tensor | None
+    inputs: torch.Tensor | None = None
 
 
-def row_pass(trainer, dataset, with_logits: bool = False) -> HeldOut:
-    """``dataset``'s per-sample losses, classes and (``with_logits``) logits under the current model, in row order:
-    eval mode, no gradients, gathered over all processes (every process gets the same tensors, in the same order);
-    rows without a supervised target are dropped."""
+def row_pass(trainer, dataset, with_logits: bool = False, layer: torch.nn.Module | None = None) -> HeldOut:
+    """``dataset``'s per-sample losses, classes, (``with_logits``) logits and (``layer``) the inputs the model gives
+    that layer (one vector a row, e.g. a classifier's features), in row order: eval mode, no gradients, gathered over
+    all processes (every process gets the same tensors, in the same order); rows without a supervised target are
+    dropped."""
     loader = trainer.get_eval_dataloader(dataset)
     model = trainer.model_wrapped if trainer.model_wrapped is not None else trainer.model
     was_training = model.training
     model.eval()
-    losses_, kept_, labels_, logits_ = [], [], [], []  # on the device: synced once per batch, concatenated after
-    with torch.no_grad():
-        for batch in loader:
-            batch = trainer._prepare_inputs(batch)
-            losses, logits = trainer._per_sample(model, batch)
-            losses = losses.detach().float()
-            kept = supervised_rows(batch.get("labels"), trainer.task, len(losses)).to(losses.device)
-            labels = batch.get("labels")
-            single = labels is not None and labels.dim() == 1 and logits is not None and logits.dim() == 2
-            labels = labels if single else torch.full_like(kept, -1).long()
-            parts = (torch.where(kept > 0, losses, 0.0), kept, labels)
-            if with_logits and single:
-                parts = (*parts, logits.detach().float())
-            parts = trainer.accelerator.gather_for_metrics(parts)
-            losses_.append(parts[0])
-            kept_.append(parts[1])
-            labels_.append(parts[2])
-            if len(parts) > 3:
-                logits_.append(parts[3])
-    model.train(was_training)
-    if not losses_:
+    seen: dict[str, torch.Tensor] = {}
+    hook = None if layer is None else layer.register_forward_pre_hook(lambda _, args: seen.update(x=args[0]))
+    parts_: dict[str, list[torch.Tensor]] = {}  # on the device: synced once per batch, concatenated after
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                batch = trainer._prepare_inputs(batch)
+                losses, logits = trainer._per_sample(model, batch)
+                losses = losses.detach().float()
+                kept = supervised_rows(batch.get("labels"), trainer.task, len(losses)).to(losses.device)
+                labels = batch.get("labels")
+                single = labels is not None and labels.dim() == 1 and logits is not None and logits.dim() == 2
+                parts = {"losses": torch.where(kept > 0, losses, 0.0), "kept": kept,
+                         "labels": labels if single else torch.full_like(kept, -1).long()}
+                if with_logits and single:
+                    parts["logits"] = logits.detach().float()
+                if layer is not None and seen.get("x") is not None and seen["x"].dim() == 2:
+                    parts["inputs"] = seen.pop("x").detach().float()
+                for key, value in trainer.accelerator.gather_for_metrics(parts).items():
+                    parts_.setdefault(key, []).append(value)
+    finally:
+        if hook is not None:
+            hook.remove()
+        model.train(was_training)
+    if not parts_:
         return HeldOut(torch.zeros(0), None, None)
-    kept = torch.cat(kept_) > 0
-    labels = torch.cat(labels_)[kept]
-    logits = torch.cat(logits_)[kept] if len(logits_) == len(losses_) else None
-    return HeldOut(torch.cat(losses_)[kept], labels if bool((labels >= 0).all()) else None, logits)
+    kept = torch.cat(parts_["kept"]) > 0
+    labels = torch.cat(parts_["labels"])[kept]
+    whole = {key: torch.cat(parts_[key])[kept] if len(parts_.get(key, ())) == len(parts_["losses"]) else None
+             for key in ("logits", "inputs")}
+    return HeldOut(torch.cat(parts_["losses"])[kept], labels if bool((labels >= 0).all()) else None, **whole)
 
 
 def measure_heldout(trainer, with_logits: bool = False) -> HeldOut:
@@ -137,24 +144,36 @@ def share_log_ratio(forget, retain, num_labels: int) -> torch.Tensor | None:
     return torch.log(kept / kept.sum()) - torch.log(every / every.sum())
 
 
-def output_bias(model: torch.nn.Module, num_labels: int) -> torch.nn.Parameter | None:
-    """The classifier's output bias: the last linear layer with ``num_labels`` outputs, a bias, and trainable (so a
-    saved adapter or model keeps the change); None when there is none."""
+def output_layer(model: torch.nn.Module, num_labels: int) -> torch.nn.Linear | None:
+    """The classifier's output layer: the last linear layer with ``num_labels`` outputs, a bias, and trainable (so a
+    saved adapter or model keeps a change to it); None when there is none."""
     found = None
     for module in model.modules():
         if (isinstance(module, torch.nn.Linear) and module.out_features == num_labels and module.bias is not None
                 and module.bias.requires_grad):
-            found = module.bias
+            found = module
     return found
 
 
-def add_to_bias(bias: torch.nn.Parameter, shift: torch.Tensor) -> None:
-    """``bias += shift`` in place, also for a bias sharded by FSDP2 (a DTensor: the shift is distributed alike)."""
-    shift = shift.to(device=bias.device, dtype=bias.dtype)
-    if DTensor is not None and isinstance(bias, DTensor):
-        shift = distribute_tensor(shift, bias.device_mesh, bias.placements)
+def output_bias(model: torch.nn.Module, num_labels: int) -> torch.nn.Parameter | None:
+    """The output layer's bias (`output_layer`), or None."""
+    layer = output_layer(model, num_labels)
+    return None if layer is None else layer.bias
+
+
+def add_in_place(param: torch.nn.Parameter, shift: torch.Tensor) -> None:
+    """``param += shift`` in place, also for a parameter sharded by FSDP2 (a DTensor: the shift is distributed
+    alike)."""
+    shift = shift.to(device=param.device, dtype=param.dtype)
+    if DTensor is not None and isinstance(param, DTensor):
+        shift = distribute_tensor(shift, param.device_mesh, param.placements)
     with torch.no_grad():
-        bias.add_(shift)
+        param.add_(shift)
+
+
+def full_tensor(param: torch.Tensor) -> torch.Tensor:
+    """``param`` whole (an FSDP2 shard gathered), detached."""
+    return (param.full_tensor() if DTensor is not None and isinstance(param, DTensor) else param).detach()
 
 
 class PriorRepair(TrainerCallback):
@@ -199,7 +218,7 @@ class PriorRepair(TrainerCallback):
             return
         logits = measure_heldout(trainer, with_logits=True).logits
         shift = prior_shift(logits, trainer.heldout_prior)
-        add_to_bias(bias, shift)
+        add_in_place(bias, shift)
         trainer.prior_shift = float(shift.abs().max())
         state.log_history.append({"prior_shift": round(trainer.prior_shift, 4), "step": state.global_step})
         logger.info("prior_repair: output bias shifted by at most %.3f.", trainer.prior_shift)

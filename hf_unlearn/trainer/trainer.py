@@ -29,6 +29,7 @@ from .arguments import UnlearningArguments
 from .callbacks import NonFiniteGuard, TauStop
 from .deepspeed_reference import prepare_deepspeed_reference
 from .fingerprint import job_fingerprint
+from .head_refit import HeadRefit
 from .heldout import PriorRepair, measure_heldout
 from .peft import wrap_with_peft
 from .persistence import PersistenceMixin
@@ -141,6 +142,8 @@ class UnlearningTrainer(PersistenceMixin, ReportingMixin, Trainer):
         self._relabel_generator = torch.Generator().manual_seed(args.seed)
         self.nonfinite = NonFiniteGuard(self.accelerator, args.max_nonfinite_steps)
         self.add_callback(self.nonfinite)
+        if args.head_refit:  # before the prior repair, which then balances the refitted layer's bias
+            self.add_callback(HeadRefit(self))
         if self.prior_repair:
             self.add_callback(self.prior_repair)
         #: the retain stream with the original's least confident fits repeated (retain_replay), else None
