@@ -8,10 +8,13 @@ again is a retraining; fitting its last layer is a convex problem on the feature
 One eval pass reads them (the inputs of the output layer, gathered over all processes), and the layer (W, b) is moved
 by full-batch L-BFGS on
 
-    mean_i CE(W h_i + b, y_i) + ‖W − W₀‖² / 2n + ‖b − b₀‖² / 2n
+    mean_i CE(W h_i + b, y_i) + λ/2 · (‖W − W₀‖² + ‖b − b₀‖²)
 
-from the trained layer (W₀, b₀): a unit Gaussian prior on the change, n the retain rows. Only retain rows and their
-labels are read; the refit runs before the prior repair, which then sets the output bias's balance on unseen rows.
+from the trained layer (W₀, b₀). λ is chosen, from `PENALTIES`, by the mean loss on the held-out rows τ is measured
+on (one more pass over them, reading their labels as τ does); if no λ lowers it below the trained layer's, the layer
+is left as trained. (With λ = 1/n alone the layer's scale grew until unseen rows' loss doubled: GoEmotions dev rows,
+docs/method.md.) Only retain and held-out rows are read; the refit runs before the prior repair, which then sets the
+output bias's balance on unseen rows.
 """
 
 from __future__ import annotations
@@ -23,38 +26,60 @@ from accelerate.utils import broadcast
 from transformers import TrainerCallback
 
 from .._torch import zero3
+from ..data.selection import sample_rows
 from .heldout import add_in_place, full_tensor, output_layer, row_pass
 
 logger = logging.getLogger(__name__)
 
 #: L-BFGS iterations of the refit (it converges in tens on GoEmotions' 384 features × 28 classes)
 REFIT_ITERATIONS = 100
+#: the Gaussian prior's weights λ tried, weakest first; the held-out rows' loss picks one
+PENALTIES = (1e-3, 1e-2, 1e-1, 1.0)
 
 
-def refit_layer(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
-                bias: torch.Tensor, iterations: int = REFIT_ITERATIONS) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """The change (ΔW, Δb) that minimises mean CE(h (W₀ + ΔW)ᵀ + b₀ + Δb, y) + (‖ΔW‖² + ‖Δb‖²) / 2n (float64,
-    full-batch L-BFGS from zero), and the mean CE after it."""
+def layer_loss(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> float:
+    """The mean cross-entropy of the linear layer (``weight``, ``bias``) on (features, labels), float64."""
+    x = features.double()
+    logits = x @ weight.double().to(x.device).T + bias.double().to(x.device)
+    return float(torch.nn.functional.cross_entropy(logits, labels.long().to(x.device)))
+
+
+def refit_layer(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                penalty: float, iterations: int = REFIT_ITERATIONS) -> tuple[torch.Tensor, torch.Tensor]:
+    """The change (ΔW, Δb) that minimises mean CE(h (W₀ + ΔW)ᵀ + b₀ + Δb, y) + penalty/2 · (‖ΔW‖² + ‖Δb‖²)
+    (float64, full-batch L-BFGS from zero)."""
     x, y = features.double(), labels.long().to(features.device)
     w0, b0 = weight.double().to(x.device), bias.double().to(x.device)
     dw = torch.zeros_like(w0, requires_grad=True)
     db = torch.zeros_like(b0, requires_grad=True)
     optimizer = torch.optim.LBFGS([dw, db], max_iter=iterations, line_search_fn="strong_wolfe",
                                   tolerance_grad=1e-9, tolerance_change=1e-12)
-    n = max(1, len(y))
 
     def closure():
         optimizer.zero_grad()
         with torch.enable_grad():
             loss = torch.nn.functional.cross_entropy(x @ (w0 + dw).T + b0 + db, y)
-            loss = loss + (dw.square().sum() + db.square().sum()) / (2 * n)
+            loss = loss + penalty / 2 * (dw.square().sum() + db.square().sum())
             loss.backward()
         return loss
 
     optimizer.step(closure)
-    with torch.no_grad():
-        after = torch.nn.functional.cross_entropy(x @ (w0 + dw).T + b0 + db, y)
-    return dw.detach(), db.detach(), float(after)
+    return dw.detach(), db.detach()
+
+
+def choose_refit(retain: tuple[torch.Tensor, torch.Tensor], heldout: tuple[torch.Tensor, torch.Tensor],
+                 weight: torch.Tensor, bias: torch.Tensor) -> tuple[float | None, torch.Tensor, torch.Tensor]:
+    """The refit (`refit_layer` on the ``retain`` (features, labels)) whose λ in `PENALTIES` gives the lowest loss
+    on the ``heldout`` (features, labels): (λ, ΔW, Δb); (None, 0, 0) when none is below the trained layer's."""
+    w0, b0 = weight.double(), bias.double()
+    best = (None, torch.zeros_like(w0), torch.zeros_like(b0))
+    best_loss = layer_loss(*heldout, w0, b0)
+    for penalty in PENALTIES:
+        dw, db = refit_layer(*retain, w0, b0, penalty)
+        loss = layer_loss(*heldout, w0 + dw.to(w0.device), b0 + db.to(b0.device))
+        if loss < best_loss:
+            best, best_loss = (penalty, dw, db), loss
+    return best
 
 
 class HeadRefit(TrainerCallback):
@@ -77,15 +102,21 @@ class HeadRefit(TrainerCallback):
                            "trained.")
             return
         rows = row_pass(trainer, trainer.retain_dataset, layer=layer)
-        if rows.inputs is None or rows.labels is None:
+        held = row_pass(trainer, sample_rows(trainer.validation_dataset, trainer.tau_samples, trainer.args.seed),
+                        layer=layer)
+        if rows.inputs is None or rows.labels is None or held.inputs is None or held.labels is None:
             logger.warning("head_refit: the output layer's inputs are not one vector a row; left as trained.")
             return
-        dw, db, after = refit_layer(rows.inputs, rows.labels, full_tensor(layer.weight), full_tensor(layer.bias))
-        # every process solved the same problem; take the main process's answer so replicas stay identical
+        weight, bias = full_tensor(layer.weight), full_tensor(layer.bias)
+        penalty, dw, db = choose_refit((rows.inputs, rows.labels), (held.inputs, held.labels), weight, bias)
+        # every process solved the same problems; take the main process's answer so replicas stay identical
         dw, db = (broadcast(t.to(trainer.accelerator.device)) for t in (dw, db))
+        entry = {"head_refit_penalty": penalty if penalty is not None else 0.0,
+                 "head_refit_loss_before": round(float(rows.losses.mean()), 4),
+                 "head_refit_loss_after": round(layer_loss(rows.inputs, rows.labels, weight.double() + dw.double().to(
+                     weight.device), bias.double() + db.double().to(bias.device)), 4)}
         add_in_place(layer.weight, dw)
         add_in_place(layer.bias, db)
-        before, after = round(float(rows.losses.mean()), 4), round(after, 4)
-        state.log_history.append({"head_refit_loss_before": before, "head_refit_loss_after": after,
-                                  "step": state.global_step})
-        logger.info("head_refit: retain rows' mean loss %.4f → %.4f.", before, after)
+        state.log_history.append({**entry, "step": state.global_step})
+        logger.info("head_refit: λ %s; retain rows' mean loss %.4f → %.4f.", penalty,
+                    entry["head_refit_loss_before"], entry["head_refit_loss_after"])

@@ -61,6 +61,9 @@ def check_datasets(args: UnlearningArguments, method: Method, task: str | None, 
     if args.head_refit and task not in ONE_CLASS_TASKS:
         raise ValueError(f"head_refit=True refits a classifier's output layer on one class a row; task={task!r} has "
                          "none. Leave head_refit off.")
+    if args.head_refit and validation_dataset is None:
+        raise ValueError("head_refit=True chooses its penalty on held-out rows: pass validation_dataset=... or leave "
+                         "head_refit off.")
     for dataset, name in ((forget_dataset, "forget_dataset"), (retain_dataset, "retain_dataset"),
                           (validation_dataset, "validation_dataset")):
         check_model_inputs(dataset, name=name, task=task, num_labels=getattr(config, "num_labels", None),
