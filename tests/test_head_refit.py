@@ -44,6 +44,17 @@ def test_refit_layer_lowers_the_loss_and_the_penalty_holds_it_near_the_start():
     assert torch.isfinite(weak_w).all() and strong_w.norm() < weak_w.norm()
 
 
+def test_the_forget_term_keeps_the_refit_from_fitting_the_forget_rows_back():
+    (x, y), (fx, fy) = _separable(60, 0), _separable(20, 2)
+    w, b = torch.zeros(3, 8), torch.zeros(3)
+    targets = torch.full((50,), 1.5, dtype=torch.float64)  # held-out rows' losses: the forget rows' targets
+    plain_w, plain_b = refit_layer(x, y, w, b, penalty=1e-2)
+    held_w, held_b = refit_layer(x, y, w, b, penalty=1e-2, forget=(fx, fy, targets, 0.5))
+    plain, held = layer_loss(fx, fy, plain_w, plain_b), layer_loss(fx, fy, held_w, held_b)
+    assert plain < 0.5 < held  # without the term the forget rows are fitted like the retain rows; with it, not
+    assert layer_loss(x, y, held_w, held_b) < layer_loss(x, y, w, b)  # and the retain rows are still fitted
+
+
 def test_choose_refit_picks_the_penalty_by_the_held_out_loss_or_keeps_the_layer():
     retain, held = _separable(60, 0), _separable(200, 1)
     w, b = torch.zeros(3, 8), torch.zeros(3)

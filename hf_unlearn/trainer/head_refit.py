@@ -27,6 +27,7 @@ from transformers import TrainerCallback
 
 from .._torch import zero3
 from ..data.selection import sample_rows
+from ..methods.nabla_tau import quantile_ascent
 from .heldout import add_in_place, full_tensor, output_layer, row_pass
 
 logger = logging.getLogger(__name__)
@@ -45,9 +46,12 @@ def layer_loss(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tenso
 
 
 def refit_layer(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                penalty: float, iterations: int = REFIT_ITERATIONS) -> tuple[torch.Tensor, torch.Tensor]:
+                penalty: float, forget: tuple | None = None,
+                iterations: int = REFIT_ITERATIONS) -> tuple[torch.Tensor, torch.Tensor]:
     """The change (ΔW, Δb) that minimises mean CE(h (W₀ + ΔW)ᵀ + b₀ + Δb, y) + penalty/2 · (‖ΔW‖² + ‖Δb‖²)
-    (float64, full-batch L-BFGS from zero)."""
+    (float64, full-batch L-BFGS from zero); with ``forget`` = (features, labels, held-out losses, α), the CE is
+    weighted 1 − α and α · mean ReLU(q_i − L_i)² over the forget rows is added, each row's loss against its rank's
+    held-out loss (∇τ's quantile target, `quantile_ascent`), so the refit does not fit the forget rows back."""
     x, y = features.double(), labels.long().to(features.device)
     w0, b0 = weight.double().to(x.device), bias.double().to(x.device)
     dw = torch.zeros_like(w0, requires_grad=True)
@@ -59,6 +63,12 @@ def refit_layer(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tens
         optimizer.zero_grad()
         with torch.enable_grad():
             loss = torch.nn.functional.cross_entropy(x @ (w0 + dw).T + b0 + db, y)
+            if forget is not None:
+                fx, fy, heldout_losses, alpha = forget
+                fx = fx.double().to(x.device)
+                forget_losses = torch.nn.functional.cross_entropy(fx @ (w0 + dw).T + b0 + db,
+                                                                  fy.long().to(x.device), reduction="none")
+                loss = (1 - alpha) * loss + alpha * quantile_ascent(forget_losses, heldout_losses.to(x.device))
             loss = loss + penalty / 2 * (dw.square().sum() + db.square().sum())
             loss.backward()
         return loss
@@ -68,14 +78,15 @@ def refit_layer(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tens
 
 
 def choose_refit(retain: tuple[torch.Tensor, torch.Tensor], heldout: tuple[torch.Tensor, torch.Tensor],
-                 weight: torch.Tensor, bias: torch.Tensor) -> tuple[float | None, torch.Tensor, torch.Tensor]:
+                 weight: torch.Tensor, bias: torch.Tensor,
+                 forget: tuple | None = None) -> tuple[float | None, torch.Tensor, torch.Tensor]:
     """The refit (`refit_layer` on the ``retain`` (features, labels)) whose λ in `PENALTIES` gives the lowest loss
     on the ``heldout`` (features, labels): (λ, ΔW, Δb); (None, 0, 0) when none is below the trained layer's."""
     w0, b0 = weight.double(), bias.double()
     best = (None, torch.zeros_like(w0), torch.zeros_like(b0))
     best_loss = layer_loss(*heldout, w0, b0)
     for penalty in PENALTIES:
-        dw, db = refit_layer(*retain, w0, b0, penalty)
+        dw, db = refit_layer(*retain, w0, b0, penalty, forget)
         loss = layer_loss(*heldout, w0 + dw.to(w0.device), b0 + db.to(b0.device))
         if loss < best_loss:
             best, best_loss = (penalty, dw, db), loss
@@ -104,11 +115,14 @@ class HeadRefit(TrainerCallback):
         rows = row_pass(trainer, trainer.retain_dataset, layer=layer)
         held = row_pass(trainer, sample_rows(trainer.validation_dataset, trainer.tau_samples, trainer.args.seed),
                         layer=layer)
-        if rows.inputs is None or rows.labels is None or held.inputs is None or held.labels is None:
+        gone = row_pass(trainer, trainer.forget_dataset, layer=layer)
+        if any(r.inputs is None or r.labels is None for r in (rows, held, gone)):
             logger.warning("head_refit: the output layer's inputs are not one vector a row; left as trained.")
             return
         weight, bias = full_tensor(layer.weight), full_tensor(layer.bias)
-        penalty, dw, db = choose_refit((rows.inputs, rows.labels), (held.inputs, held.labels), weight, bias)
+        alpha = trainer.alpha0 if trainer.alpha0 is not None else 0.5
+        forget = (gone.inputs, gone.labels, torch.sort(held.losses).values, alpha)
+        penalty, dw, db = choose_refit((rows.inputs, rows.labels), (held.inputs, held.labels), weight, bias, forget)
         # every process solved the same problems; take the main process's answer so replicas stay identical
         dw, db = (broadcast(t.to(trainer.accelerator.device)) for t in (dw, db))
         entry = {"head_refit_penalty": penalty if penalty is not None else 0.0,
