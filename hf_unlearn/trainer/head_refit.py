@@ -49,9 +49,10 @@ def refit_layer(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tens
                 penalty: float, forget: tuple | None = None,
                 iterations: int = REFIT_ITERATIONS) -> tuple[torch.Tensor, torch.Tensor]:
     """The change (ΔW, Δb) that minimises mean CE(h (W₀ + ΔW)ᵀ + b₀ + Δb, y) + penalty/2 · (‖ΔW‖² + ‖Δb‖²)
-    (float64, full-batch L-BFGS from zero); with ``forget`` = (features, labels, held-out losses, α), the CE is
-    weighted 1 − α and α · mean ReLU(q_i − L_i)² over the forget rows is added, each row's loss against its rank's
-    held-out loss (∇τ's quantile target, `quantile_ascent`), so the refit does not fit the forget rows back."""
+    (float64, full-batch L-BFGS from zero); with ``forget`` = (features, labels, held-out features, held-out labels,
+    α), the CE is weighted 1 − α and α · mean ReLU(q_i − L_i)² over the forget rows is added, each row's loss against
+    its rank's held-out loss under the layer being fitted (∇τ's quantile target, `quantile_ascent`; no gradient
+    through the targets), so the refit neither fits the forget rows back nor leaves them above unseen rows."""
     x, y = features.double(), labels.long().to(features.device)
     w0, b0 = weight.double().to(x.device), bias.double().to(x.device)
     dw = torch.zeros_like(w0, requires_grad=True)
@@ -64,11 +65,13 @@ def refit_layer(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tens
         with torch.enable_grad():
             loss = torch.nn.functional.cross_entropy(x @ (w0 + dw).T + b0 + db, y)
             if forget is not None:
-                fx, fy, heldout_losses, alpha = forget
-                fx = fx.double().to(x.device)
-                forget_losses = torch.nn.functional.cross_entropy(fx @ (w0 + dw).T + b0 + db,
+                fx, fy, hx, hy, alpha = forget
+                w, b = w0 + dw, b0 + db
+                forget_losses = torch.nn.functional.cross_entropy(fx.double().to(x.device) @ w.T + b,
                                                                   fy.long().to(x.device), reduction="none")
-                loss = (1 - alpha) * loss + alpha * quantile_ascent(forget_losses, heldout_losses.to(x.device))
+                held = torch.nn.functional.cross_entropy(hx.double().to(x.device) @ w.T + b, hy.long().to(x.device),
+                                                         reduction="none").detach()
+                loss = (1 - alpha) * loss + alpha * quantile_ascent(forget_losses, torch.sort(held).values)
             loss = loss + penalty / 2 * (dw.square().sum() + db.square().sum())
             loss.backward()
         return loss
@@ -121,7 +124,7 @@ class HeadRefit(TrainerCallback):
             return
         weight, bias = full_tensor(layer.weight), full_tensor(layer.bias)
         alpha = trainer.alpha0 if trainer.alpha0 is not None else 0.5
-        forget = (gone.inputs, gone.labels, torch.sort(held.losses).values, alpha)
+        forget = (gone.inputs, gone.labels, held.inputs, held.labels, alpha)
         penalty, dw, db = choose_refit((rows.inputs, rows.labels), (held.inputs, held.labels), weight, bias, forget)
         # every process solved the same problems; take the main process's answer so replicas stay identical
         dw, db = (broadcast(t.to(trainer.accelerator.device)) for t in (dw, db))
