@@ -47,19 +47,14 @@ class UnlearningArguments(TrainingArguments):
         tau_max_samples (`int` or `None`): estimate τ on a seeded subsample of the validation set of this size.
             `None` = automatic: as many rows as keep the τ passes within 5% of the run's compute (one training
             sample ≈ 3 forward passes), at least 128; `0` = every validation row.
-        tau_gate (`str`, defaults to `"eval"`): how ∇τ measures the forget loss it compares with τ. `"eval"`: the
-            forget half runs in eval mode (no dropout; gradients still flow), like τ; the retain half keeps dropout,
-            so a fused forget+retain batch then takes two forward passes. `"train"` (the paper's): the in-step
-            forget loss, with dropout on, while τ is measured in eval mode. `"eval"` became the default on the
-            benchmark's dev rows (5 seeds; docs/method.md).
+        tau_gate (`str`, defaults to `"eval"`): how ∇τ measures the forget loss it compares with τ: `"eval"`
+            (no dropout on the forget half, like τ; chosen on dev rows, docs/method.md) or `"train"` (the paper's).
         retain_weight (`float`, defaults to 1.0): λ of the retain term for `grad_diff` and `npo`; γ
             (task-loss weight on retain) for `scrub`.
         retain_loss (`str`, defaults to `"nll"`): retain term of `grad_diff` and `npo`: `nll` (the task loss) or
             `kl` (KL(p_original ‖ p_θ) on the retain rows; builds a frozen copy of the original model).
-        token_mean (`str`, defaults to `"row"`): causal LMs: the forget and retain means of the objectives are over
-            rows of each row's token-mean loss (`"row"`, every answer weighs the same), or over all supervised
-            tokens of the batch (`"pooled"`, long answers weigh more: transformers' and open-unlearning's
-            reduction). NPO's and SimNPO's per-sequence forget terms are unaffected; τ stays a mean over rows.
+        token_mean (`str`, defaults to `"row"`): causal LMs: the objectives' means over rows of each row's token-mean
+            loss (`"row"`) or over the batch's supervised tokens (`"pooled"`, transformers' reduction); τ: rows.
         method_kwargs (`dict` or `None`): the method's own hyperparameters by name (JSON on the command line, e.g.
             `--method_kwargs '{"npo_beta": 0.2}'`); each method declares them and their defaults
             (`Method.hparams` / `Method.defaults`), so a new method is one module. The flat arguments below are
@@ -97,14 +92,13 @@ class UnlearningArguments(TrainingArguments):
         prior_target (`str`, defaults to `"retain_shares"`): the repair's target: the original's mean prediction
             there with each class's logit moved by log(retain share / all rows' share) (`"retain_shares"`: the label
             shift a retrained model sees; reads the forget and retain rows' classes), or as it is (`"original"`).
-        retain_replay (`int`, defaults to 0): put the original's lowest-confidence quartile of the retain rows this
-            many more times into the retain stream (the run's length is unchanged): the rows a forget push flips are
-            the original's low-margin fits (rare classes), which one pass over the retain set cannot fit again
-            (`benchmarks/retain_damage.py`; single-label classification). `alpha=0.75, retain_replay=2` lowered RMIA
-            by 0.05–0.08 at the same retain accuracy, at up to 4.5 points of accuracy on unseen rows; at the
-            default's α₀ 0.6 it gave back up to 4 retain points and paid for them in forgetting (docs/method.md).
-        head_refit (`bool`, defaults to `False`): after the run, refit the classifier's output layer on the retain
-            rows' features by L-BFGS (one eval pass; single-label classification; docs/method.md).
+        retain_replay (`int`, defaults to 0): put the original's lowest-confidence quartile of the retain rows (the
+            low-margin fits a push flips) this many more times into the retain stream; single-label. With
+            `alpha=0.75`, RMIA −0.05 to −0.08 at the same retain accuracy, up to −4.5 points on unseen rows.
+        head_refit (`bool`, defaults to `False`): after the run, refit the output layer on the retain rows with ∇τ's
+            forget term, its penalty chosen on the held-out rows (single-label). Not the default: on GoEmotions it
+            kept the layer, on BANKING77 it fitted retain and unseen rows better than retraining and the forget rows
+            with them (docs/method.md).
         fuse_forget_retain (`bool` or `None`): one forward pass over the forget+retain batch padded together
             (`None` = automatic: one pass for classifiers when the collator can, two for causal LMs, whose
             full-vocabulary logits make two half-size passes leaner; `False` = two passes).
@@ -183,8 +177,8 @@ class UnlearningArguments(TrainingArguments):
                           "single-label classification) this many more times into the retain stream; 0 = off."},
     )
     head_refit: bool = field(
-        default=False, metadata={"help": "After the run, fit the output layer again on the retain rows' features, to "
-                                 "convergence (before the prior repair; single-label classification)."},
+        default=False, metadata={"help": "After the run, refit the output layer on the retain rows with ∇τ's forget "
+                                 "term, its penalty chosen on the held-out rows (single-label classification)."},
     )
     tau_gate: str = field(
         default="eval",

@@ -1,20 +1,20 @@
-"""The head refit (``UnlearningArguments.head_refit``): after the last step, the classifier's output layer is fitted
-again on the retain rows, to convergence.
+"""The head refit (``UnlearningArguments.head_refit``; off by default, measured and not adopted: docs/method.md):
+after the last step, the classifier's output layer is fitted again, to convergence.
 
 The retain rows a forget push erases are the original's low-margin fits (rare classes' rows), which any move of the
 weights flips and which a run that sees each retain row about once cannot fit again; a retrained model keeps them
-because it trained to convergence on them (`benchmarks/retain_damage.py`, docs/method.md). Fitting the whole model
-again is a retraining; fitting its last layer is a convex problem on the features the model now gives the retain rows.
-One eval pass reads them (the inputs of the output layer, gathered over all processes), and the layer (W, b) is moved
-by full-batch L-BFGS on
+because it trained to convergence on them (`benchmarks/retain_damage.py`). Fitting the whole model again is a
+retraining; fitting its last layer is a small problem on the features the model now gives each row. Three eval passes
+read them (the inputs of the output layer, gathered over all processes: retain, forget and the held-out rows τ is
+measured on), and the layer (W, b) is moved from the trained (W₀, b₀) by full-batch L-BFGS on
 
-    mean_i CE(W h_i + b, y_i) + λ/2 · (‖W − W₀‖² + ‖b − b₀‖²)
+    (1 − α) · mean_retain CE(W h + b, y) + α · mean_forget ReLU(q_i − L_i)² + λ/2 · (‖W − W₀‖² + ‖b − b₀‖²)
 
-from the trained layer (W₀, b₀). λ is chosen, from `PENALTIES`, by the mean loss on the held-out rows τ is measured
-on (one more pass over them, reading their labels as τ does); if no λ lowers it below the trained layer's, the layer
-is left as trained. (With λ = 1/n alone the layer's scale grew until unseen rows' loss doubled: GoEmotions dev rows,
-docs/method.md.) Only retain and held-out rows are read; the refit runs before the prior repair, which then sets the
-output bias's balance on unseen rows.
+with ∇τ's quantile target: each forget row's loss L_i against the held-out loss q_i at its rank, under the layer
+being fitted (no gradient through q), so the forget rows end as unseen rows look to the new layer — neither fitted
+back (without the term they were) nor left above them (with targets fixed before the refit they were). α is the
+run's α₀. λ is chosen from `PENALTIES` by the held-out rows' mean loss; if no λ lowers it, the layer is left as
+trained. Only the output layer changes; it runs before the prior repair, which then balances its bias.
 """
 
 from __future__ import annotations
