@@ -162,23 +162,21 @@ class UnlearningArguments(TrainingArguments):
     )
     prior_repair: bool | None = field(
         default=None,
-        metadata={"help": "After the run, shift the output bias back to prior_target on the held-out rows "
-                          "(single-label classification); None = on with the relabel push (with alpha 0.6)."},
+        metadata={"help": "After the run, shift the output bias back to prior_target on the held-out rows; "
+                          "None = on with the relabel push."},
     )
     prior_target: str = field(
         default="retain_shares",
-        metadata={"help": "The prior repair's target: the original's mean prediction under the retain set's class "
-                          "shares ('retain_shares') or as it is ('original').",
+        metadata={"help": "The prior repair's target: the original's held-out prediction under the retain "
+                          "shares, or as it is.",
                   "choices": list(PRIOR_TARGETS)},
     )
     retain_replay: int = field(
         default=0,
-        metadata={"help": "Put the retain rows the original fits least confidently (its lowest-confidence quartile; "
-                          "single-label classification) this many more times into the retain stream; 0 = off."},
+        metadata={"help": "Replay the original's least confident retain quartile this many more times; 0 = off."},
     )
     head_refit: bool = field(
-        default=False, metadata={"help": "After the run, refit the output layer on the retain rows with ∇τ's forget "
-                                 "term, its penalty chosen on the held-out rows (single-label classification)."},
+        default=False, metadata={"help": "Refit the output layer after the run (off; docs/method.md)."},
     )
     tau_gate: str = field(
         default="eval",
