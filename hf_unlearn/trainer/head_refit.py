@@ -26,9 +26,8 @@ from accelerate.utils import broadcast
 from transformers import TrainerCallback
 
 from .._torch import zero3
-from ..data.selection import sample_rows
 from ..methods.nabla_tau import quantile_ascent
-from .heldout import add_in_place, full_tensor, output_layer, row_pass
+from .heldout import add_in_place, full_tensor, output_layer, row_pass, tau_rows
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +62,10 @@ def refit_layer(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tens
     def closure():
         optimizer.zero_grad()
         with torch.enable_grad():
-            loss = torch.nn.functional.cross_entropy(x @ (w0 + dw).T + b0 + db, y)
+            w, b = w0 + dw, b0 + db
+            loss = torch.nn.functional.cross_entropy(x @ w.T + b, y)
             if forget is not None:
                 fx, fy, hx, hy, alpha = forget
-                w, b = w0 + dw, b0 + db
                 forget_losses = torch.nn.functional.cross_entropy(fx.double().to(x.device) @ w.T + b,
                                                                   fy.long().to(x.device), reduction="none")
                 held = torch.nn.functional.cross_entropy(hx.double().to(x.device) @ w.T + b, hy.long().to(x.device),
@@ -97,8 +96,8 @@ def choose_refit(retain: tuple[torch.Tensor, torch.Tensor], heldout: tuple[torch
 
 
 class HeadRefit(TrainerCallback):
-    """Refits the output layer on the retain rows after the last step (`refit_layer`), logging ``head_refit_loss``
-    (the retain rows' mean loss before → after; aggregates only)."""
+    """Refits the output layer after the last step (`choose_refit`), logging ``head_refit_penalty`` (0: the layer
+    kept) and ``head_refit_loss_before`` / ``_after`` (the retain rows' mean loss; aggregates only)."""
 
     def __init__(self, trainer):
         if zero3(trainer.args):
@@ -116,8 +115,7 @@ class HeadRefit(TrainerCallback):
                            "trained.")
             return
         rows = row_pass(trainer, trainer.retain_dataset, layer=layer)
-        held = row_pass(trainer, sample_rows(trainer.validation_dataset, trainer.tau_samples, trainer.args.seed),
-                        layer=layer)
+        held = row_pass(trainer, tau_rows(trainer), layer=layer)
         gone = row_pass(trainer, trainer.forget_dataset, layer=layer)
         if any(r.inputs is None or r.labels is None for r in (rows, held, gone)):
             logger.warning("head_refit: the output layer's inputs are not one vector a row; left as trained.")

@@ -97,11 +97,15 @@ def row_pass(trainer, dataset, with_logits: bool = False, layer: torch.nn.Module
     return HeldOut(torch.cat(parts_["losses"])[kept], labels if bool((labels >= 0).all()) else None, **whole)
 
 
+def tau_rows(trainer):
+    """The held-out rows τ is measured on: a seeded sample of ``trainer.tau_samples`` validation rows."""
+    return sample_rows(trainer.validation_dataset, trainer.tau_samples, trainer.args.seed)
+
+
 def measure_heldout(trainer, with_logits: bool = False) -> HeldOut:
     """The held-out rows' per-sample losses (sorted), their classes (in the same order) and (``with_logits``)
     logits (row order) under the current model (`row_pass` over the τ rows)."""
-    rows = row_pass(trainer, sample_rows(trainer.validation_dataset, trainer.tau_samples, trainer.args.seed),
-                    with_logits)
+    rows = row_pass(trainer, tau_rows(trainer), with_logits)
     losses, order = torch.sort(rows.losses)
     return HeldOut(losses, None if rows.labels is None else rows.labels[order], rows.logits)
 
