@@ -30,7 +30,8 @@ from dataclasses import replace
 
 import torch
 
-from .._torch import zero3
+from .._torch import unwrap_model, zero3
+from ..hidden import decoder_layers
 from .base import Method, ObjectiveInputs, register, token_mean
 
 TAU_TARGETS = ("mean", "quantiles", "class_quantiles")
@@ -154,11 +155,35 @@ def _objective(x: ObjectiveInputs) -> torch.Tensor:
                           **by_class)
 
 
+def freeze_below(model: torch.nn.Module, hp: dict) -> None:
+    """``update_from_layer`` k: freeze the embeddings and transformer layers 0 … k−1, so the run updates layers k and
+    up, the pooler and the head (``None``, the default: everything). Only freezes: a parameter already frozen (PEFT)
+    stays so. "Below" is registration order, as transformers models register embeddings before their layers; a
+    head tied to the input embeddings (most causal LMs) is frozen with them."""
+    if hp.get("update_from_layer") is None:
+        return
+    prefix, layers = decoder_layers(model)
+    if not 0 <= hp["update_from_layer"] <= len(layers):
+        raise ValueError(f"update_from_layer={hp['update_from_layer']} is out of range: the model has {len(layers)} "
+                         f"layers; pass 0 (freeze the embeddings only) to {len(layers)} (train the head only).")
+    below = True
+    for name, param in unwrap_model(model).named_parameters():
+        if name.startswith(prefix + "."):
+            below = False
+            if int(name[len(prefix) + 1:].split(".", 1)[0]) < hp["update_from_layer"]:
+                param.requires_grad_(False)
+        elif below:
+            param.requires_grad_(False)
+
+
 def _check(hp: dict) -> None:
     if hp["tau_target"] not in TAU_TARGETS:
         raise ValueError(f"tau_target={hp['tau_target']!r}; choose one of {', '.join(TAU_TARGETS)}.")
     if hp["forget_push"] not in FORGET_PUSHES:
         raise ValueError(f"forget_push={hp['forget_push']!r}; choose one of {', '.join(FORGET_PUSHES)}.")
+    layer = hp.get("update_from_layer")
+    if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int) or layer < 0):
+        raise ValueError(f"update_from_layer={layer!r} must be a layer index ≥ 0 (or None to update every layer).")
 
 
 def automatic_push(args, task: str | None, modality: str, class_removal: bool, automatic: list[str]) -> None:
@@ -213,8 +238,9 @@ NABLA_TAU = register(
         # restores the paper's
         length_multiplier={"text": 2.0, "image": 1.0},
         needs_logits=True,
-        hparams=("tau_target", "forget_push"),
-        defaults={"tau_target": "mean", "forget_push": "ascent"},
+        hparams=("tau_target", "forget_push", "update_from_layer"),
+        defaults={"tau_target": "mean", "forget_push": "ascent", "update_from_layer": None},
+        prepare=freeze_below,
         check=_check,
         automatic=automatic_push,
         description="α·ReLU(τ − mean L_forget)² + (1−α)·mean L_retain, τ = held-out loss, α decaying; on "
