@@ -32,7 +32,8 @@ def test_defaults_are_the_methods_own(tmp_path):
         "retain_weight": 1.0, "scrub_kl_weight": 0.5, "scrub_temperature": 4.0, "scrub_msteps": None}
     assert _args(tmp_path, method="ssd").method_hparams() == {"ssd_alpha": None, "ssd_lambda": 1.0}  # α automatic
     # nabla_tau: α and τ are arguments of the run; its one knob is what the gate pushes towards
-    assert _args(tmp_path).method_hparams() == {"tau_target": "mean", "forget_push": "ascent"}
+    assert _args(tmp_path).method_hparams() == {"tau_target": "mean", "forget_push": "ascent",
+                                                "update_from_layer": None}
     assert _args(tmp_path, tau_target="quantiles").method_hparams()["tau_target"] == "quantiles"
     with pytest.raises(ValueError, match="tau_target='median'; choose one of mean, quantiles"):
         _args(tmp_path, method_kwargs={"tau_target": "median"})
