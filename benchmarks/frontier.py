@@ -41,7 +41,8 @@ SOURCES = ("goemotions.json",
            "beyond_paper_banking77_prior/banking77.json:nabla_tau=∇τ + repair to the original's prior, α₀ 0.6",
            f"beyond_paper_banking77_replay/banking77.json:{REPLAY}",
            "beyond_paper_banking77_head_refit_targets/banking77.json:nabla_tau_refit=∇τ + head refit "
-           "(forget term, penalty chosen on held-out rows)")
+           "(forget term, penalty chosen on held-out rows)",
+           "beyond_paper_banking77_freeze/banking77.json:nabla_tau_frozen_embeddings=∇τ, embeddings frozen")
 #: the issue's targets: RMIA AUC at most the null + this; retain / test accuracy at least the retrained's − these
 ATTACK_TARGET, RETAIN_TARGET, TEST_TARGET = 0.05, 0.03, 0.01
 #: how the attack frontier names the benchmark's own ∇τ rows
