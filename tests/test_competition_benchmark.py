@@ -120,3 +120,34 @@ def test_attack_frontier_pairs_with_the_retrained_model_and_marks_the_target_reg
     assert (tmp_path / "frontier_rmia.png").read_bytes()[:4] == b"\x89PNG"
     table = (tmp_path / "frontier_rmia.md").read_text()
     assert "| ∇τ default (relabel push, prior repair) | 2 | +0.030 ± " in table and "| yes |" in table
+
+
+def test_scorecard_sets_the_default_beside_the_original_and_says_what_it_cannot_measure(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import scorecard
+
+    def rec(method, seed, **kw):
+        return {"method": method, "forget": "15%", "seed": seed, **kw}
+
+    rows = []
+    for s in range(3):
+        rows += [rec("original", s, forget_acc=0.95, mia_loss=0.60 + s / 100, ref_attack_auc=0.85, retain_acc=0.98,
+                     test_acc=0.50),
+                 rec("retrain", s, forget_acc=0.40, mia_loss=0.59, ref_attack_auc=0.48 if s == 0 else None,
+                     retain_acc=0.95, test_acc=0.48),
+                 rec("nabla_tau", s, gap_closed_forget_acc=0.95, gap_closed_mia_loss=0.2, ref_attack_auc=0.52,
+                     retain_acc=0.90, test_acc=0.475, retrain_ratio=0.08)]
+    (tmp_path / "banking77.json").write_text(json.dumps({"provenance": {"commit": "abc1234"}, "records": rows}))
+    (tmp_path / "competition_banking77.json").write_text(json.dumps({"records": [
+        {"method": m, "competition_score": v} for m, v in (("nabla_tau", 0.07), ("npo", 0.08), ("retrain", 0.18))]}))
+    scorecard.main(["--results", str(tmp_path)])
+    text = (tmp_path / "scorecard.md").read_text()
+    assert "## BANKING77, 15% forgotten (3 seeds; `banking77.json`, `nabla_tau`, at abc1234)" in text
+    assert "| gap closed, forget accuracy ≥ 0.90 | 0.950 ± 0.000 | 0 (retrained: 1) | **met** |" in text
+    # the original's loss-MIA is within 0.10 of the retrained models': that target measures nothing, never a pass
+    assert "| gap closed, loss-MIA ≥ 0.90 | 0.200 ± 0.000 | 0 (retrained: 1) | not measurable (original" in text
+    assert ("| RMIA AUC − the retrained models' null (0.480) ≤ 0.05 | +0.040 ± 0.000 | +0.370 ± 0.000 | **met** |"
+            in text)
+    assert "| retain accuracy − the retrained models' ≥ −0.03 (paired by seed) | -0.050 ± 0.000 | +0.030" in text
+    assert "| test accuracy − the retrained models' ≥ −0.01 (paired by seed) | -0.005 ± 0.000 | +0.020" in text
+    assert "(next: npo 0.080; retrained models' ceiling 0.180) | 0.070 | 0.000 | missed |" in text
