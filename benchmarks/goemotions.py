@@ -91,8 +91,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="Forget fractions run with every seed (the others, and the class, with the first seed only).")
     p.add_argument("--original_seed", type=int, default=0, help="Seed of the original model (head init, order).")
     p.add_argument("--null_reference_seeds", type=int, default=1,
-                   help="For this many 15%% seeds, train a second retrained model (another seed) to score the "
-                        "retrained model itself with RMIA (the attack's null: what perfect unlearning scores).")
+                   help="For this many seeds of each seeded fraction, train a second retrained model (another seed) "
+                        "to score the retrained model itself with RMIA (the attack's null: what perfect unlearning "
+                        "scores).")
     p.add_argument("--forget_class", default="gratitude", help="Class-removal request ('' to skip).")
     p.add_argument("--methods", nargs="+", default=METHODS, help="Methods to run.")
     p.add_argument("--tau_max_samples", type=int, default=None,
@@ -233,11 +234,12 @@ def trainings(args) -> list[tuple[str, dict | None, int, int]]:
     """Every model to train, as (name, selector, split seed, training seed): the original, each split's retrained
     model, and the null references (the same retain rows as their split's, another training seed)."""
     jobs = [("original", None, args.original_seed, args.original_seed)]
-    null_left = args.null_reference_seeds
+    null_left: dict[str, int] = {}  # per seeded fraction
     for name, selector, seed in splits_of(args):
         jobs.append((f"retrain-{name}-{seed}", selector, seed, seed))
-        if name == "15%" and null_left > 0:
-            null_left -= 1
+        seeded = (selector or {}).get("forget_fraction") in args.seeded_fractions
+        if seeded and null_left.setdefault(name, args.null_reference_seeds) > 0:
+            null_left[name] -= 1
             jobs.append((f"retrain-{name}-{seed}-null", selector, seed, seed + 1000))
     return jobs
 

@@ -137,8 +137,10 @@ def test_benchmark_runs_every_seed_only_on_the_seeded_fractions():
                                                         ("class:grief", 0)]
     seeded = parse_args(["--seeds", "0", "1", "--fractions", "0.3", "--seeded_fractions", "0.3", "--forget_class", ""])
     assert [(n, s) for n, _, s in splits_of(seeded)] == [("30%", 0), ("30%", 1)]
-    # one retrained model per split, and the null reference only for 15 %
-    assert [t[0] for t in trainings(seeded)] == ["original", "retrain-30%-0", "retrain-30%-1"]
+    # one retrained model per split, and the null reference for the first seed of each seeded fraction only
+    assert [t[0] for t in trainings(seeded)] == ["original", "retrain-30%-0", "retrain-30%-0-null", "retrain-30%-1"]
+    assert [t[0] for t in trainings(plain)] == ["original", "retrain-15%-0", "retrain-15%-0-null", "retrain-15%-1",
+                                                "retrain-15%-2", "retrain-30%-0", "retrain-class:grief-0"]
 
 
 def test_variants_are_compared_with_the_default_paired_by_seed():
