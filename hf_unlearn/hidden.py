@@ -30,7 +30,7 @@ def decoder_layers(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
         if isinstance(module, torch.nn.ModuleList) and len(module) == count:
             return name, module
     raise ValueError(f"{type(base).__name__} has no list of {count} decoder layers (config.num_hidden_layers); "
-                     "methods on hidden states (rmu) need a transformers decoder model.")
+                     "methods on hidden states (rmu) and ∇τ's update_from_layer need a transformers model.")
 
 
 def resolve_layer(model: torch.nn.Module, layer: int | None) -> int:
