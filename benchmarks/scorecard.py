@@ -6,7 +6,7 @@ RMIA AUC ≤ the retrained models' null + 0.05; retain accuracy ≥ the retraine
 theirs − 1 point (both paired by seed); CPU ≤ 10 % of a retraining; the highest competition-form score of every
 method (`competition.py`). A gap target is "not measurable" where the original sits within noise of the retrained
 models on that criterion (`summary.SEPARATION`: it would measure nothing), and RMIA is "no null" where the run
-trained no second retrained model to score the first (the benchmark trains it at 15 % only).
+trained no second retrained model to score the first.
 
     python benchmarks/scorecard.py            # writes results/scorecard.md (a second; reads the files in RUNS)
 """
@@ -24,11 +24,11 @@ from frontier import ATTACK_TARGET, NAMES, RETAIN_TARGET, TEST_TARGET  # noqa: E
 from summary import mean_ci, paired, select, separation, underfit_references  # noqa: E402
 
 #: the default's runs on test rows: (results file, the method that is today's default in it, split); the 30 % runs
-#: measured today's default (the repair to the retain set's class shares at α₀ 0.6) as a variant, before it became it
+#: are the default alone with its own null reference (`--seeded_fractions 0.3`)
 RUNS = (("goemotions.json", "nabla_tau", "15%"),
-        ("beyond_paper_30pct_prior_shares/goemotions.json", "nabla_tau_prior_shares_a06", "30%"),
+        ("beyond_paper_30pct_default/goemotions.json", "nabla_tau", "30%"),
         ("banking77.json", "nabla_tau", "15%"),
-        ("beyond_paper_banking77_30pct_prior_shares/banking77.json", "nabla_tau_prior_shares_a06", "30%"))
+        ("beyond_paper_banking77_30pct_default/banking77.json", "nabla_tau", "30%"))
 GAP_TARGET, CPU_TARGET = 0.90, 0.10
 
 
