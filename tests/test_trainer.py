@@ -87,8 +87,8 @@ def test_the_papers_recipe_is_one_argument_and_runs_the_same_steps(tmp_path, mem
     paper, spelled = runs["paper"], runs["spelled out"]
     assert paper.args.forget_epochs == 3 and paper.args.tau_gate == "train"  # the paper's length and gate
     assert paper.args.alpha_schedule == "linear" and paper.args.learning_rate == pytest.approx(3e-4)
-    assert paper.method.hparams == ("tau_target", "forget_push") and paper.args.method_hparams() == {
-        "tau_target": "mean", "forget_push": "ascent"}
+    assert paper.method.hparams == ("tau_target", "forget_push", "update_from_layer")
+    assert paper.args.method_hparams() == {"tau_target": "mean", "forget_push": "ascent", "update_from_layer": None}
     assert [log["loss"] for log in paper.state.log_history if "loss" in log] == [
         log["loss"] for log in spelled.state.log_history if "loss" in log]
     assert all(torch.equal(a, b) for a, b in zip(paper.model.parameters(), spelled.model.parameters()))
